@@ -1,0 +1,328 @@
+"""The `runner` command line: a thin layer over the library. Each command parses, calls, prints.
+
+Exit codes: 0 success; 1 error; 2 usage error; 3 `apply --check`: changes pending;
+4 drift (an applied versioned file was edited); 5 lock timeout (another apply holds the lock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.errors import RunnerError
+
+EXIT_PENDING = 3
+
+
+class Context:
+    """What every command needs: the project and a database URL, both resolved lazily."""
+
+    def __init__(self, database_url: str | None, project_dir: str | None):
+        self._database_url = database_url
+        self._project_dir = project_dir
+        self._project = None
+        self._url: str | None = None
+
+    @property
+    def project(self):
+        if self._project is None:
+            from runner import project
+
+            self._project = project.load(self._project_dir)
+        return self._project
+
+    def data_dir(self) -> Path:
+        from runner import embedded, project
+
+        sql_dir = self.project.sql_dir
+        packaged = project.packaged_sql_dir()
+        base = None if packaged is not None and sql_dir == packaged else sql_dir.parent
+        return embedded.default_data_dir(base)
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            if self._database_url:
+                self._url = self._database_url
+            else:
+                from runner import embedded
+
+                server = embedded.ensure(self.data_dir())
+                click.echo(
+                    f"runner: embedded PostgreSQL {server.version} in {server.data_dir} "
+                    f"({'started' if server.started else 'running'}; `runner db url` prints its URL)",
+                    err=True,
+                )
+                self._url = server.url
+        return self._url
+
+    def connect(self, command: str = "runner", autocommit: bool = True):
+        from runner import database
+
+        return database.connect(self.url, command=command, autocommit=autocommit)
+
+
+class RunnerGroup(click.Group):
+    """Maps library errors to one `Error: ...` line and their exit code; never a traceback for them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunnerError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "psycopg":
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            sqlstate = getattr(exc, "sqlstate", None)
+            click.echo(f"Error: database error{f' [SQLSTATE {sqlstate}]' if sqlstate else ''}: {first}", err=True)
+            ctx.exit(1)
+
+
+def emit(data: Any, fmt: str, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if fmt == "json" else text)
+
+
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output for people (text) or machines (json).",
+)
+
+
+@click.group(cls=RunnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
+              help="PostgreSQL URL (env DATABASE_URL). Without it, an embedded PostgreSQL is used.")
+@click.option("--project-dir", envvar="RUNNER_PROJECT_DIR", type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder holding sql/ (env RUNNER_PROJECT_DIR). Default: ./sql, else the packaged one.")
+@click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for debug).")
+@click.version_option(package_name="checkout-sessions", prog_name="runner")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, project_dir: str | None, verbose: int) -> None:
+    """Render, apply and run the checkout-sessions SQL project.
+
+    \b
+    Examples:
+      runner apply                       # embedded PostgreSQL, whole project
+      DATABASE_URL=postgresql://u@db/app runner apply --check
+      runner status --format json
+    """
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = Context(database_url, project_dir)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan and the rendered SQL; change nothing.")
+@click.option("--check", is_flag=True, help=f"Exit {EXIT_PENDING} when something is pending, 0 when not; change nothing.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              envvar="RUNNER_LOCK_TIMEOUT", help="How long to wait for another apply (env RUNNER_LOCK_TIMEOUT).")
+@FORMAT
+@click.pass_obj
+def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, fmt: str) -> None:
+    """Apply pending tables (once each, in order) and changed functions.
+
+    Each file runs in its own transaction together with its history row; an advisory lock makes
+    concurrent applies wait for each other. An edited, already-applied table file is refused (exit 4).
+
+    \b
+    Examples:
+      runner apply
+      runner apply --dry-run             # plan and rendered SQL
+      runner apply --check || echo "migrations pending (exit 3)"
+      runner apply --format json
+    """
+    from runner import migrate
+
+    project = obj.project
+    if check or dry_run:
+        result = migrate.apply(lambda: obj.connect("apply --check"), project, dry_run=True)
+        if fmt == "json":
+            emit({**result.as_dict(), "pending": len(result.steps)}, fmt, "")
+        else:
+            for step in result.steps:
+                click.echo(f"pending  {step.action:<8} sql/{step.name}")
+            if dry_run and not check:
+                files = {f.name: f for f in project.files()}
+                for step in result.steps:
+                    click.echo(f"\n-- ===== sql/{step.name} ({step.action}) =====\n{files[step.name].rendered.rstrip()}")
+            click.echo(f"{len(result.steps)} file(s) pending" if result.steps else "Nothing to apply: up to date.")
+        if check and result.steps:
+            sys.exit(EXIT_PENDING)
+        return
+
+    def progress(f, action):
+        if fmt == "text":
+            click.echo(f"{action:<8} {f.label}", err=True)
+
+    result = migrate.apply(lambda: obj.connect("apply"), project, lock_timeout=lock_timeout, on_step=progress)
+    if fmt == "json":
+        emit(result.as_dict(), fmt, "")
+    elif result.steps:
+        click.echo(f"Applied {len(result.steps)} file(s) in {result.seconds:.2f}s.")
+    else:
+        click.echo(f"Nothing to apply: up to date ({result.seconds:.2f}s).")
+
+
+@cli.command()
+@FORMAT
+@click.pass_obj
+def status(obj: Context, fmt: str) -> None:
+    """Show each SQL file as applied, pending, drifted, changed or missing.
+
+    \b
+    drifted: a table file edited after it was applied (apply refuses; see its message)
+    changed: a function file edited since it was applied (apply re-applies it)
+    missing: in the history, but the file is gone
+
+    \b
+    Examples:
+      runner status
+      runner status --format json | jq '.[] | select(.state != "applied")'
+    """
+    from dataclasses import asdict
+
+    from runner import migrate
+
+    conn = obj.connect("status")
+    try:
+        rows = migrate.status(conn, obj.project)
+    finally:
+        conn.close()
+    lines = [f"{r.state:<8} {r.kind:<10} sql/{r.name}" + (f"  (applied {r.applied_at[:19]})" if r.applied_at else "")
+             for r in rows]
+    emit([asdict(r) for r in rows], fmt, "\n".join(lines) or "No SQL files.")
+
+
+@cli.command(name="compile")
+@click.argument("file", required=False)
+@click.pass_obj
+def compile_(obj: Context, file: str | None) -> None:
+    """Print the rendered SQL of FILE, or of every table and function file in apply order.
+
+    \b
+    Examples:
+      runner compile                                  # the whole project
+      runner compile sql/functions/complete_checkout_session.sql
+      runner compile V003__payment_checkout_sessions
+    """
+    project = obj.project
+    if file:
+        click.echo(project.render(project.find(file)), nl=False)
+        return
+    for f in project.files():
+        click.echo(f"-- ===== {f.label} =====\n{f.rendered.rstrip()}\n")
+
+
+@cli.command()
+@FORMAT
+@click.pass_obj
+def verify(obj: Context, fmt: str) -> None:
+    """Check tables, functions and indexes exist and smoke-test the functions (rolled back).
+
+    Exits 1 when any check fails.
+
+    \b
+    Examples:
+      runner verify
+      runner verify --format json
+    """
+    from dataclasses import asdict
+
+    from runner import verify as verify_mod
+    from runner.errors import VerifyFailed
+
+    conn = obj.connect("verify")
+    try:
+        checks = verify_mod.run(conn, obj.project)
+    finally:
+        conn.close()
+    emit([asdict(c) for c in checks], fmt,
+         "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in checks))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise VerifyFailed(f"{len(failed)} of {len(checks)} checks failed: {', '.join(c.name for c in failed)}")
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS")
+@click.pass_obj
+def baseline(obj: Context, file: str, lock_timeout: float) -> None:
+    """Record FILE as applied with its current checksum, without running it.
+
+    For resolving drift on purpose: the database already matches the edited file.
+
+    \b
+    Examples:
+      runner baseline sql/tables/V003__payment_checkout_sessions.sql
+    """
+    from runner import migrate
+
+    f = migrate.baseline(lambda: obj.connect("baseline"), obj.project, file, lock_timeout)
+    click.echo(f"Recorded {f.label} as applied (checksum {f.checksum[:12]}).")
+
+
+@cli.group()
+def db() -> None:
+    """The embedded PostgreSQL used when no DATABASE_URL is given.
+
+    \b
+    Examples:
+      runner db url                      # connection URL, e.g. for psql "$(runner db url)"
+      runner db stop
+    """
+
+
+@db.command()
+@click.pass_obj
+def url(obj: Context) -> None:
+    """Print the database URL (starting the embedded server if needed).
+
+    \b
+    Examples:
+      psql "$(runner db url)" -c 'SELECT count(*) FROM payment_checkout_sessions'
+    """
+    click.echo(obj.url)
+
+
+@db.command()
+@click.pass_obj
+def start(obj: Context) -> None:
+    """Start the embedded PostgreSQL (or report the running one).
+
+    \b
+    Examples:
+      runner db start
+    """
+    if obj._database_url:
+        raise RunnerError("DATABASE_URL/--database-url is set: the embedded server is not used")
+    click.echo(obj.url)
+
+
+@db.command()
+@click.pass_obj
+def stop(obj: Context) -> None:
+    """Stop the embedded PostgreSQL. Its data stays in the project folder.
+
+    \b
+    Examples:
+      runner db stop
+    """
+    from runner import embedded
+
+    data_dir = obj.data_dir()
+    if embedded.stop(data_dir):
+        click.echo(f"Stopped the embedded PostgreSQL in {data_dir}.")
+    else:
+        click.echo(f"No embedded PostgreSQL running in {data_dir}.")
+
+
+def main() -> None:
+    cli(prog_name="runner")

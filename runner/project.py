@@ -1,0 +1,297 @@
+"""The SQL project on disk: where it is, its configuration, its files, rendered and checksummed."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.errors import ConfigError, ProjectError, TemplateError
+
+VERSIONED_NAME = re.compile(r"^V(?P<version>\d+)__(?P<description>[A-Za-z0-9_]+)\.sql$")
+REPEATABLE_NAME = re.compile(r"^(?P<description>[A-Za-z0-9_]+)\.sql$")
+DIRECTIVE = re.compile(r"^--\s*(?P<key>depends|runner)\s*:\s*(?P<value>.*?)\s*$")
+CONFIG_FILE = "project.toml"
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    """One SQL file of the project, rendered."""
+
+    kind: Literal["versioned", "repeatable"]
+    name: str  # path relative to the sql/ folder, e.g. "tables/V001__users.sql"
+    version: int | None
+    description: str
+    rendered: str
+    checksum: str
+    transactional: bool = True
+    depends: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"sql/{self.name}"
+
+
+@dataclass
+class Project:
+    """A SQL project: the `sql/` folder with its `project.toml`, `tables/`, `functions/`, `reports/`."""
+
+    sql_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.config["settings"]
+
+    @property
+    def schema(self) -> str:
+        return self.settings["schema"]
+
+    @property
+    def history_table(self) -> str:
+        return f"{self.schema}.{self.settings['history_table']}"
+
+    # -- rendering -----------------------------------------------------------------------------------
+    def _environment(self):
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.sql_dir)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        env.filters["sql_literal"] = sql_literal
+        env.filters["sql_ident"] = sql_ident
+        env.globals.update(settings=self.settings, plans=self.config.get("plans", []))
+        return env
+
+    def render(self, name: str) -> str:
+        """Render one file (path relative to sql/) with the project configuration."""
+        import jinja2
+
+        try:
+            return self._environment().get_template(name).render()
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"sql/{name}: template not found: {exc.name}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"sql/{exc.name or name}:{exc.lineno}: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(
+                f"sql/{name}: {exc.message} (define it in sql/{CONFIG_FILE} or fix the template)"
+            ) from None
+
+    # -- files ---------------------------------------------------------------------------------------
+    def _load(self, kind: Literal["versioned", "repeatable"], rel: str) -> SqlFile:
+        source = (self.sql_dir / rel).read_text(encoding="utf-8")
+        directives = _directives(source, rel)
+        rendered = self.render(rel)
+        filename = rel.rsplit("/", 1)[-1]
+        if kind == "versioned":
+            match = VERSIONED_NAME.match(filename)
+            assert match is not None
+            version: int | None = int(match["version"])
+        else:
+            match = REPEATABLE_NAME.match(filename)
+            assert match is not None
+            version = None
+        return SqlFile(
+            kind=kind,
+            name=rel,
+            version=version,
+            description=match["description"],
+            rendered=rendered,
+            checksum=checksum(rendered),
+            transactional="no-transaction" not in directives.get("runner", ()),
+            depends=tuple(directives.get("depends", ())),
+        )
+
+    def versioned(self) -> list[SqlFile]:
+        """The files of sql/tables/, in version order."""
+        folder = self.sql_dir / "tables"
+        files: list[SqlFile] = []
+        seen: dict[int, str] = {}
+        for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
+            match = VERSIONED_NAME.match(path.name)
+            if match is None:
+                raise ProjectError(
+                    f"sql/tables/{path.name}: a versioned file is named V<number>__<description>.sql"
+                )
+            version = int(match["version"])
+            if version in seen:
+                raise ProjectError(
+                    f"sql/tables/{path.name}: version {version} is also used by sql/tables/{seen[version]}"
+                )
+            seen[version] = path.name
+            files.append(self._load("versioned", f"tables/{path.name}"))
+        return sorted(files, key=lambda f: f.version or 0)
+
+    def repeatables(self) -> list[SqlFile]:
+        """The files of sql/functions/, in dependency order (alphabetical where free)."""
+        folder = self.sql_dir / "functions"
+        files: dict[str, SqlFile] = {}
+        for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
+            if REPEATABLE_NAME.match(path.name) is None:
+                raise ProjectError(f"sql/functions/{path.name}: use letters, digits and _ in file names")
+            loaded = self._load("repeatable", f"functions/{path.name}")
+            files[loaded.description] = loaded
+        return _dependency_order(files)
+
+    def files(self) -> list[SqlFile]:
+        return self.versioned() + self.repeatables()
+
+    def find(self, name: str) -> str:
+        """Resolve a user-given file name (sql/tables/V001__x.sql, tables/V001__x.sql, V001__x) to sql/-relative."""
+        wanted = name.removeprefix("./").removeprefix("sql/")
+        candidates = [
+            p.relative_to(self.sql_dir).as_posix()
+            for p in sorted(self.sql_dir.rglob("*.sql"))
+            if not p.relative_to(self.sql_dir).as_posix().startswith("macros/")
+        ]
+        for rel in candidates:
+            if rel == wanted or rel.rsplit("/", 1)[-1] in (wanted, f"{wanted}.sql"):
+                return rel
+        raise ProjectError(f"no SQL file named {name!r} in {self.sql_dir} (try `runner status`)")
+
+
+def checksum(rendered: str) -> str:
+    """SHA-256 of the rendered SQL, normalised: line endings, trailing blanks and comment-only lines
+    do not count, so re-indenting or re-wording a comment is not drift; any change to a statement is."""
+    lines = []
+    for line in rendered.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        stripped = line.rstrip()
+        if not stripped or (stripped.lstrip().startswith("--") and DIRECTIVE.match(stripped.lstrip()) is None):
+            continue
+        lines.append(stripped)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def sql_literal(value: Any) -> str:
+    """Quote a configuration value as a SQL literal (for structure from project.toml, never user input)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if "\x00" in text:
+        raise TemplateError("a configuration value contains a NUL character")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(value: Any) -> str:
+    """Quote a configuration value as a SQL identifier."""
+    text = str(value)
+    if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _directives(source: str, rel: str) -> dict[str, tuple[str, ...]]:
+    """Read `-- depends: a, b` and `-- runner: no-transaction` from the file's leading comment lines."""
+    found: dict[str, list[str]] = {}
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            break
+        match = DIRECTIVE.match(stripped)
+        if match:
+            values = [v.strip() for v in match["value"].split(",") if v.strip()]
+            found.setdefault(match["key"], []).extend(values)
+    for value in found.get("runner", []):
+        if value != "no-transaction":
+            raise ProjectError(f"sql/{rel}: unknown directive `-- runner: {value}` (known: no-transaction)")
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _dependency_order(files: dict[str, SqlFile]) -> list[SqlFile]:
+    for f in files.values():
+        for dep in f.depends:
+            if dep not in files:
+                raise ProjectError(f"{f.label}: depends on {dep!r}, which is not a file in sql/functions/")
+    ordered: list[SqlFile] = []
+    done: set[str] = set()
+    remaining = dict(sorted(files.items()))
+    while remaining:
+        ready = [name for name, f in remaining.items() if all(d in done for d in f.depends)]
+        if not ready:
+            raise ProjectError(f"sql/functions: dependency cycle among {', '.join(sorted(remaining))}")
+        for name in ready:
+            ordered.append(remaining.pop(name))
+            done.add(name)
+    return ordered
+
+
+# -- locating the project ----------------------------------------------------------------------------
+def packaged_sql_dir() -> Path | None:
+    """The sql/ tree shipped inside the installed package (None when absent, e.g. an editable install)."""
+    packaged = Path(str(importlib.resources.files("runner") / "sql"))
+    return packaged if (packaged / CONFIG_FILE).is_file() else None
+
+
+def locate(project_dir: str | Path | None = None) -> Path:
+    """Find the sql/ folder: --project-dir, else ./sql of the current folder, else the packaged one."""
+    if project_dir is not None:
+        base = Path(project_dir)
+        for candidate in (base / "sql", base):
+            if (candidate / CONFIG_FILE).is_file():
+                return candidate.resolve()
+        raise ConfigError(f"--project-dir {base}: no sql/{CONFIG_FILE} there")
+    here = Path.cwd() / "sql"
+    if (here / CONFIG_FILE).is_file():
+        return here.resolve()
+    packaged = packaged_sql_dir()
+    if packaged is not None:
+        return packaged
+    raise ConfigError(
+        f"no SQL project found: no ./sql/{CONFIG_FILE} here and none in the installed package; "
+        "pass --project-dir"
+    )
+
+
+def load(project_dir: str | Path | None = None) -> Project:
+    """Locate and load the project with its configuration, checked."""
+    sql_dir = locate(project_dir)
+    path = sql_dir / CONFIG_FILE
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    _check_config(config, path)
+    return Project(sql_dir=sql_dir, config=config)
+
+
+def _check_config(config: dict[str, Any], path: Path) -> None:
+    settings = config.get("settings")
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: missing [settings]")
+    for key in ("schema", "history_table"):
+        value = settings.get(key)
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
+    for key in ("expiry_hours", "retention_days"):
+        value = settings.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{path}: settings.{key} must be a positive whole number, got {value!r}")
+    codes = set()
+    for plan in config.get("plans", []):
+        code = plan.get("code")
+        if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", code):
+            raise ConfigError(f"{path}: plan code {code!r} must be lower-case letters, digits, - or _")
+        if code in codes:
+            raise ConfigError(f"{path}: plan {code!r} appears twice")
+        codes.add(code)
+        try:
+            from decimal import Decimal, InvalidOperation
+
+            if Decimal(str(plan.get("price"))) <= 0:
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            raise ConfigError(f"{path}: plan {code!r} needs a positive price, got {plan.get('price')!r}") from None

@@ -1,0 +1,82 @@
+-- depends: checkout_session_rules
+-- The reference's entry point for starting (or resuming) a checkout.
+{% import "macros/common.sql" as m %}
+CREATE OR REPLACE FUNCTION {{ m.q("get_or_create_checkout_session") }}(
+  p_user_id  UUID,
+  p_email    TEXT,
+  p_plan     TEXT,
+  p_price    NUMERIC DEFAULT NULL,
+  p_provider TEXT DEFAULT 'stripe'
+)
+RETURNS UUID
+LANGUAGE plpgsql
+{{ m.pinned_search_path() }}
+AS $$
+DECLARE
+  v_plan subscription_plans%ROWTYPE;
+  v_id   UUID;
+BEGIN
+  -- Validate everything before writing anything.
+  IF p_user_id IS NULL THEN
+    RAISE EXCEPTION 'p_user_id is required' USING ERRCODE = '22023';
+  END IF;
+  IF p_email IS NULL OR length(p_email) > 255
+     OR p_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:].]+$' THEN
+    RAISE EXCEPTION 'p_email is not an email address: %', coalesce(quote_literal(left(p_email, 80)), 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  IF p_provider IS NULL OR p_provider <> ALL (ARRAY[{% for p in settings.providers %}{{ p | sql_literal }}{{ ", " if not loop.last }}{% endfor %}]::text[]) THEN
+    RAISE EXCEPTION 'unknown payment provider: %', coalesce(quote_literal(left(p_provider, 80)), 'NULL')
+      USING ERRCODE = '22023',
+            HINT = 'Accepted providers: {{ settings.providers | join(", ") }}.';
+  END IF;
+  IF p_price IS NOT NULL AND p_price <= 0 THEN
+    RAISE EXCEPTION 'p_price must be positive, got %', p_price USING ERRCODE = '22023';
+  END IF;
+
+  SELECT * INTO v_plan FROM subscription_plans WHERE code = p_plan;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown plan: %', coalesce(quote_literal(left(p_plan, 80)), 'NULL')
+      USING ERRCODE = '22023', HINT = 'Plans live in subscription_plans (sql/project.toml).';
+  END IF;
+  IF NOT v_plan.active THEN
+    RAISE EXCEPTION 'plan % is not active', p_plan USING ERRCODE = '22023';
+  END IF;
+  IF p_price IS NOT NULL AND p_price <> v_plan.price THEN
+    RAISE EXCEPTION 'price % does not match the catalogue price % of plan %', p_price, v_plan.price, p_plan
+      USING ERRCODE = '22023', HINT = 'Prices come from subscription_plans, never from the client.';
+  END IF;
+
+  -- Lock the user row: serialises concurrent calls for one user (and proves the user exists).
+  PERFORM 1 FROM users WHERE id = p_user_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown user: %', p_user_id USING ERRCODE = 'P0002';
+  END IF;
+
+  -- An open pending session for this plan is resumed (the reference's recovery flow).
+  UPDATE payment_checkout_sessions
+     SET attempts = attempts + 1
+   WHERE user_id = p_user_id AND subscription_plan = p_plan AND status = 'pending' AND expires_at > now()
+  RETURNING id INTO v_id;
+  IF FOUND THEN
+    RETURN v_id;
+  END IF;
+
+  -- A pending session past its deadline is expired now, so the new one may take its place.
+  UPDATE payment_checkout_sessions
+     SET status = 'expired'
+   WHERE user_id = p_user_id AND subscription_plan = p_plan AND status = 'pending';
+
+  INSERT INTO payment_checkout_sessions
+    (user_id, email, subscription_plan, plan_price, payment_provider, currency, status, attempts)
+  VALUES
+    (p_user_id, p_email, p_plan, v_plan.price, p_provider, v_plan.currency, 'pending', 1)
+  RETURNING id INTO v_id;
+  RETURN v_id;
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("get_or_create_checkout_session") }}(UUID, TEXT, TEXT, NUMERIC, TEXT) IS
+  'Returns the user''s open pending session for the plan (attempts + 1) or creates one at the catalogue '
+  'price. Safe under concurrent calls: one pending row per (user, plan). Raises 22023 for a bad email, '
+  'provider, plan or price, P0002 for an unknown user; nothing is written then.';
