@@ -67,8 +67,25 @@ class Context:
         return database.connect(self.url, command=command, autocommit=autocommit)
 
 
+# Commands that live in other modules, imported only when used (keeps `runner --help` fast).
+# name -> "module:attribute"
+LAZY_COMMANDS: dict[str, str] = {}
+
+
 class RunnerGroup(click.Group):
-    """Maps library errors to one `Error: ...` line and their exit code; never a traceback for them."""
+    """Maps library errors to one `Error: ...` line and their exit code; never a traceback for them.
+    Also loads the commands of LAZY_COMMANDS on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

