@@ -7,23 +7,19 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from runner import __version__
-from runner.errors import DriftError, LockTimeout, MigrationError
+from runner.errors import DriftError, MigrationError
+from runner.locks import APPLY_LOCK, advisory_lock
 from runner.project import Project, SqlFile
 
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
-
-# Advisory lock keys (two int4s): the project's class, then one key per kind of work.
-LOCK_CLASS = 0x43534553  # "CSES"
-APPLY_LOCK = 1
 
 State = Literal["applied", "pending", "drifted", "changed", "missing"]
 
@@ -176,49 +172,6 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
     return steps
 
 
-# -- locking -----------------------------------------------------------------------------------------
-def lock_holder(conn: psycopg.Connection, key: int) -> str:
-    row = conn.execute(
-        """SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.usename,
-                  coalesce(host(a.client_addr), 'local socket'), a.backend_start
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s
-              AND l.objsubid = 2
-            LIMIT 1""",
-        (LOCK_CLASS, key),
-    ).fetchone()
-    if row is None:
-        return "an unknown session"
-    return f"pid {row[0]} ({row[1]}, user {row[2]}, from {row[3]}, connected {row[4]:%Y-%m-%d %H:%M:%S %Z})"
-
-
-@contextmanager
-def advisory_lock(
-    conn: psycopg.Connection, key: int, timeout: float, what: str = "apply"
-) -> Iterator[float]:
-    """Hold a session advisory lock; wait up to `timeout` seconds; yield how long we waited."""
-    start = time.monotonic()
-    announced = False
-    while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, key)).fetchone()[0]:
-        waited = time.monotonic() - start
-        if waited >= timeout:
-            holder = lock_holder(conn, key)
-            raise LockTimeout(
-                f"another {what} has held the lock for over {timeout:g}s: {holder}. Wait for it, or if it "
-                f"is stuck end it with: SELECT pg_terminate_backend(<pid>);"
-            )
-        if not announced:
-            log.info("waiting for the %s lock held by %s", what, lock_holder(conn, key))
-            announced = True
-        time.sleep(min(0.1, max(timeout - waited, 0.001)))
-    waited = time.monotonic() - start
-    try:
-        yield waited
-    finally:
-        if not conn.closed:
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, key))
-
-
 # -- applying ----------------------------------------------------------------------------------------
 def _client() -> str:
     try:
@@ -295,7 +248,6 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile) -> int:
         return duration_ms
     # Statements that cannot run inside a transaction (CREATE INDEX CONCURRENTLY...) run one by one;
     # the history row is written only when all have succeeded, so a failed file is retried whole.
-    line = 0
     for statement in split_statements(f.rendered):
         try:
             conn.execute(statement)
@@ -305,7 +257,6 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile) -> int:
                 message.replace("nothing of this file was applied", "statements before it stay applied; "
                                 "the file will run again on the next apply, so keep it idempotent")
             ) from None
-        line += 1
     duration_ms = int((time.monotonic() - start) * 1000)
     _record(conn, project, f, duration_ms)
     return duration_ms
@@ -333,7 +284,7 @@ def apply(
                     on_step(f, action)
             result.seconds = time.monotonic() - start
             return result
-        with advisory_lock(conn, APPLY_LOCK, lock_timeout) as waited:
+        with advisory_lock(conn, APPLY_LOCK, lock_timeout, what="apply") as waited:
             result.lock_wait_seconds = waited
             ensure_history(conn, project)
             for f, action in plan(conn, project):
