@@ -307,7 +307,7 @@ def baseline(connect: Callable[[], psycopg.Connection], project: Project, name: 
         raise MigrationError(f"sql/{rel} is not a table or function file")
     conn = connect()
     try:
-        with advisory_lock(conn, APPLY_LOCK, lock_timeout):
+        with advisory_lock(conn, APPLY_LOCK, lock_timeout, what="apply"):
             ensure_history(conn, project)
             with conn.transaction():
                 if target.kind == "versioned":
