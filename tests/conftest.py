@@ -8,6 +8,8 @@ suite starts a throwaway embedded PostgreSQL (root or not) and deletes it at the
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,17 +43,21 @@ def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A superuser-ish URL of the test server (not of a test database)."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    url, cleanup = _start_embedded(tmp_path_factory.mktemp("pg"))
+    # Our own folder, not pytest's tmp_path: pytest prunes old numbered folders, which would pull the
+    # data directory from under a server another concurrent pytest run is still using.
+    base = Path(tempfile.mkdtemp(prefix="checkout-sessions-test-pg-"))
+    url, cleanup = _start_embedded(base)
     try:
         yield url
     finally:
         cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -265,3 +265,20 @@ def test_enqueue_email_once_per_key(conn, make_user):
     assert count(conn, "SELECT count(*) FROM email_outbox") == 1
     with pytest.raises(psycopg.Error, match="not an email"):
         conn.execute("SELECT enqueue_email('reminder', 'nope', 'k2')")
+
+
+def test_completing_by_hand_also_activates_the_subscription(conn, make_user):
+    user = make_user()
+    sid = create(conn, user, "basic", Decimal("9.99"))
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed' WHERE id = %s", (sid,))
+    assert conn.execute("SELECT subscription_status, subscription_plan FROM users WHERE id = %s",
+                        (user,)).fetchone() == ("active", "basic")
+
+
+def test_updating_an_old_completed_row_does_not_reactivate(conn, make_user):
+    user = make_user()
+    sid = create(conn, user)
+    conn.execute("SELECT complete_checkout_session(%s, 'cs_old', NULL)", (sid,))
+    conn.execute("UPDATE users SET subscription_status = 'canceled' WHERE id = %s", (user,))
+    conn.execute("UPDATE payment_checkout_sessions SET metadata = '{\"note\": 1}' WHERE id = %s", (sid,))
+    assert conn.execute("SELECT subscription_status FROM users WHERE id = %s", (user,)).fetchone()[0] == "canceled"

@@ -55,6 +55,54 @@ CREATE OR REPLACE TRIGGER payment_checkout_sessions_before_write
   BEFORE INSERT OR UPDATE ON {{ m.q("payment_checkout_sessions") }}
   FOR EACH ROW EXECUTE FUNCTION {{ m.q("payment_checkout_sessions_before_write") }}();
 
+-- A completed session implies an active subscription, whoever completes it (the webhook through
+-- complete_checkout_session, a support engineer in psql, a backfill). Statement-level with transition
+-- tables: one UPDATE of users per statement, however many rows it touched.
+CREATE OR REPLACE FUNCTION {{ m.q("activate_subscriptions_on_completion") }}()
+RETURNS TRIGGER
+LANGUAGE plpgsql
+{{ m.pinned_search_path() }}
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    UPDATE users u
+       SET subscription_status = 'active',
+           subscription_plan = c.subscription_plan,
+           stripe_customer_id = COALESCE(c.stripe_customer_id, u.stripe_customer_id),
+           subscribed_at = c.completed_at
+      FROM (SELECT DISTINCT ON (user_id) user_id, subscription_plan, stripe_customer_id, completed_at
+              FROM new_rows WHERE status = 'completed'
+             ORDER BY user_id, completed_at DESC) c
+     WHERE u.id = c.user_id;
+  ELSE
+    UPDATE users u
+       SET subscription_status = 'active',
+           subscription_plan = c.subscription_plan,
+           stripe_customer_id = COALESCE(c.stripe_customer_id, u.stripe_customer_id),
+           subscribed_at = c.completed_at
+      FROM (SELECT DISTINCT ON (n.user_id) n.user_id, n.subscription_plan, n.stripe_customer_id, n.completed_at
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+             WHERE n.status = 'completed' AND o.status <> 'completed'
+             ORDER BY n.user_id, n.completed_at DESC) c
+     WHERE u.id = c.user_id;
+  END IF;
+  RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("activate_subscriptions_on_completion") }}() IS
+  'Trigger: when sessions become completed, the users'' subscriptions become active on that plan.';
+
+CREATE OR REPLACE TRIGGER payment_checkout_sessions_activate_on_insert
+  AFTER INSERT ON {{ m.q("payment_checkout_sessions") }}
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("activate_subscriptions_on_completion") }}();
+
+CREATE OR REPLACE TRIGGER payment_checkout_sessions_activate_on_update
+  AFTER UPDATE ON {{ m.q("payment_checkout_sessions") }}
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("activate_subscriptions_on_completion") }}();
+
 CREATE OR REPLACE FUNCTION {{ m.q("touch_updated_at") }}()
 RETURNS TRIGGER
 LANGUAGE plpgsql

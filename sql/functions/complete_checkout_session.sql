@@ -42,13 +42,8 @@ BEGIN
          stripe_session_id = p_stripe_session_id,
          stripe_customer_id = COALESCE(p_stripe_customer_id, stripe_customer_id)
    WHERE id = p_session_id;
-
-  UPDATE users
-     SET subscription_status = 'active',
-         subscription_plan = v_row.subscription_plan,
-         stripe_customer_id = COALESCE(p_stripe_customer_id, stripe_customer_id),
-         subscribed_at = now()
-   WHERE id = v_row.user_id;
+  -- The user's subscription is activated in this same transaction by the
+  -- payment_checkout_sessions_activate_on_update trigger (checkout_session_rules.sql).
   RETURN TRUE;
 END;
 $$;
