@@ -1,0 +1,161 @@
+"""Apply: `runner apply` on an empty database and a no-op re-apply, against yoyo-migrations, sqitch and
+`psql -1 -f` (the ceiling), all applying the same rendered SQL of this project.
+
+Every tool runs as the command a user would type (a fresh process each time), on a new empty database
+per run; the tools take turns within each round so a slow moment of the shared machine hits all of them.
+
+- psql: `psql -X -q -1 -v ON_ERROR_STOP=1 -f all.sql`: every rendered file, in apply order, in one
+  transaction, no bookkeeping. The floor for the no-op is `psql -c 'SELECT 1'` (start, connect, query).
+- runner: `runner --database-url URL apply` (history table, checksums, advisory lock, one transaction
+  per file), and its in-process library call (`runner.migrate.apply`) to separate out start-up.
+- yoyo: one .sql migration per rendered file (`yoyo apply --batch`), psycopg 3 driver.
+- sqitch: one change per rendered file, each deploy script wrapped in BEGIN/COMMIT like runner's files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+GROUP = "apply"
+
+
+def render(out: Path, project_dir: Path) -> dict[str, Path]:
+    """Write the project's rendered SQL for each tool under out/; returns their locations."""
+    from runner import project as project_mod
+
+    files = project_mod.load(project_dir).files()
+    if any(not f.transactional for f in files):
+        common.log("note: a no-transaction file exists; psql -1 and the peers run it inside a transaction")
+    (out / "yoyo").mkdir(parents=True)
+    (out / "sqitch" / "deploy").mkdir(parents=True)
+    all_sql = []
+    plan = ["%syntax-version=1.0.0", "%project=checkout_sessions", ""]
+    for n, f in enumerate(files, 1):
+        change = f.name.removesuffix(".sql").replace("/", "_")
+        all_sql.append(f"-- ===== {f.label}\n{f.rendered}\n")
+        # yoyo reads a leading `-- depends:` as its own directive (a migration id); the order is already
+        # runner's, so the line is renamed for yoyo.
+        yoyo_sql = re.sub(r"(?m)^--\s*depends\s*:", "-- runner depends:", f.rendered)
+        (out / "yoyo" / f"{n:04d}_{change}.sql").write_text(yoyo_sql)
+        (out / "sqitch" / "deploy" / f"{change}.sql").write_text(f"BEGIN;\n{f.rendered}\nCOMMIT;\n")
+        plan.append(f"{change} 2025-01-01T00:00:00Z bench <bench@example.com> # {f.label}")
+    (out / "all.sql").write_text("".join(all_sql))
+    (out / "sqitch" / "sqitch.plan").write_text("\n".join(plan) + "\n")
+    (out / "sqitch" / "sqitch.conf").write_text("[core]\n\tengine = pg\n\ttop_dir = .\n")
+    return {"all": out / "all.sql", "yoyo": out / "yoyo", "sqitch": out / "sqitch", "count": len(files)}
+
+
+def libpq_env(url: str) -> tuple[dict[str, str], str, str]:
+    """(environment with PGHOST/PGPORT/PGUSER/PGPASSWORD, user, dbname) for tools that take a bare URL."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    env = dict(os.environ)
+    for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("password", "PGPASSWORD")):
+        if params.get(key):
+            env[var] = str(params[key])
+    return env, params.get("user", "postgres"), params["dbname"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.arguments(__doc__.splitlines()[0], argv=argv)
+    runs = 3 if args.quick else 7
+    admin = common.server_url(args.database_url)
+    runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
+    yoyo_bin = shutil.which("yoyo") or str(Path(sys.executable).parent / "yoyo")
+    sqitch_bin = shutil.which("sqitch")
+    psql = common.pg_bin("psql")
+    tools = ["psql", "runner", "runner_library"]
+    if Path(yoyo_bin).exists():
+        tools.append("yoyo")
+    else:
+        common.log("yoyo not installed (pip install -e '.[bench]'): skipped")
+    if sqitch_bin:
+        tools.append("sqitch")
+    else:
+        common.log("sqitch not installed (apt-get install sqitch libdbd-pg-perl): skipped")
+
+    full: dict[str, list[float]] = {t: [] for t in tools}
+    noop: dict[str, list[float]] = {t: [] for t in tools}
+    with tempfile.TemporaryDirectory(prefix="bench_apply_") as tmp:
+        paths = render(Path(tmp), common.REPO)
+        for round_ in range(runs):
+            for tool in tools:
+                with common.scratch_database(admin, prefix="bench_apply") as url:
+                    env, user, db = libpq_env(url)
+                    env.setdefault("SQITCH_USER_NAME", "bench")
+                    env.setdefault("SQITCH_USER_EMAIL", "bench@example.com")
+                    if tool == "psql":
+                        cmd = [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", str(paths["all"])]
+                        full[tool].append(common.run_ms(cmd, env=env))
+                        noop[tool].append(common.run_ms([psql, "-X", "-q", "-d", db, "-c", "SELECT 1"], env=env))
+                    elif tool == "runner":
+                        cmd = [runner_bin, "--database-url", url, "--project-dir", str(common.REPO), "apply"]
+                        full[tool].append(common.run_ms(cmd, env=env, cwd=common.REPO))
+                        noop[tool].append(common.run_ms(cmd, env=env, cwd=common.REPO))
+                    elif tool == "runner_library":
+                        from runner import migrate
+                        from runner import project as project_mod
+
+                        def once() -> int:
+                            project = project_mod.load(common.REPO)
+                            return len(migrate.apply(lambda: common.connect(url), project).steps)
+
+                        start = time.perf_counter()
+                        assert once() == paths["count"]
+                        full[tool].append((time.perf_counter() - start) * 1000)
+                        start = time.perf_counter()
+                        assert once() == 0
+                        noop[tool].append((time.perf_counter() - start) * 1000)
+                    elif tool == "yoyo":
+                        cmd = [yoyo_bin, "apply", "--batch", "--no-config-file", "--database",
+                               f"postgresql+psycopg://{user}@/{db}", str(paths["yoyo"])]
+                        full[tool].append(common.run_ms(cmd, env=env))
+                        noop[tool].append(common.run_ms(cmd, env=env))
+                    elif tool == "sqitch":
+                        cmd = [sqitch_bin, "--client", psql, "deploy", f"db:pg://{user}@/{db}"]
+                        full[tool].append(common.run_ms(cmd, env=env, cwd=paths["sqitch"]))
+                        noop[tool].append(common.run_ms(cmd, env=env, cwd=paths["sqitch"]))
+            common.log(f"  apply round {round_ + 1}/{runs}: " + ", ".join(
+                f"{t} {full[t][-1]:.0f}/{noop[t][-1]:.0f} ms" for t in tools))
+
+    labels = {"psql": "psql -1 -f", "runner": "runner apply", "runner_library": "runner.migrate.apply (in-process)",
+              "yoyo": "yoyo apply", "sqitch": "sqitch deploy"}
+    files = {"files": paths["count"]}
+    results = []
+    base_full = common.result(f"apply empty db: {labels['psql']} (ceiling)", GROUP, full["psql"], params=files)
+    results.append(base_full)
+    for tool in tools[1:]:
+        r = common.result(f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_full, params=files)
+        if tool == "runner":
+            r.aim = "<= 1.5x psql"
+            r.aim_met = r.ratio is not None and r.ratio <= 1.5
+        results.append(r)
+    base_noop = common.result("no-op: psql -c 'SELECT 1' (floor)", GROUP, noop["psql"])
+    results.append(base_noop)
+    peers = [common.stats(noop[t])[0] for t in ("yoyo", "sqitch") if t in tools]
+    for tool in tools[1:]:
+        r = common.result(f"no-op re-apply: {labels[tool]}", GROUP, noop[tool], baseline=base_noop)
+        if tool == "runner" and peers:
+            r.aim = "< yoyo and sqitch"
+            r.aim_met = r.median < min(peers)
+            r.note = f"fastest peer {min(peers):.0f} ms"
+        results.append(r)
+    common.print_table(results)
+    if args.json:
+        common.write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
