@@ -69,7 +69,9 @@ class Context:
 
 # Commands that live in other modules, imported only when used (keeps `runner --help` fast).
 # name -> "module:attribute"
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "report": "runner.reports_cli:report",
+}
 
 
 class RunnerGroup(click.Group):

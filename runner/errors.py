@@ -47,3 +47,17 @@ class LockTimeout(RunnerError):
 
 class VerifyFailed(RunnerError):
     """One or more verification checks failed."""
+
+
+class ReportError(RunnerError):
+    """A report does not exist or its header is malformed."""
+
+    exit_code = 2
+
+
+class ReportParameterError(ReportError):
+    """A report parameter is unknown or its value is not of the declared type."""
+
+
+class HealthCheckFailed(RunnerError):
+    """`runner doctor` found checks at or above the --fail-on level."""
