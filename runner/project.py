@@ -42,6 +42,11 @@ class Project:
 
     sql_dir: Path
     config: dict[str, Any] = field(default_factory=dict)
+    # One Jinja environment per project, so the shared macros and every file compile once per process
+    # (its loader re-checks each file's mtime, so an edited file is recompiled). Rebuilt if the
+    # configuration it renders from changes.
+    _env: Any = field(default=None, init=False, repr=False, compare=False)
+    _env_key: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -57,10 +62,17 @@ class Project:
 
     # -- rendering -----------------------------------------------------------------------------------
     def _environment(self):
+        key = repr((self.sql_dir, self.config))
+        if self._env is None or self._env_key != key:
+            self._env, self._env_key = self._new_environment(), key
+        return self._env
+
+    def _new_environment(self):
         import jinja2
 
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.sql_dir)),
+            bytecode_cache=_bytecode_cache(),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
@@ -156,6 +168,31 @@ class Project:
             if rel == wanted or rel.rsplit("/", 1)[-1] in (wanted, f"{wanted}.sql"):
                 return rel
         raise ProjectError(f"no SQL file named {name!r} in {self.sql_dir} (try `runner status`)")
+
+
+def _bytecode_cache():
+    """Jinja's on-disk cache of compiled templates (a private per-user folder under the temp dir, keyed
+    by each template's source checksum): saves compiling every file again in each `runner` process.
+    A cache that cannot be read or written is skipped, never an error."""
+    import jinja2
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket):
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # unreadable or corrupt entry: compile instead
+                bucket.reset()
+
+        def dump_bytecode(self, bucket):
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
+    try:
+        return QuietCache()
+    except Exception:  # no usable temp folder: no cache
+        return None
 
 
 def checksum(rendered: str) -> str:
