@@ -4,7 +4,7 @@
     from bench.generate import generate; generate(conn, 1_000_000)           # into an applied database
 
 Shape of the data (deterministic for a seed; "random" below is a hash of the row number and the seed):
-- users first: sessions / 4 of them, ids ``md5('<seed>:u:<n>')::uuid`` (see `user_id_sql`), so a benchmark
+- users first: sessions / 4 of them, ids ``md5('<seed>/u/<n>')::uuid`` (see `user_id_sql`), so a benchmark
   can name user n without a lookup; email ``user<n>@example.com``.
 - several sessions per user, geometric: every user has one, 75% a second, 56% a third... (mean 4).
 - a user's sessions are spread over the year before `now`, in order; plans weighted 55/35/10 over the
@@ -60,7 +60,7 @@ def parse_size(text: str) -> int:
 
 def user_id_sql(n: str, seed: str) -> str:
     """SQL expression of user n's id (n and seed are SQL expressions): the same in pgbench scripts."""
-    return f"md5(({seed})::text || ':u:' || ({n})::text)::uuid"
+    return f"md5(({seed})::text || '/u/' || ({n})::text)::uuid"
 
 
 def rounds(sessions: int) -> list[int]:
@@ -146,13 +146,13 @@ WITH s AS (
          END AS status
     FROM t
 )
-SELECT md5(%(seed)s::text || ':s:' || i::text)::uuid AS id,
+SELECT md5(%(seed)s::text || '/s/' || i::text)::uuid AS id,
        {user_id} AS user_id,
        'user' || u || '@example.com' AS email,
        (%(plan_codes)s::text[])[p] AS subscription_plan,
        (%(plan_prices)s::numeric[])[p] AS plan_price,
        'stripe' AS payment_provider,
-       CASE WHEN status <> 'expired' OR r4 < 0.7 THEN 'cs_test_' || md5(%(seed)s::text || ':cs:' || i::text)
+       CASE WHEN status <> 'expired' OR r4 < 0.7 THEN 'cs_test_' || md5(%(seed)s::text || '/cs/' || i::text)
        END AS stripe_session_id,
        status,
        created_at,
@@ -162,7 +162,7 @@ SELECT md5(%(seed)s::text || ':s:' || i::text)::uuid AS id,
        END AS completed_at,
        CASE WHEN r6 < 0.8 THEN 1 WHEN r6 < 0.95 THEN 2 ELSE 3 END AS attempts,
        (%(plan_currencies)s::text[])[p] AS currency,
-       CASE WHEN status = 'completed' THEN 'cus_' || left(md5(%(seed)s::text || ':cus:' || u::text), 14)
+       CASE WHEN status = 'completed' THEN 'cus_' || left(md5(%(seed)s::text || '/cus/' || u::text), 14)
        END AS stripe_customer_id,
        CASE WHEN status <> 'expired' OR r4 < 0.7 THEN 'https://checkout.stripe.com/c/pay/cs_test_' || i
        END AS checkout_url,

@@ -1,0 +1,56 @@
+"""CLI start-up: wall time of `runner --help` and `runner report list` (fresh process each run), against
+the interpreter's own start-up (`python -c pass`, the floor). Aim: under 300 ms.
+
+Neither command touches a database. `runner report list` reads sql/reports/; when that command does not
+exist yet, `runner status --help` is measured instead and the note says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+GROUP = "cli"
+AIM_MS = 300.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.arguments(__doc__.splitlines()[0], argv=argv)
+    runs = 7 if args.quick else 25
+    runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
+    commands = {"python -c pass (floor)": [sys.executable, "-c", "pass"],
+                "runner --help": [runner_bin, "--help"]}
+    has_report = subprocess.run([runner_bin, "report", "list"], capture_output=True, cwd=common.REPO).returncode == 0
+    if has_report:
+        commands["runner report list"] = [runner_bin, "report", "list"]
+    else:
+        commands["runner status --help"] = [runner_bin, "status", "--help"]
+    for argv_ in commands.values():  # warm the page cache and Jinja's bytecode cache
+        common.run_ms(argv_, cwd=common.REPO)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):  # interleaved, so a busy moment hits every command
+        for name, argv_ in commands.items():
+            samples[name].append(common.run_ms(argv_, cwd=common.REPO))
+    floor_name = next(iter(commands))
+    floor = common.result(floor_name, GROUP, samples[floor_name])
+    results = [floor]
+    for name in list(commands)[1:]:
+        r = common.result(name, GROUP, samples[name], baseline=floor, aim=f"< {AIM_MS:.0f} ms")
+        r.aim_met = r.median < AIM_MS
+        if name == "runner status --help":
+            r.note = "`runner report list` does not exist yet; measured `runner status --help` instead"
+        results.append(r)
+    common.print_table(results)
+    if args.json:
+        common.write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
