@@ -61,3 +61,18 @@ class ReportParameterError(ReportError):
 
 class HealthCheckFailed(RunnerError):
     """`runner doctor` found checks at or above the --fail-on level."""
+
+
+# -- scheduled jobs and email (runner/jobs.py, runner/mail.py, runner/schedule.py) ----------------------
+
+
+class JobOptionError(RunnerError):
+    """A job was given a bad option (batch size, retention, schedule); nothing was changed."""
+
+
+class JobFailed(RunnerError):
+    """A job run failed; what earlier batches did is kept and the run is recorded as failed."""
+
+
+class MailError(RunnerError):
+    """The SMTP server could not be reached or refused the login; the queued emails stay queued."""

@@ -1,0 +1,323 @@
+"""The scheduled jobs (expire, remind, cleanup, send-email): each overlap-safe, batched and recorded.
+
+Every run takes its job's advisory lock without waiting: a second copy (cron firing again while the first
+still runs, two schedulers, a person running it by hand) is *skipped*, recorded as such, and its caller
+exits 6. A run that holds the lock is recorded in `job_runs` from start to finish, with its rows, batches,
+outcome and error; that table is what `runner job history`, `runner doctor` and /metrics read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from psycopg.types.json import Jsonb
+
+from runner import database
+from runner.errors import JobFailed, LockTimeout
+from runner.locks import advisory_lock
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from runner.mail import MailConfig
+    from runner.project import Project
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["succeeded", "failed", "skipped", "dry-run"]
+EXIT_SKIPPED = 6
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: its name, its advisory lock key, its default schedule (cron syntax)."""
+
+    name: str
+    lock_key: int
+    schedule: str
+    every: str
+    description: str
+
+
+# Lock keys 10 and up belong to jobs (runner/locks.py). Keep a job's key once shipped: a running old
+# version and a new one must contend for the same lock.
+JOBS: dict[str, Job] = {
+    "expire": Job("expire", 10, "0 * * * *", "hourly",
+                  "Expire pending checkout sessions past expires_at, in batches."),
+    "remind": Job("remind", 11, "0 */6 * * *", "every 6 hours",
+                  "Queue one reminder per abandoned checkout (6-24 h old, < 3 attempts), then send the outbox."),
+    "cleanup": Job("cleanup", 12, "30 3 * * 0", "weekly, Sunday 03:30",
+                   "Move completed sessions older than the retention to payment_checkout_sessions_archive."),
+    "send-email": Job("send-email", 13, "*/5 * * * *", "every 5 minutes",
+                      "Deliver the email outbox (verification and reminder emails) over SMTP."),
+}
+
+DEFAULT_EXPIRE_BATCH = 10_000
+DEFAULT_CLEANUP_BATCH = 1_000
+
+
+@dataclass
+class Tally:
+    """What a run has done so far; kept up to date batch by batch so a failed run still records it."""
+
+    rows: int = 0
+    batches: int = 0
+    longest_batch_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    on_batch: Callable[[Tally], None] | None = None
+
+    def batch(self, rows: int, seconds: float) -> None:
+        self.rows += rows
+        self.batches += 1
+        self.longest_batch_seconds = max(self.longest_batch_seconds, seconds)
+        if self.on_batch is not None:
+            self.on_batch(self)
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run of a job, as recorded in job_runs."""
+
+    job: str
+    outcome: Outcome
+    rows: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    run_id: int | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def summary(self) -> str:
+        """One line for cron's mail and the logs."""
+        if self.outcome == "skipped":
+            return f"{self.job}: skipped: {self.error}"
+        if self.outcome == "dry-run":
+            return f"{self.job}: dry run: {self.rows} row(s) would change, {self.seconds:.2f}s"
+        if self.job in ("remind", "send-email"):
+            emails = ", ".join(f"{k} {self.details.get(k, 0)}" for k in EMAIL_COUNTS if k in self.details)
+            return f"{self.job}: {emails}, {self.seconds:.2f}s"
+        return f"{self.job}: {self.rows} rows in {self.batches} batch(es), {self.seconds:.2f}s"
+
+
+EMAIL_COUNTS = ("queued", "sent", "retrying", "failed", "canceled")
+
+
+# -- the jobs ----------------------------------------------------------------------------------------------
+def expire(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_EXPIRE_BATCH) -> None:
+    """Expire overdue pending sessions, one short transaction per batch of at most `batch_size` rows."""
+    _check_positive("batch size", batch_size)
+    tally.details["batch_size"] = batch_size
+    _batches(conn, tally, "SELECT expire_old_checkout_sessions(%s)", (batch_size,), batch_size)
+
+
+def count_overdue(conn: psycopg.Connection) -> int:
+    """How many pending sessions `expire` would expire now."""
+    return conn.execute(
+        "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending' AND expires_at <= now()"
+    ).fetchone()[0]
+
+
+def cleanup(conn: psycopg.Connection, tally: Tally, *, retention_days: int,
+            batch_size: int = DEFAULT_CLEANUP_BATCH) -> None:
+    """Move completed sessions older than `retention_days` to the archive, one transaction per batch."""
+    _check_positive("batch size", batch_size)
+    _check_positive("retention days", retention_days)
+    tally.details.update(batch_size=batch_size, retention_days=retention_days)
+    _batches(conn, tally, "SELECT archive_completed_checkout_sessions(%s, %s)",
+             (batch_size, retention_days), batch_size)
+
+
+def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
+    """How many completed sessions `cleanup` would archive now."""
+    _check_positive("retention days", retention_days)
+    return conn.execute(
+        "SELECT count(*) FROM payment_checkout_sessions "
+        "WHERE status = 'completed' AND completed_at < now() - make_interval(days => %s)",
+        (retention_days,),
+    ).fetchone()[0]
+
+
+def remind(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig | None) -> None:
+    """Queue one reminder per candidate (a database rule: never two), then deliver the outbox.
+
+    With `mail` None the reminders are only queued (`send-email` delivers them later)."""
+    started = time.monotonic()
+    queued = conn.execute("SELECT queue_checkout_reminders()").fetchone()[0]
+    tally.details["queued"] = queued
+    tally.batch(0, time.monotonic() - started)
+    if mail is not None:
+        send_email(conn, tally, project=project, mail=mail)
+
+
+def reminder_candidates(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Who `remind` would remind now (sessions without a reminder queued)."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM checkout_reminder_candidates()").fetchall()
+
+
+def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig) -> None:
+    """Deliver every due email of the outbox (see runner/mail.py)."""
+    from runner import mail as mail_mod
+
+    counts = mail_mod.deliver(conn, project, mail, on_email=lambda status, s: tally.batch(
+        1 if status == "sent" else 0, s))
+    for status, n in counts.items():
+        tally.details[status] = tally.details.get(status, 0) + n
+
+
+def count_due_email(conn: psycopg.Connection) -> int:
+    """How many queued emails `send-email` would try now."""
+    return conn.execute(
+        "SELECT count(*) FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= now()"
+    ).fetchone()[0]
+
+
+def _batches(conn: psycopg.Connection, tally: Tally, sql: str, params: tuple, batch_size: int) -> None:
+    # Autocommit: each call is its own short transaction, so locks are held one batch at a time and what
+    # is done stays done if a later batch fails. A short batch means the backlog is gone (rows another
+    # transaction held were skipped; the next run takes them).
+    while True:
+        started = time.monotonic()
+        rows = conn.execute(sql, params).fetchone()[0]
+        tally.batch(rows, time.monotonic() - started)
+        log.debug("batch %d: %d rows", tally.batches, rows)
+        if rows < batch_size:
+            return
+
+
+def _check_positive(what: str, value: int) -> None:
+    from runner.errors import JobOptionError
+
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise JobOptionError(f"{what} must be a positive whole number, got {value!r}")
+
+
+# -- running and recording -----------------------------------------------------------------------------
+WORK: dict[str, Callable[..., None]] = {
+    "expire": expire, "remind": remind, "cleanup": cleanup, "send-email": send_email,
+}
+
+
+def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Callable[[Tally], None] | None = None,
+        **options: Any) -> RunResult:
+    """Run job `name` once under its advisory lock, recorded in job_runs.
+
+    Returns outcome 'skipped' when another run holds the lock (recorded too); raises JobFailed (after
+    recording the failure) when the work fails. `options` go to the job function."""
+    job = JOBS[name]
+    started = time.monotonic()
+    conn = connect()
+    try:
+        try:
+            with advisory_lock(conn, job.lock_key, 0, f"run of job {name}"):
+                return _run_locked(conn, job, started, on_batch, options)
+        except LockTimeout as exc:
+            result = RunResult(name, "skipped", seconds=time.monotonic() - started,
+                               error=f"another run of this job holds its lock: {_holder(str(exc))}")
+            result.run_id = _record_skipped(conn, name, result.error)
+            log.info("%s", result.summary())
+            return result
+    finally:
+        conn.close()
+
+
+def _run_locked(conn: psycopg.Connection, job: Job, started: float,
+                on_batch: Callable[[Tally], None] | None, options: dict[str, Any]) -> RunResult:
+    # Holding the lock, any 'running' row of this job belongs to a run that died without finishing.
+    abandoned = conn.execute(
+        "UPDATE job_runs SET outcome = 'failed', finished_at = now(), "
+        "error = 'abandoned: the run ended without recording an outcome (killed or lost its connection)' "
+        "WHERE job = %s AND outcome = 'running'",
+        (job.name,),
+    ).rowcount
+    if abandoned:
+        log.warning("%s: marked %d abandoned run(s) as failed", job.name, abandoned)
+    run_id = conn.execute(
+        "INSERT INTO job_runs (job, client) VALUES (%s, %s) RETURNING id",
+        (job.name, database.application_name(f"job {job.name}")),
+    ).fetchone()[0]
+    tally = Tally(on_batch=on_batch)
+    try:
+        WORK[job.name](conn, tally, **options)
+    except Exception as exc:
+        error = _one_line(exc)
+        _finish(conn, run_id, "failed", tally, error)
+        raise JobFailed(
+            f"job {job.name} failed after {tally.batches} batch(es), {tally.rows} row(s) done: {error}"
+        ) from exc
+    _finish(conn, run_id, "succeeded", tally, None)
+    result = RunResult(job.name, "succeeded", tally.rows, tally.batches, time.monotonic() - started, run_id,
+                       details=_details(tally))
+    log.info("%s", result.summary())
+    return result
+
+
+def _details(tally: Tally) -> dict[str, Any]:
+    return {**tally.details, "longest_batch_seconds": round(tally.longest_batch_seconds, 3)}
+
+
+def _finish(conn: psycopg.Connection, run_id: int, outcome: str, tally: Tally, error: str | None) -> None:
+    try:
+        if conn.info.transaction_status != 0:  # a failed batch left a transaction open
+            conn.rollback()
+        conn.execute(
+            "UPDATE job_runs SET outcome = %s, finished_at = now(), rows = %s, batches = %s, error = %s, "
+            "details = %s WHERE id = %s",
+            (outcome, tally.rows, tally.batches, error, Jsonb(_details(tally)), run_id),
+        )
+    except Exception as exc:  # noqa: BLE001 - the database went away; the next run marks this one abandoned
+        log.error("could not record the outcome of job run %s: %s", run_id, _one_line(exc))
+
+
+def _record_skipped(conn: psycopg.Connection, name: str, error: str) -> int | None:
+    try:
+        return conn.execute(
+            "INSERT INTO job_runs (job, outcome, finished_at, error, client) "
+            "VALUES (%s, 'skipped', now(), %s, %s) RETURNING id",
+            (name, error, database.application_name(f"job {name}")),
+        ).fetchone()[0]
+    except Exception as exc:  # noqa: BLE001 - recording is best effort; the skip itself stands
+        log.error("could not record the skipped run of %s: %s", name, _one_line(exc))
+        return None
+
+
+def _holder(message: str) -> str:
+    # LockTimeout's message: "another run of job X holds the lock now: pid ... . Wait for it, ..."
+    holder = message.split(": ", 1)[-1]
+    return holder.split(". Wait for it", 1)[0]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None)
+    return f"[SQLSTATE {sqlstate}] {text}" if sqlstate else text
+
+
+# -- history -------------------------------------------------------------------------------------------
+def history(conn: psycopg.Connection, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first (of one job, or of all)."""
+    from psycopg.rows import dict_row
+
+    if job is not None and job not in JOBS:
+        from runner.errors import JobOptionError
+
+        raise JobOptionError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})")
+    _check_positive("limit", limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, job, started_at, finished_at, extract(epoch FROM finished_at - started_at)::float8 "
+            "AS seconds, outcome, rows, batches, error, details, client FROM job_runs "
+            "WHERE %(job)s::text IS NULL OR job = %(job)s ORDER BY started_at DESC, id DESC LIMIT %(limit)s",
+            {"job": job, "limit": limit},
+        ).fetchall()
