@@ -217,7 +217,8 @@ def print_table(results: list[Result], out=sys.stdout) -> None:
     for r in results:
         unit = "ms" if r.unit == "ms" else f" {r.unit}"
         aim = "" if r.aim is None else f"{r.aim} {'ok' if r.aim_met else 'MISSED'}"
-        rows.append((r.name, f"{r.median:,.1f}{unit}", f"{r.min:,.1f}-{r.max:,.1f}", str(r.runs),
+        fmt = (lambda v: f"{v:,.3f}") if r.median < 10 else (lambda v: f"{v:,.1f}")
+        rows.append((r.name, f"{fmt(r.median)}{unit}", f"{fmt(r.min)}-{fmt(r.max)}", str(r.runs),
                      r.baseline or "", "" if r.ratio is None else f"{r.ratio:.2f}x", aim))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
