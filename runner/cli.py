@@ -70,6 +70,9 @@ class Context:
 # Commands that live in other modules, imported only when used (keeps `runner --help` fast).
 # name -> "module:attribute"
 LAZY_COMMANDS: dict[str, str] = {
+    "checkout": "runner.checkout_cli:checkout",
+    "webhook": "runner.checkout_cli:webhook",
+    "serve": "runner.service_cli:serve",
     "job": "runner.jobs_cli:job",
     "schedule": "runner.jobs_cli:schedule",
     "report": "runner.reports_cli:report",

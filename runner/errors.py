@@ -76,3 +76,49 @@ class JobFailed(RunnerError):
 
 class MailError(RunnerError):
     """The SMTP server could not be reached or refused the login; the queued emails stay queued."""
+
+
+# -- checkout API and webhook (runner/checkout.py, runner/webhook.py, runner/service.py) ---------------
+# `http_status` and `code` are what the web layer answers: {"error": {"code": ..., "message": ...}}.
+
+
+class InvalidRequest(RunnerError):
+    """A request's input is missing or malformed; nothing was changed."""
+
+    http_status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(RunnerError):
+    """No credentials, or credentials that do not verify."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class NotFound(RunnerError):
+    """The resource does not exist or does not belong to the caller."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(RunnerError):
+    """The request is valid but the resource's state does not allow it (an illegal status change)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class PaymentProviderError(RunnerError):
+    """Stripe failed or could not be reached; the checkout stays pending and can be retried."""
+
+    http_status = 502
+    code = "payment_provider_error"
+
+
+class WebhookSignatureError(RunnerError):
+    """A webhook's Stripe-Signature is missing, forged, stale or from the future; nothing was processed."""
+
+    http_status = 400
+    code = "invalid_signature"

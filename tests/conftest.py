@@ -22,6 +22,9 @@ from psycopg.conninfo import make_conninfo
 from runner import migrate
 from runner import project as project_mod
 
+# Fixtures of the checkout/webhook tests (fake Stripe, app, live server), shared by their modules.
+pytest_plugins = ["tests.payments_support"]
+
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
 

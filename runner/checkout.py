@@ -1,0 +1,287 @@
+"""Checkout sessions as the API and `runner checkout` see them: create (with Stripe), read, close by hand.
+
+The flow of the reference's create-checkout route, made safe to retry: the database row first
+(`get_or_create_checkout_session`), then a Stripe Checkout Session created with an idempotency key derived
+from the row id and its Stripe-session generation, then `link_stripe_session`. Two requests racing for one
+row send the same key, so Stripe returns one session to both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import stripe
+from psycopg.rows import dict_row
+
+from runner import error_log, stripe_gateway
+from runner.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+    PaymentProviderError,
+)
+from runner.settings import Settings
+
+if TYPE_CHECKING:
+    from runner.stripe_gateway import StripeSession
+
+log = logging.getLogger(__name__)
+
+PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+# Stripe accepts expires_at between 30 minutes and 24 hours from now. The margins absorb clock skew and
+# the request's own latency; a clamped value is rounded to 5 minutes so that two racing requests send
+# identical parameters with their identical idempotency key.
+STRIPE_MIN_EXPIRY = 31 * 60
+STRIPE_MAX_EXPIRY = 24 * 3600 - 5 * 60
+EXPIRY_ROUNDING = 300
+
+SESSION_SQL = """
+SELECT s.*, p.name AS plan_name, p.stripe_price_id, p.billing_interval,
+       stripe_amount_minor_units(s.plan_price, coalesce(s.currency, p.currency)) AS amount_minor,
+       coalesce(s.currency, p.currency) AS plan_currency
+  FROM payment_checkout_sessions s JOIN subscription_plans p ON p.code = s.subscription_plan
+ WHERE s.id = %s"""
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """A checkout ready for the customer: the row (as the API shows it) and where to send them."""
+
+    session: dict[str, Any]
+    url: str
+    resumed: bool  # the same Stripe session as before (the reference's recovery flow)
+
+
+def session_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A checkout session row in the API's stable field names (documented in the README)."""
+
+    def ts(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(row["id"]),
+        "userId": str(row["user_id"]),
+        "email": row["email"],
+        "plan": row["subscription_plan"],
+        "amount": str(row["plan_price"]),
+        "currency": row["currency"],
+        "status": row["status"],
+        "provider": row["payment_provider"],
+        "stripeSessionId": row["stripe_session_id"],
+        "checkoutUrl": row["checkout_url"] if row["status"] == "pending" else None,
+        "attempts": row["attempts"],
+        "createdAt": ts(row["created_at"]),
+        "expiresAt": ts(row["expires_at"]),
+        "completedAt": ts(row["completed_at"]),
+        "updatedAt": ts(row["updated_at"]),
+    }
+
+
+@contextmanager
+def sql_errors() -> Iterator[None]:
+    """Turn the SQL functions' documented SQLSTATEs into the runner's errors (and so into HTTP statuses)."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc}") from exc
+    except psycopg.Error as exc:
+        message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+        if exc.sqlstate in ("22023", "22P02", "22001"):
+            raise InvalidRequest(message) from None
+        if exc.sqlstate == "P0002":
+            raise NotFound(message) from None
+        if exc.sqlstate == "55000":
+            raise Conflict(message) from None
+        raise
+
+
+def parse_uuid(value: Any, name: str) -> uuid.UUID:
+    """A UUID from user input, or InvalidRequest naming the field."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidRequest(f"{name} must be a UUID") from None
+
+
+def parse_plan(value: Any) -> str:
+    if not isinstance(value, str) or not PLAN_CODE.match(value):
+        raise InvalidRequest("plan must be a plan code such as 'pro' (lower-case letters, digits, - and _)")
+    return value
+
+
+def _row(conn: psycopg.Connection, session_id: uuid.UUID) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(SESSION_SQL, (session_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown checkout session: {session_id}")
+    return row
+
+
+def _user_email(conn: psycopg.Connection, user_id: uuid.UUID) -> str:
+    row = conn.execute("SELECT email FROM users WHERE id = %s", (user_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown user: {user_id}")
+    return row[0]
+
+
+def stripe_expires_at(row_expires_at: datetime, now: float | None = None) -> int:
+    """The row's expiry as a Unix time, moved into the window Stripe accepts (30 min .. 24 h from now)."""
+    now = time.time() if now is None else now
+    wanted = int(row_expires_at.timestamp())
+    if wanted < now + STRIPE_MIN_EXPIRY:
+        return -(-int(now + STRIPE_MIN_EXPIRY) // EXPIRY_ROUNDING) * EXPIRY_ROUNDING  # round up
+    if wanted > now + STRIPE_MAX_EXPIRY:
+        return int(now + STRIPE_MAX_EXPIRY) // EXPIRY_ROUNDING * EXPIRY_ROUNDING  # round down
+    return wanted
+
+
+def stripe_params(row: dict[str, Any], settings: Settings, expires_at: int) -> dict[str, Any]:
+    """The Checkout Session to create for a row: its price from the plan catalogue, never from the client."""
+    if row["stripe_price_id"]:
+        line_item: dict[str, Any] = {"price": row["stripe_price_id"], "quantity": 1}
+    else:
+        line_item = {
+            "price_data": {
+                "currency": row["plan_currency"],
+                "unit_amount": row["amount_minor"],
+                "product_data": {"name": row["plan_name"]},
+                "recurring": {"interval": row["billing_interval"]},
+            },
+            "quantity": 1,
+        }
+    metadata = {"userId": str(row["user_id"]), "plan": row["subscription_plan"], "checkoutSessionId": str(row["id"])}
+    return {
+        "mode": "subscription",
+        "line_items": [line_item],
+        "customer_email": row["email"],
+        "client_reference_id": str(row["id"]),
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "success_url": settings.success_url,
+        "cancel_url": settings.cancel_url,
+        "expires_at": expires_at,
+    }
+
+
+def _stripe_failed(conn: psycopg.Connection, row: dict[str, Any], what: str, exc: stripe.StripeError) -> PaymentProviderError:
+    detail = exc.user_message or str(exc).strip() or type(exc).__name__
+    error_log.record(
+        conn, "stripe", f"{what} failed for checkout session {row['id']}: {detail}",
+        checkout_session_id=str(row["id"]), user_id=str(row["user_id"]), error_type=type(exc).__name__,
+        http_status=exc.http_status, stripe_code=exc.code, request_id=exc.request_id,
+    )
+    log.warning("Stripe %s failed for checkout session %s: %s", what, row["id"], detail)
+    return PaymentProviderError(
+        f"Stripe could not {what} ({type(exc).__name__}); the checkout session {row['id']} is still pending, "
+        "try again"
+    )
+
+
+def create_checkout(
+    conn: psycopg.Connection,
+    stripe_client: stripe.StripeClient | Callable[[], stripe.StripeClient],
+    settings: Settings,
+    user_id: Any,
+    plan: Any,
+    email: str | None = None,
+) -> CheckoutResult:
+    """Start or resume the user's checkout for a plan and return the Stripe Checkout URL.
+
+    `conn` must be in autocommit mode: the row is committed before Stripe is called, so a Stripe failure
+    leaves it pending (and logged in error_logs) for the next attempt.
+    """
+    user_id = parse_uuid(user_id, "userId")
+    plan = parse_plan(plan)
+    client = stripe_client() if callable(stripe_client) else stripe_client
+    with sql_errors():
+        email = email or _user_email(conn, user_id)
+        session_id = conn.execute(
+            "SELECT get_or_create_checkout_session(%s, %s, %s, NULL, 'stripe')", (user_id, email, plan)
+        ).fetchone()[0]
+        row = _row(conn, session_id)
+
+    if row["stripe_session_id"] and row["checkout_url"]:
+        try:
+            existing = stripe_gateway.retrieve_checkout_session(client, row["stripe_session_id"])
+        except stripe.StripeError as exc:
+            raise _stripe_failed(conn, row, "look up the checkout session", exc) from None
+        if existing is not None and existing.status == "open":
+            return CheckoutResult(session_json(row), row["checkout_url"], resumed=True)
+        if existing is not None and existing.status == "complete":
+            # Paid, and the webhook has not told us yet: a new session could charge the customer twice.
+            raise Conflict(f"checkout session {row['id']} is already paid; its confirmation from Stripe is on the way")
+        log.info("Stripe session %s of %s is %s: creating a new one", row["stripe_session_id"], row["id"],
+                 existing.status if existing else "gone")
+
+    generation = row["stripe_sessions_created"]
+    expires_at = stripe_expires_at(row["expires_at"])
+    try:
+        created: StripeSession = stripe_gateway.create_checkout_session(
+            client, stripe_params(row, settings, expires_at), idempotency_key=f"checkout-session:{row['id']}:{generation}"
+        )
+    except stripe.StripeError as exc:
+        raise _stripe_failed(conn, row, "create the checkout session", exc) from None
+    if not created.url:
+        raise PaymentProviderError(f"Stripe returned checkout session {created.id} without a URL")
+
+    with sql_errors():
+        conn.execute(
+            "SELECT link_stripe_session(%s, %s, %s, to_timestamp(%s), %s)",
+            (row["id"], created.id, created.url, created.expires_at or expires_at, generation),
+        )
+        row = _row(conn, row["id"])
+    if row["status"] != "pending" or not row["checkout_url"]:
+        raise Conflict(f"checkout session {row['id']} is {row['status']}; start a new checkout")
+    return CheckoutResult(session_json(row), row["checkout_url"], resumed=row["stripe_session_id"] != created.id)
+
+
+def start_session(conn: psycopg.Connection, user_id: Any, plan: Any, email: str | None = None) -> dict[str, Any]:
+    """The reference's POST /checkout-session: get or create the database row only (no Stripe call)."""
+    user_id = parse_uuid(user_id, "userId")
+    plan = parse_plan(plan)
+    with sql_errors():
+        email = email or _user_email(conn, user_id)
+        session_id = conn.execute(
+            "SELECT get_or_create_checkout_session(%s, %s, %s, NULL, 'stripe')", (user_id, email, plan)
+        ).fetchone()[0]
+        return session_json(_row(conn, session_id))
+
+
+def get_session(conn: psycopg.Connection, session_id: Any, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """One session; with user_id, only if it is that user's (another user's is reported as not found)."""
+    session_id = parse_uuid(session_id, "sessionId")
+    with sql_errors():
+        row = _row(conn, session_id)
+    if user_id is not None and row["user_id"] != user_id:
+        raise NotFound(f"unknown checkout session: {session_id}")
+    return session_json(row)
+
+
+def latest_session(conn: psycopg.Connection, user_id: Any) -> dict[str, Any]:
+    """The user's most recent session (the reference's get_latest_checkout_session)."""
+    user_id = parse_uuid(user_id, "userId")
+    with sql_errors(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM get_latest_checkout_session(%s)", (user_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no checkout session for user {user_id}")
+    return session_json(row)
+
+
+def set_status(conn: psycopg.Connection, session_id: Any, status: Any, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Close a pending session by hand (canceled, expired, failed); refuses anything else."""
+    session_id = parse_uuid(session_id, "sessionId")
+    if not isinstance(status, str):
+        raise InvalidRequest("status must be a string: canceled, expired or failed")
+    with sql_errors(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM set_checkout_session_status(%s, %s, %s)", (session_id, status, user_id)).fetchone()
+    return session_json(row)

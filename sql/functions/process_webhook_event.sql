@@ -1,0 +1,139 @@
+-- depends: complete_checkout_session
+-- What a Stripe checkout event does to its checkout session. Called by record_webhook_event (a new
+-- delivery) and by `runner webhook replay` (a stored event again); safe to run twice on one event.
+{% import "macros/common.sql" as m %}
+CREATE OR REPLACE FUNCTION {{ m.q("stripe_amount_minor_units") }}(p_amount NUMERIC, p_currency TEXT)
+RETURNS BIGINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+{{ m.pinned_search_path() }}
+AS $$
+  -- Stripe counts amounts in the currency's smallest unit; these currencies have no minor unit.
+  SELECT round(p_amount * CASE WHEN lower(p_currency) IN ('bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga',
+                                                          'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf')
+                               THEN 1 ELSE 100 END)::bigint;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("stripe_amount_minor_units") }}(NUMERIC, TEXT) IS
+  'An amount in Stripe''s smallest currency unit: 29.99 usd -> 2999, 500 jpy -> 500.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("process_webhook_event") }}(
+  p_event_id          TEXT,
+  p_expected_livemode BOOLEAN
+)
+RETURNS TABLE (status TEXT, outcome TEXT, checkout_session_id UUID)
+LANGUAGE plpgsql
+{{ m.pinned_search_path() }}
+AS $$
+DECLARE
+  v_event    webhook_events%ROWTYPE;
+  v_obj      JSONB;
+  v_row      payment_checkout_sessions%ROWTYPE;
+  v_ref      TEXT;
+  v_status   TEXT := 'processed';
+  v_outcome  TEXT;
+  v_problem  TEXT;
+  v_completing BOOLEAN;
+  v_currency TEXT;
+BEGIN
+  SELECT * INTO v_event FROM webhook_events w WHERE w.stripe_event_id = p_event_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown webhook event: %', coalesce(quote_literal(left(p_event_id, 80)), 'NULL')
+      USING ERRCODE = 'P0002';
+  END IF;
+  v_obj := v_event.payload -> 'data' -> 'object';
+
+  IF v_event.topic NOT IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded',
+                           'checkout.session.async_payment_failed', 'checkout.session.expired') THEN
+    v_status := 'ignored';
+    v_outcome := 'event type not handled';
+  ELSIF jsonb_typeof(v_obj) IS DISTINCT FROM 'object' OR v_obj ->> 'object' IS DISTINCT FROM 'checkout.session' THEN
+    v_problem := 'data.object is not a checkout.session';
+  ELSIF (v_event.payload ->> 'livemode')::boolean IS DISTINCT FROM p_expected_livemode THEN
+    v_problem := format('event livemode is %s, this service runs with livemode %s',
+                        coalesce(v_event.payload ->> 'livemode', 'missing'), p_expected_livemode);
+  END IF;
+
+  IF v_status = 'processed' AND v_problem IS NULL THEN
+    -- Our row: the metadata we set, else client_reference_id, else the Stripe session id.
+    v_ref := coalesce(v_obj -> 'metadata' ->> 'checkoutSessionId', v_obj ->> 'client_reference_id');
+    IF v_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+      SELECT * INTO v_row FROM payment_checkout_sessions s WHERE s.id = v_ref::uuid FOR UPDATE;
+    END IF;
+    IF v_row.id IS NULL AND v_obj ->> 'id' IS NOT NULL THEN
+      SELECT * INTO v_row FROM payment_checkout_sessions s WHERE s.stripe_session_id = v_obj ->> 'id' FOR UPDATE;
+    END IF;
+    v_completing := v_event.topic = 'checkout.session.async_payment_succeeded'
+      OR (v_event.topic = 'checkout.session.completed'
+          AND v_obj ->> 'payment_status' IN ('paid', 'no_payment_required'));
+    v_currency := lower(coalesce(v_row.currency,
+                                 (SELECT p.currency FROM subscription_plans p WHERE p.code = v_row.subscription_plan)));
+
+    IF v_row.id IS NULL THEN
+      v_problem := format('no checkout session matches (checkoutSessionId %s, Stripe session %s)',
+                          coalesce(v_ref, 'missing'), coalesce(v_obj ->> 'id', 'missing'));
+    ELSIF v_row.stripe_session_id IS DISTINCT FROM v_obj ->> 'id' AND v_row.stripe_session_id IS NOT NULL THEN
+      IF v_completing THEN
+        v_problem := format('Stripe session %s is not the one linked to checkout session %s (%s)',
+                            v_obj ->> 'id', v_row.id, v_row.stripe_session_id);
+      ELSE
+        -- The expiry or failure of a Stripe session this row has since replaced: old news.
+        v_status := 'ignored';
+        v_outcome := 'event for a replaced Stripe session';
+      END IF;
+    ELSIF v_obj -> 'metadata' ->> 'userId' IS DISTINCT FROM v_row.user_id::text
+          AND v_obj -> 'metadata' ->> 'userId' IS NOT NULL THEN
+      v_problem := format('metadata userId %s is not the session''s user', v_obj -> 'metadata' ->> 'userId');
+    ELSIF v_completing AND lower(v_obj ->> 'currency') IS DISTINCT FROM v_currency THEN
+      v_problem := format('currency %s, expected %s', coalesce(v_obj ->> 'currency', 'missing'), v_currency);
+    ELSIF v_completing AND (v_obj ->> 'amount_total') IS DISTINCT FROM
+                           stripe_amount_minor_units(v_row.plan_price, v_currency)::text THEN
+      v_problem := format('amount_total %s, expected %s (%s %s)', coalesce(v_obj ->> 'amount_total', 'missing'),
+                          stripe_amount_minor_units(v_row.plan_price, v_currency), v_row.plan_price, v_currency);
+    END IF;
+  END IF;
+
+  IF v_problem IS NOT NULL THEN
+    v_status := 'rejected';
+    v_outcome := 'rejected: ' || v_problem;
+    INSERT INTO error_logs (category, message, context)
+    VALUES ('webhook', format('Stripe event %s (%s) rejected: %s', v_event.stripe_event_id, v_event.topic, v_problem),
+            jsonb_build_object('stripe_event_id', v_event.stripe_event_id, 'topic', v_event.topic,
+                               'checkout_session_id', v_row.id, 'stripe_session_id', v_obj ->> 'id',
+                               'amount_total', v_obj -> 'amount_total', 'currency', v_obj -> 'currency',
+                               'livemode', v_event.payload -> 'livemode'));
+  ELSIF v_status = 'processed' THEN
+    IF v_completing THEN
+      IF complete_checkout_session(v_row.id, v_obj ->> 'id', v_obj ->> 'customer') THEN
+        v_outcome := 'completed';
+        PERFORM enqueue_email('verification', v_row.email, 'verification:' || v_row.id, v_row.user_id, v_row.id,
+                              jsonb_build_object('plan', v_row.subscription_plan, 'amount', v_row.plan_price,
+                                                 'currency', v_currency));
+      ELSE
+        v_outcome := 'already completed';
+      END IF;
+    ELSIF v_event.topic = 'checkout.session.completed' THEN
+      v_outcome := 'awaiting payment (' || coalesce(v_obj ->> 'payment_status', 'no payment_status') || ')';
+    ELSIF v_row.status <> 'pending' THEN
+      v_outcome := 'unchanged: session is ' || v_row.status;
+    ELSE
+      UPDATE payment_checkout_sessions s
+         SET status = CASE WHEN v_event.topic = 'checkout.session.expired' THEN 'expired' ELSE 'failed' END
+       WHERE s.id = v_row.id
+      RETURNING s.status INTO v_outcome;
+    END IF;
+  END IF;
+
+  UPDATE webhook_events w
+     SET status = v_status, outcome = v_outcome, error = v_problem, processed_at = now(),
+         checkout_session_id = v_row.id
+   WHERE w.id = v_event.id;
+  RETURN QUERY SELECT v_status, v_outcome, v_row.id;
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("process_webhook_event") }}(TEXT, BOOLEAN) IS
+  'Applies a stored Stripe checkout event to its session: completed (paid / no_payment_required) and '
+  'async_payment_succeeded complete it, activate the subscription and queue the verification email; '
+  'async_payment_failed fails and expired expires a pending session. A completion whose Stripe session, user, '
+  'currency, amount or livemode does not match is rejected (error_logs, category webhook) and changes nothing. '
+  'Returns status processed | ignored | rejected and what was done.';

@@ -1,0 +1,117 @@
+"""A small fake of Stripe's Checkout Sessions API, served over HTTP on loopback so the real `stripe` library
+talks to it (StripeClient base_addresses / STRIPE_API_BASE). It keeps Stripe's idempotency-key rule: the
+same key with the same parameters returns the first response; with other parameters, an error."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlparse
+
+API_KEY = "sk_test_fake"
+
+
+class FakeStripe:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sessions: dict[str, dict] = {}
+        self.idempotency: dict[str, tuple[str, int, dict]] = {}
+        self.requests: list[tuple[str, str, dict, dict]] = []  # method, path, params, headers
+        self.fail_with: int | None = None  # next create/retrieve answers this HTTP status
+        self.delay = 0.0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Request-Id", f"req_{uuid.uuid4().hex[:12]}")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                params = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+                self._reply(*fake.handle("POST", urlparse(self.path).path, params, dict(self.headers)))
+
+            def do_GET(self):
+                self._reply(*fake.handle("GET", urlparse(self.path).path, {}, dict(self.headers)))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FakeStripe:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def created(self) -> list[dict]:
+        return [r[2] for r in self.requests if r[0] == "POST"]
+
+    def handle(self, method: str, path: str, params: dict, headers: dict) -> tuple[int, dict]:
+        if headers.get("Authorization") != f"Bearer {API_KEY}":
+            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+        if self.delay:
+            time.sleep(self.delay)
+        with self.lock:
+            self.requests.append((method, path, params, headers))
+            if self.fail_with:
+                status, self.fail_with = self.fail_with, None
+                return status, {"error": {"type": "api_error", "message": "Stripe is having a bad day"}}
+            if method == "POST" and path == "/v1/checkout/sessions":
+                key = headers.get("Idempotency-Key")
+                if key in self.idempotency:
+                    first_params, status, body = self.idempotency[key]
+                    if first_params != params:
+                        return 400, {"error": {"type": "idempotency_error",
+                                               "message": "Keys for idempotent requests can only be used with the "
+                                                          "same parameters they were first used with."}}
+                    return status, body
+                body = self._create(params)
+                if key:
+                    self.idempotency[key] = (params, 200, body)
+                return 200, body
+            if method == "GET" and path.startswith("/v1/checkout/sessions/"):
+                session = self.sessions.get(path.rsplit("/", 1)[1])
+                if session is None:
+                    return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                           "message": "No such checkout.session"}}
+                return 200, session
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL {path}"}}
+
+    def _create(self, params: dict) -> dict:
+        sid = f"cs_test_{uuid.uuid4().hex}"
+        session = {
+            "id": sid,
+            "object": "checkout.session",
+            "url": f"https://checkout.stripe.test/c/pay/{sid}",
+            "status": "open",
+            "payment_status": "unpaid",
+            "mode": params.get("mode"),
+            "livemode": False,
+            "expires_at": int(params["expires_at"]),
+            "client_reference_id": params.get("client_reference_id"),
+            "customer_email": params.get("customer_email"),
+            "customer": None,
+            "currency": params.get("line_items[0][price_data][currency]", "usd"),
+            "amount_total": int(params.get("line_items[0][price_data][unit_amount]", 0)),
+            "metadata": {k[len("metadata["):-1]: v for k, v in params.items() if k.startswith("metadata[")},
+        }
+        self.sessions[sid] = session
+        return session

@@ -1,0 +1,145 @@
+"""Fixtures and helpers for the checkout and webhook tests: a fake Stripe server, the service's settings and
+app, signed Stripe events, user JWTs. Test modules import the fixtures they use from here."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import jwt
+import pytest
+import stripe
+
+from runner.service import create_app
+from runner.settings import Settings
+
+from .fake_stripe import API_KEY, FakeStripe
+
+WEBHOOK_SECRET = "whsec_test_current"
+OLD_WEBHOOK_SECRET = "whsec_test_previous"
+JWT_SECRET = "jwt-secret-for-tests-0123456789abcdef"
+SERVICE_TOKEN = "service-token-for-tests"
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    fake = FakeStripe().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def settings(db_url: str, fake_stripe: FakeStripe) -> Settings:
+    return Settings(
+        database_url=db_url,
+        stripe_secret_key=API_KEY,
+        stripe_webhook_secrets=(WEBHOOK_SECRET, OLD_WEBHOOK_SECRET),
+        stripe_api_base=fake_stripe.url,
+        stripe_livemode=False,
+        stripe_max_network_retries=0,
+        stripe_timeout=5,
+        jwt_secret=JWT_SECRET,
+        service_token=SERVICE_TOKEN,
+        success_url="https://app.example.com/paid?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url="https://app.example.com/canceled",
+        pool_max_size=20,
+        pool_timeout=3,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        application.extensions["runner"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """The app behind a real waitress server on loopback (for concurrent HTTP requests)."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=16)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+
+
+def user_token(user_id, *, secret: str = JWT_SECRET, expires_in: int = 600, **claims) -> str:
+    payload = {"sub": str(user_id), "exp": int(time.time()) + expires_in, "aud": "authenticated",
+               "role": "authenticated", **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Headers of a delivery signed the way Stripe signs it (the library's own signing helper)."""
+    header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def checkout_event(kind: str, row: dict, *, event_id: str | None = None, payment_status: str = "paid",
+                   amount_total: int | None = None, currency: str = "usd", livemode: bool = False,
+                   stripe_session_id: str | None = None, customer: str = "cus_test_1") -> str:
+    """The JSON body of a checkout.session.<kind> event for a payment_checkout_sessions row."""
+    if amount_total is None:
+        amount_total = int(Decimal(row["plan_price"]) * 100)
+    session = {
+        "id": stripe_session_id or row["stripe_session_id"] or f"cs_test_{uuid.uuid4().hex}",
+        "object": "checkout.session",
+        "amount_total": amount_total,
+        "currency": currency,
+        "customer": customer,
+        "client_reference_id": str(row["id"]),
+        "livemode": livemode,
+        "metadata": {"userId": str(row["user_id"]), "plan": row["subscription_plan"],
+                     "checkoutSessionId": str(row["id"])},
+        "mode": "subscription",
+        "payment_status": payment_status,
+        "status": "expired" if kind == "expired" else "complete",
+    }
+    return json.dumps({
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "api_version": "2025-01-27.acacia",
+        "created": int(time.time()),
+        "livemode": livemode,
+        "type": f"checkout.session.{kind}",
+        "data": {"object": session},
+    })
+
+
+def session_row(conn, session_id) -> dict:
+    cur = conn.cursor(row_factory=__import__("psycopg").rows.dict_row)
+    return cur.execute("SELECT * FROM payment_checkout_sessions WHERE id = %s", (session_id,)).fetchone()
+
+
+def new_session(conn, user_id, plan: str = "pro", stripe_session_id: str | None = "auto") -> dict:
+    """A pending row as create-checkout leaves it (linked to a Stripe session unless stripe_session_id=None)."""
+    sid = conn.execute("SELECT get_or_create_checkout_session(%s, %s, %s)",
+                       (user_id, f"{uuid.uuid4().hex[:8]}@example.com", plan)).fetchone()[0]
+    if stripe_session_id is not None:
+        stripe_id = f"cs_test_{uuid.uuid4().hex}" if stripe_session_id == "auto" else stripe_session_id
+        conn.execute("SELECT link_stripe_session(%s, %s, %s, NULL, 0)",
+                     (sid, stripe_id, f"https://checkout.stripe.test/c/pay/{stripe_id}"))
+    return session_row(conn, sid)
