@@ -74,14 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     def extra(p):
         p.add_argument("--size", default=None, help="sessions to generate first (default 1M; --quick 100k)")
         p.add_argument("--clients", default="1,4,16")
-        p.add_argument("--seconds", type=int, default=None, help="per pgbench run (default 15; --quick 5)")
+        p.add_argument("--seconds", type=int, default=None, help="per pgbench run (default 10; --quick 5)")
         p.add_argument("--runs", type=int, default=None, help="pgbench runs per variant (default 3)")
-        p.add_argument("--diagnose", action="store_true",
-                       help="also run both variants with the rollup's statement triggers disabled")
+        p.add_argument("--no-diagnose", dest="diagnose", action="store_false",
+                       help="skip the diagnostic runs of both variants with the rollup's statement triggers "
+                            "disabled (they show how much of each figure the rollup costs)")
 
     args = common.arguments(__doc__.splitlines()[0], extra, argv)
     size = parse_size(args.size or ("100k" if args.quick else "1M"))
-    seconds = args.seconds or (5 if args.quick else 15)
+    seconds = args.seconds or (5 if args.quick else 10)
     runs = args.runs or (2 if args.quick else 3)
     clients = [int(c) for c in args.clients.split(",")]
     admin = common.server_url(args.database_url)
