@@ -58,6 +58,9 @@ JOBS: dict[str, Job] = {
 
 DEFAULT_EXPIRE_BATCH = 10_000
 DEFAULT_CLEANUP_BATCH = 1_000
+# Batches start at FIRST_BATCH rows and adapt so each transaction takes about TARGET_BATCH_SECONDS.
+FIRST_BATCH = 1_000
+TARGET_BATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -116,7 +119,8 @@ def expire(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_
     """Expire overdue pending sessions, one short transaction per batch of at most `batch_size` rows."""
     _check_positive("batch size", batch_size)
     tally.details["batch_size"] = batch_size
-    _batches(conn, tally, "SELECT expire_old_checkout_sessions(%s)", (batch_size,), batch_size)
+    _batches(tally, lambda size: conn.execute("SELECT expire_old_checkout_sessions(%s)", (size,)).fetchone()[0],
+             batch_size)
 
 
 def count_overdue(conn: psycopg.Connection) -> int:
@@ -132,8 +136,8 @@ def cleanup(conn: psycopg.Connection, tally: Tally, *, retention_days: int,
     _check_positive("batch size", batch_size)
     _check_positive("retention days", retention_days)
     tally.details.update(batch_size=batch_size, retention_days=retention_days)
-    _batches(conn, tally, "SELECT archive_completed_checkout_sessions(%s, %s)",
-             (batch_size, retention_days), batch_size)
+    _batches(tally, lambda size: conn.execute("SELECT archive_completed_checkout_sessions(%s, %s)",
+                                              (size, retention_days)).fetchone()[0], batch_size)
 
 
 def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
@@ -183,17 +187,27 @@ def count_due_email(conn: psycopg.Connection) -> int:
     ).fetchone()[0]
 
 
-def _batches(conn: psycopg.Connection, tally: Tally, sql: str, params: tuple, batch_size: int) -> None:
-    # Autocommit: each call is its own short transaction, so locks are held one batch at a time and what
-    # is done stays done if a later batch fails. A short batch means the backlog is gone (rows another
-    # transaction held were skipped; the next run takes them).
+def _batches(tally: Tally, call: Callable[[int], int], batch_size: int) -> None:
+    """Run `call(size)` (one batch of at most `size` rows; returns how many) until a batch comes back short.
+
+    Autocommit: each call is its own short transaction, so locks are held one batch at a time and what
+    is done stays done if a later batch fails. A short batch means the backlog is gone (rows another
+    transaction held were skipped; the next run takes them). The size starts small and doubles up to
+    `batch_size` while a batch takes less than TARGET_BATCH_SECONDS, and shrinks when one takes longer,
+    so no batch holds its locks for long whatever the per-row cost (triggers, indexes, I/O)."""
+    size = min(batch_size, FIRST_BATCH)
     while True:
         started = time.monotonic()
-        rows = conn.execute(sql, params).fetchone()[0]
-        tally.batch(rows, time.monotonic() - started)
-        log.debug("batch %d: %d rows", tally.batches, rows)
-        if rows < batch_size:
+        rows = call(size)
+        seconds = time.monotonic() - started
+        tally.batch(rows, seconds)
+        log.debug("batch %d: %d of at most %d rows in %.3fs", tally.batches, rows, size, seconds)
+        if rows < size:
             return
+        if seconds > TARGET_BATCH_SECONDS:
+            size = max(1, int(size * TARGET_BATCH_SECONDS / seconds * 0.8))
+        elif seconds < TARGET_BATCH_SECONDS / 2:
+            size = min(batch_size, size * 2)
 
 
 def _check_positive(what: str, value: int) -> None:

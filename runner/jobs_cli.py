@@ -84,7 +84,8 @@ def job() -> None:
 
 @job.command()
 @click.option("--batch-size", type=BATCH_SIZE, default=10_000, show_default=True,
-              help="Rows per transaction: locks are held one batch at a time.")
+              help="Most rows per transaction. Batches start at 1000 rows and adapt to about 0.5 s each, "
+                   "so locks are held briefly, one batch at a time.")
 @click.option("--dry-run", is_flag=True, help="Count the overdue sessions; change nothing.")
 @FORMAT
 @click.pass_context
@@ -149,7 +150,7 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
 
 @job.command()
 @click.option("--batch-size", type=BATCH_SIZE, default=1_000, show_default=True,
-              help="Rows moved per transaction.")
+              help="Most rows moved per transaction (adapting to about 0.5 s each, like expire).")
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, metavar="DAYS",
               help="Keep completed sessions this long in the live table. Default: settings.retention_days.")
 @click.option("--dry-run", is_flag=True, help="Count what would be archived; change nothing.")
