@@ -76,6 +76,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "job": "runner.jobs_cli:job",
     "schedule": "runner.jobs_cli:schedule",
     "report": "runner.reports_cli:report",
+    "doctor": "runner.doctor_cli:doctor",
+    "dashboard": "runner.dashboard_cli:dashboard",
 }
 
 

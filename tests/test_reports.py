@@ -10,9 +10,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.reporting_seed import seed
 from runner import reports
 from runner.errors import ReportError, ReportParameterError
+from tests.reporting_seed import seed
 
 # The reference's queries, verbatim from checkout-sessions-summary.md.
 REF_CONVERSION_RATE = """
@@ -234,7 +234,7 @@ def test_time_to_complete_equals_raw_query(seeded, project):
 def test_completion_time_distribution_adds_up(seeded, project):
     rows = reports.run(seeded, project, "completion_time_distribution").records()
     completed = reports.run(seeded, project, "time_to_complete", {"days": "30"}).records()[0]["completed"]
-    assert [r["band"] for r in rows][0] == "< 1 min" and len(rows) == 7
+    assert rows[0]["band"] == "< 1 min" and len(rows) == 7
     assert sum(r["sessions"] for r in rows) == completed > 0
 
 

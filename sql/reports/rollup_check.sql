@@ -1,0 +1,22 @@
+-- report: rollup_check
+-- description: Hours of the last N hours where checkout_session_rollup differs from payment_checkout_sessions (none expected; fix with SELECT rebuild_checkout_session_rollup()).
+-- param: hours integer default 48 min 1 max 87600 -- compare the hours of sessions created in the last N hours
+{% import "macros/common.sql" as m %}
+WITH since AS (
+  SELECT {{ m.q("checkout_rollup_bucket") }}(now() - make_interval(hours => %(hours)s::integer)) AS at
+), raw AS (
+  SELECT {{ m.q("checkout_rollup_bucket") }}(created_at) AS bucket, subscription_plan, status,
+         count(*) AS sessions, sum(attempts) AS attempts
+    FROM {{ m.q("payment_checkout_sessions") }}, since
+   WHERE created_at >= since.at
+   GROUP BY 1, 2, 3
+), rolled AS (
+  SELECT bucket, subscription_plan, status, sessions, attempts
+    FROM {{ m.q("checkout_session_rollup") }}, since
+   WHERE bucket >= since.at AND sessions <> 0
+)
+SELECT bucket, subscription_plan, status,
+       coalesce(raw.sessions, 0) AS table_sessions, coalesce(rolled.sessions, 0) AS rollup_sessions
+  FROM raw FULL JOIN rolled USING (bucket, subscription_plan, status)
+ WHERE raw.sessions IS DISTINCT FROM rolled.sessions OR raw.attempts IS DISTINCT FROM rolled.attempts
+ ORDER BY bucket, subscription_plan, status;
