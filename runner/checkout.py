@@ -87,14 +87,29 @@ def session_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when an error means the database is unreachable (retry later), not that a statement failed.
+
+    psycopg raises OperationalError for both; SQLSTATE tells them apart (class 08 connection exception,
+    57P01-57P03 shutdown / cannot connect now, 53300 too many connections; none: the socket broke)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300", "3D000")
+
+
 @contextmanager
 def sql_errors() -> Iterator[None]:
     """Turn the SQL functions' documented SQLSTATEs into the runner's errors (and so into HTTP statuses)."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc}") from exc
     except psycopg.Error as exc:
+        if connection_lost(exc):
+            raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from exc
         message = (exc.diag.message_primary if exc.diag else None) or str(exc)
         if exc.sqlstate in ("22023", "22P02", "22001"):
             raise InvalidRequest(message) from None

@@ -146,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
     def database_down(exc: Exception):
+        if not isinstance(exc, PoolTimeout) and not checkout.connection_lost(exc):
+            return unexpected(exc)
         log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
         return error_response(503, "database_unavailable", "the database is unavailable; retry later")
 
