@@ -68,7 +68,12 @@ def libpq_env(url: str) -> tuple[dict[str, str], str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.arguments(__doc__.splitlines()[0], argv=argv)
+    def extra(p):
+        p.add_argument("--project-dir", default=str(common.REPO),
+                       help="folder holding the sql/ project to apply (default: this checkout)")
+
+    args = common.arguments(__doc__.splitlines()[0], extra, argv)
+    project_dir = Path(args.project_dir)
     runs = 3 if args.quick else 7
     admin = common.server_url(args.database_url)
     runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
@@ -87,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
     full: dict[str, list[float]] = {t: [] for t in tools}
     noop: dict[str, list[float]] = {t: [] for t in tools}
+    # The tool's own CPU time (user + system of its process), which a busy machine does not inflate.
+    full_cpu: dict[str, list[float]] = {t: [] for t in tools}
+    noop_cpu: dict[str, list[float]] = {t: [] for t in tools}
     with tempfile.TemporaryDirectory(prefix="bench_apply_") as tmp:
-        paths = render(Path(tmp), common.REPO)
+        paths = render(Path(tmp), project_dir)
         for round_ in range(runs):
             for tool in tools:
                 with common.scratch_database(admin, prefix="bench_apply") as url:
@@ -98,17 +106,21 @@ def main(argv: list[str] | None = None) -> int:
                     if tool == "psql":
                         cmd = [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", str(paths["all"])]
                         full[tool].append(common.run_ms(cmd, env=env))
+                        full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms([psql, "-X", "-q", "-d", db, "-c", "SELECT 1"], env=env))
+                        noop_cpu[tool].append(common.last_cpu_ms)
                     elif tool == "runner":
-                        cmd = [runner_bin, "--database-url", url, "--project-dir", str(common.REPO), "apply"]
+                        cmd = [runner_bin, "--database-url", url, "--project-dir", str(project_dir), "apply"]
                         full[tool].append(common.run_ms(cmd, env=env, cwd=common.REPO))
+                        full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env, cwd=common.REPO))
+                        noop_cpu[tool].append(common.last_cpu_ms)
                     elif tool == "runner_library":
                         from runner import migrate
                         from runner import project as project_mod
 
                         def once() -> int:
-                            project = project_mod.load(common.REPO)
+                            project = project_mod.load(project_dir)
                             return len(migrate.apply(lambda: common.connect(url), project).steps)
 
                         start = time.perf_counter()
@@ -121,11 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                         cmd = [yoyo_bin, "apply", "--batch", "--no-config-file", "--database",
                                f"postgresql+psycopg://{user}@/{db}", str(paths["yoyo"])]
                         full[tool].append(common.run_ms(cmd, env=env))
+                        full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env))
+                        noop_cpu[tool].append(common.last_cpu_ms)
                     elif tool == "sqitch":
                         cmd = [sqitch_bin, "--client", psql, "deploy", f"db:pg://{user}@/{db}"]
                         full[tool].append(common.run_ms(cmd, env=env, cwd=paths["sqitch"]))
+                        full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env, cwd=paths["sqitch"]))
+                        noop_cpu[tool].append(common.last_cpu_ms)
             common.log(f"  apply round {round_ + 1}/{runs}: " + ", ".join(
                 f"{t} {full[t][-1]:.0f}/{noop[t][-1]:.0f} ms" for t in tools))
 
@@ -133,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
               "yoyo": "yoyo apply", "sqitch": "sqitch deploy"}
     files = {"files": paths["count"]}
     results = []
-    base_full = common.result(f"apply empty db: {labels['psql']} (ceiling)", GROUP, full["psql"], params=files)
+    base_full = common.result(f"apply empty db: {labels['psql']} (ceiling)", GROUP, full["psql"], params=dict(files))
     results.append(base_full)
     for tool in tools[1:]:
-        r = common.result(f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_full, params=files)
+        r = common.result(f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_full, params=dict(files))
         if tool == "runner":
             r.aim = "<= 1.5x psql"
             r.aim_met = r.ratio is not None and r.ratio <= 1.5
@@ -151,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             r.aim_met = r.median < min(peers)
             r.note = f"fastest peer {min(peers):.0f} ms"
         results.append(r)
+    for r, tool, kind in zip(results, ["psql", *tools[1:], "psql", *tools[1:]],
+                             ["full"] * len(tools) + ["noop"] * len(tools)):
+        samples = (full_cpu if kind == "full" else noop_cpu)[tool]
+        if samples:  # in-process runs have no child process
+            r.params["client_cpu_ms_median"] = round(common.stats(samples)[0], 1)
     common.print_table(results)
     if args.json:
         common.write_json(args.json, results)

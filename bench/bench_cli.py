@@ -34,14 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     for argv_ in commands.values():  # warm the page cache and Jinja's bytecode cache
         common.run_ms(argv_, cwd=common.REPO)
     samples: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):  # interleaved, so a busy moment hits every command
         for name, argv_ in commands.items():
             samples[name].append(common.run_ms(argv_, cwd=common.REPO))
+            cpu[name].append(common.last_cpu_ms)
     floor_name = next(iter(commands))
-    floor = common.result(floor_name, GROUP, samples[floor_name])
+    def cpu_params(name: str) -> dict:
+        median, low, high = common.stats(cpu[name])
+        return {"cpu_ms_median": round(median, 1), "cpu_ms_min": round(low, 1), "cpu_ms_max": round(high, 1)}
+
+    floor = common.result(floor_name, GROUP, samples[floor_name], params=cpu_params(floor_name))
     results = [floor]
     for name in list(commands)[1:]:
-        r = common.result(name, GROUP, samples[name], baseline=floor, aim=f"< {AIM_MS:.0f} ms")
+        r = common.result(name, GROUP, samples[name], baseline=floor, aim=f"< {AIM_MS:.0f} ms",
+                          params=cpu_params(name))
         r.aim_met = r.median < AIM_MS
         if name == "runner status --help":
             r.note = "`runner report list` does not exist yet; measured `runner status --help` instead"

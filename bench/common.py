@@ -85,11 +85,22 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+# CPU time (user + system, ms) of the last run_ms() child: on a busy machine wall time includes waiting
+# for a core; the child's own CPU time does not, so benchmarks record both.
+last_cpu_ms: float = 0.0
+
+
 def run_ms(argv: list[str], **kwargs: Any) -> float:
     """Wall time of one subprocess in milliseconds; raises with its output when it fails."""
+    global last_cpu_ms
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     elapsed = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last_cpu_ms = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1000
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])}... exited {proc.returncode}:\n{proc.stdout[-2000:]}"
                            f"\n{proc.stderr[-2000:]}")
