@@ -160,6 +160,7 @@ SELECT md5(%(seed)s::text || '/s/' || i::text)::uuid AS id,
          created_at + least(INTERVAL '30 seconds' + r5 * INTERVAL '2 hours',
                             greatest(%(now)s::timestamptz - created_at, INTERVAL '0'))
        END AS completed_at,
+       created_at + %(expiry)s * INTERVAL '1 hour' AS expires_at,
        CASE WHEN r6 < 0.8 THEN 1 WHEN r6 < 0.95 THEN 2 ELSE 3 END AS attempts,
        (%(plan_currencies)s::text[])[p] AS currency,
        CASE WHEN status = 'completed' THEN 'cus_' || left(md5(%(seed)s::text || '/cus/' || u::text), 14)
@@ -171,7 +172,7 @@ SELECT md5(%(seed)s::text || '/s/' || i::text)::uuid AS id,
 """
 
 _BASE_COLUMNS = ["id", "user_id", "email", "subscription_plan", "plan_price", "payment_provider",
-                 "stripe_session_id", "status", "created_at", "completed_at", "attempts", "currency",
+                 "stripe_session_id", "status", "created_at", "expires_at", "completed_at", "attempts", "currency",
                  "stripe_customer_id", "checkout_url", "stripe_sessions_created"]
 
 
@@ -196,11 +197,15 @@ def generate(
     rebuild_indexes: bool | None = None,
     chunk: int = CHUNK,
     progress: Any = None,
+    triggers: bool = True,
 ) -> Generated:
     """Insert `sessions` checkout sessions (and their users) into the applied database of `conn`.
 
     `conn` must be in autocommit mode; each chunk commits on its own. `now` anchors the year of data
     (default: the server's now()). The database should hold no generated rows of the same seed yet.
+    `triggers=False` (superuser only) loads the sessions with triggers and foreign-key checks off
+    (session_replication_role = replica; the rows are consistent by construction), then rebuilds the
+    rollup and activates the subscribers: about twice as fast at 10M rows on a busy machine.
     """
     if not conn.autocommit:
         raise ValueError("generate() needs an autocommit connection")
@@ -247,12 +252,22 @@ def generate(
         "rounds": len(sizes), "sizes_asc": sorted(sizes[1:]) or [n_users + 1],
         "plan_codes": codes, "plan_prices": prices, "plan_currencies": currencies, "plan_lower": lower,
     }
-    for lo in range(0, sessions, chunk):
-        hi = min(sessions, lo + chunk)
-        conn.execute(insert, {**params, "lo": lo, "hi": hi})
-        if progress:
-            progress(f"  sessions {hi:,}/{sessions:,} ({time.perf_counter() - t:.1f}s)")
+    if not triggers:
+        conn.execute("SET session_replication_role = replica")
+    try:
+        for lo in range(0, sessions, chunk):
+            hi = min(sessions, lo + chunk)
+            conn.execute(insert, {**params, "lo": lo, "hi": hi})
+            if progress:
+                progress(f"  sessions {hi:,}/{sessions:,} ({time.perf_counter() - t:.1f}s)")
+    finally:
+        if not triggers:
+            conn.execute("RESET session_replication_role")
     phases["sessions"] = time.perf_counter() - t
+    if not triggers and conn.execute("SELECT to_regproc('rebuild_checkout_session_rollup')").fetchone()[0]:
+        t = time.perf_counter()
+        conn.execute("SELECT rebuild_checkout_session_rollup()")
+        phases["rollup"] = time.perf_counter() - t
 
     if dropped:
         t = time.perf_counter()

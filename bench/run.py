@@ -150,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[common.Result] = []
     partition_size = max(sizes)
+    out = Path(args.out) if args.out else common.BENCH_DIR / "results" / f"{started:%Y-%m-%d}.json"
+
+    def save(finished: bool) -> None:
+        # Written after every benchmark, so an interrupted run keeps what it measured.
+        common.write_json(out, results, started=started.isoformat(timespec="seconds"),
+                          finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds") if finished else None,
+                          command=" ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+                          quick=args.quick, sizes=[_label(s) for s in sizes], machine=info)
+
     if "generate" in wanted:
         # The largest size is generated (and timed) by the partitioning prototype when it runs.
         for size in sizes:
@@ -163,22 +172,20 @@ def main(argv: list[str] | None = None) -> int:
                                          [g.seconds * 1000], params={"phases_s": g.phases, "users": g.users,
                                                                       "by_status": g.by_status}))
             common.log(f"   generate {_label(size)}: {g.seconds:.1f}s {g.phases}")
+            save(False)
     for name, path in scripts.items():
         if name in wanted:
             # Other issues' benchmarks run with their quick options: their full runs build 10M-row data
             # sets of their own and are documented in their scripts.
             results += run_script(path, name, args.quick or name not in ORDER, url, [])
+            save(False)
     if "partition" in wanted:
         results += run_script(common.BENCH_DIR / "partition_prototype.py", "partition", args.quick, url,
                               ["--size", _label(partition_size)])
 
     print()
     common.print_table(results)
-    out = Path(args.out) if args.out else common.BENCH_DIR / "results" / f"{started:%Y-%m-%d}.json"
-    common.write_json(out, results, started=started.isoformat(timespec="seconds"),
-                      finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      command=" ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
-                      quick=args.quick, sizes=[_label(s) for s in sizes], machine=info)
+    save(True)
     missed = [r.name for r in results if r.aim_met is False]
     common.log(f"\nwrote {out}" + (f"; aims missed: {'; '.join(missed)}" if missed else "; every aim met"))
     return 0
