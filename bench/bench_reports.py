@@ -168,12 +168,22 @@ def admin_url(given: str | None) -> str:
     return out.stdout.strip()
 
 
-def build(admin: str, rows: int, project: project_mod.Project) -> str:
+def build(admin: str, rows: int, project: project_mod.Project, reuse: bool = False) -> str:
     name = f"bench_reports_{rows}"
+    url = make_conninfo(admin, dbname=name)
+    if reuse:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            started = time.monotonic()
+            migrate.apply(lambda: psycopg.connect(url, autocommit=True), project)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            print(f"  reused {name}, applied the project in {time.monotonic() - started:.0f}s", file=sys.stderr)
+            return url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin, dbname=name)
     migrate.apply(lambda: psycopg.connect(url, autocommit=True), project)
     users = max(rows // 4, 10)
     chunk = 1_000_000
@@ -230,6 +240,10 @@ def main() -> None:
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated sizes (default 1M,10M)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query (median)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100k rows, 3 runs")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the bench databases; with --reuse a later run measures them again")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure an existing bench_reports_<rows> database (after applying the project)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON (bench/README.md contract)")
     args = parser.parse_args()
     if args.quick:
@@ -240,10 +254,11 @@ def main() -> None:
     print(f"server: {conninfo_to_dict(admin).get('host')}  sizes: {sizes}  runs: {args.runs}", file=sys.stderr)
     table: dict[int, dict[str, tuple[float, float, int]]] = {}
     for rows in sizes:
-        url = build(admin, rows, project)
+        url = build(admin, rows, project, reuse=args.reuse)
         table[rows] = measure(url, project, args.runs)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "bench_reports_{rows}" WITH (FORCE)')
+        if not args.keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "bench_reports_{rows}" WITH (FORCE)')
     print_table(sizes, table)
     if args.json:
         write_json(args.json, sizes, table, args.runs)

@@ -111,7 +111,7 @@ def page(data: dict[str, Any]) -> str:
     jobs = "".join(
         f'<tr><td>{escape(r["job"])}</td><td><span class="pill {escape(r["last_outcome"] or "")}">'
         f'{escape(r["last_outcome"] or "–")}</span></td>'
-        f'<td>{escape(r["last_success_at"].strftime("%Y-%m-%d %H:%M") if r["last_success_at"] else "never")}</td></tr>'
+        f'<td>{escape(r["last_success_at"].strftime("%b %d %H:%M") if r["last_success_at"] else "never")}</td></tr>'
         for r in data["jobs"]) or '<tr><td colspan="3" class="muted">no job has run yet</td></tr>'
 
     return TEMPLATE.format(

@@ -120,11 +120,11 @@ def _structure(conn, project) -> Check:
 
 
 def _rollup(conn, project, thresholds) -> Check:
-    diff = _report(conn, project, "rollup_check", hours=48)
+    diff = _report(conn, project, "rollup_check", hours=24)
     if diff:
         return Check("rollup", "fail", f"checkout_session_rollup differs from the table in {len(diff)} hour(s)",
                      "run SELECT rebuild_checkout_session_rollup(); and check its triggers exist")
-    return Check("rollup", "pass", "checkout_session_rollup equals the table over the last 48 hours")
+    return Check("rollup", "pass", "checkout_session_rollup equals the table over the last 24 hours")
 
 
 def _expiry(conn, project, thresholds) -> Check:

@@ -24,7 +24,8 @@ INSERT INTO payment_checkout_sessions
         created_at, completed_at, attempts)
 SELECT id, email, plan, (SELECT price FROM subscription_plans WHERE code = plan), 'stripe',
        CASE WHEN rn %% 3 <> 0 THEN 'cs_seed_' || rn END, status, created,
-       CASE WHEN status = 'completed' THEN created + (rn %% 97) * INTERVAL '37 seconds' END,
+       CASE WHEN status = 'completed' THEN created + (rn %% 97) * INTERVAL '37 seconds'
+                                            + (CASE WHEN rn %% 11 = 1 THEN rn %% 30 ELSE 0 END) * INTERVAL '1 hour' END,
        1 + rn %% 4
   FROM shaped;
 

@@ -8,14 +8,19 @@ import pytest
 
 from tests.reporting_seed import seed
 
-RAW = """
+BANDS = ", ".join(
+    f"count(*) FILTER (WHERE status = 'completed' AND checkout_completion_band(created_at, completed_at) = {band})"
+    for band in range(1, 8))
+RAW = f"""
 SELECT checkout_rollup_bucket(created_at), subscription_plan, status, count(*),
        count(*) FILTER (WHERE attempts > 1), sum(attempts),
-       coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0)
+       coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0),
+       ARRAY[{BANDS}]
   FROM payment_checkout_sessions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 ROLLUP = """
-SELECT bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds
+SELECT bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
+       ARRAY[completed_1m, completed_5m, completed_15m, completed_1h, completed_6h, completed_24h, completed_more]
   FROM checkout_session_rollup WHERE sessions <> 0 ORDER BY 1, 2, 3
 """
 

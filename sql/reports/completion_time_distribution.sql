@@ -1,28 +1,22 @@
 -- report: completion_time_distribution
--- description: Completed sessions of the last N days by how long payment took (under a minute ... over a day): the dashboard's time-to-complete chart.
+-- description: Sessions of the last N days that completed, by how long payment took (under a minute ... a day or more): the dashboard's time-to-complete chart.
 -- param: days integer default 30 min 1 max 3650 -- sessions created in the last N days
 --
--- Every band is listed, empty ones with 0, in order of duration. Reads the checkout_session_rollup-free
--- covering index idx_payment_checkout_sessions_completed.
+-- Every band is listed, empty ones with 0, shortest first; share is a percentage (2 decimals). Reads the
+-- completion bands of checkout_session_rollup (see checkout_completion_band()).
 {% import "macros/common.sql" as m %}
-WITH bands (position, band, upper_seconds) AS (
-  VALUES (1, '< 1 min', 60), (2, '1-5 min', 300), (3, '5-15 min', 900), (4, '15-60 min', 3600),
-         (5, '1-6 h', 21600), (6, '6-24 h', 86400), (7, '> 24 h', NULL)
-),
-done AS (
-  SELECT EXTRACT(EPOCH FROM (completed_at - created_at)) AS seconds
-    FROM {{ m.q("payment_checkout_sessions") }}
+WITH totals AS (
+  SELECT coalesce(sum(completed_1m), 0)::bigint AS b1, coalesce(sum(completed_5m), 0)::bigint AS b2,
+         coalesce(sum(completed_15m), 0)::bigint AS b3, coalesce(sum(completed_1h), 0)::bigint AS b4,
+         coalesce(sum(completed_6h), 0)::bigint AS b5, coalesce(sum(completed_24h), 0)::bigint AS b6,
+         coalesce(sum(completed_more), 0)::bigint AS b7
+    FROM {{ m.q("checkout_session_stats_since") }}(now() - make_interval(days => %(days)s::integer))
    WHERE status = 'completed'
-     AND created_at > now() - make_interval(days => %(days)s::integer)
-),
-placed AS (
-  SELECT CASE WHEN seconds < 60 THEN 1 WHEN seconds < 300 THEN 2 WHEN seconds < 900 THEN 3
-              WHEN seconds < 3600 THEN 4 WHEN seconds < 21600 THEN 5 WHEN seconds < 86400 THEN 6
-              ELSE 7 END AS position
-    FROM done
+), bands (position, band, sessions) AS (
+  SELECT v.* FROM totals, LATERAL (VALUES (1, '< 1 min', b1), (2, '1-5 min', b2), (3, '5-15 min', b3),
+                                        (4, '15-60 min', b4), (5, '1-6 h', b5), (6, '6-24 h', b6),
+                                        (7, '> 24 h', b7)) AS v (position, band, sessions)
 )
-SELECT b.band, count(p.position) AS sessions,
-       round(count(p.position) * 100.0 / NULLIF(sum(count(p.position)) OVER (), 0), 2) AS share
-  FROM bands b LEFT JOIN placed p USING (position)
- GROUP BY b.position, b.band
- ORDER BY b.position;
+SELECT band, sessions, round(sessions * 100.0 / NULLIF(sum(sessions) OVER (), 0), 2) AS share
+  FROM bands
+ ORDER BY position;

@@ -1,6 +1,6 @@
 -- report: rollup_check
 -- description: Hours of the last N hours where checkout_session_rollup differs from payment_checkout_sessions (none expected; fix with SELECT rebuild_checkout_session_rollup()).
--- param: hours integer default 48 min 1 max 87600 -- compare the hours of sessions created in the last N hours
+-- param: hours integer default 24 min 1 max 87600 -- compare the hours of sessions created in the last N hours
 {% import "macros/common.sql" as m %}
 WITH since AS (
   SELECT {{ m.q("checkout_rollup_bucket") }}(now() - make_interval(hours => %(hours)s::integer)) AS at
