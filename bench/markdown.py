@@ -11,13 +11,14 @@ from pathlib import Path
 
 
 def fmt(value: float | None, unit: str) -> str:
+    """A figure with its unit: ms under 10 s, seconds above; throughput units as given."""
     if value is None or value != value:
         return "-"
-    if unit == "tps":
-        return f"{value:,.0f}"
+    if unit != "ms":
+        return f"{value:,.0f} {unit}"
     if value >= 10_000:
         return f"{value / 1000:,.1f} s"
-    return f"{value:,.1f}" if value >= 10 else f"{value:,.3f}"
+    return f"{value:,.1f} ms" if value >= 10 else f"{value:,.3f} ms"
 
 
 def tables(data: dict) -> str:
@@ -31,10 +32,9 @@ def tables(data: dict) -> str:
         out.append("| --- | ---: | ---: | ---: | --- | ---: | --- |")
         for i in items:
             unit = i.get("unit", "ms")
-            suffix = " tps" if unit == "tps" else " ms"
             aim = "" if i.get("aim") is None else f"{i['aim']}: {'met' if i.get('aim_met') else '**missed**'}"
             ratio = "" if i.get("ratio") is None else f"{i['ratio']:.2f}x"
-            out.append(f"| {i['name']} | {fmt(i.get('median'), unit)}{suffix} | {fmt(i.get('min'), unit)}-"
+            out.append(f"| {i['name']} | {fmt(i.get('median'), unit)} | {fmt(i.get('min'), unit)} - "
                        f"{fmt(i.get('max'), unit)} | {i.get('runs', '')} | {i.get('baseline') or ''} | {ratio} | {aim} |")
     return "\n".join(out)
 
