@@ -45,12 +45,12 @@ STRIPE_MIN_EXPIRY = 31 * 60
 STRIPE_MAX_EXPIRY = 24 * 3600 - 5 * 60
 EXPIRY_ROUNDING = 300
 
+# Functions only: the service's database role may EXECUTE them and has no table privileges
+# (sql/functions/privileges.sql).
 SESSION_SQL = """
-SELECT s.*, p.name AS plan_name, p.stripe_price_id, p.billing_interval,
-       stripe_amount_minor_units(s.plan_price, coalesce(s.currency, p.currency)) AS amount_minor,
-       coalesce(s.currency, p.currency) AS plan_currency
-  FROM payment_checkout_sessions s JOIN subscription_plans p ON p.code = s.subscription_plan
- WHERE s.id = %s"""
+SELECT s.*, t.plan_name, t.stripe_price_id, t.billing_interval, t.amount_minor, t.plan_currency
+  FROM get_checkout_session(%s) s
+ CROSS JOIN LATERAL checkout_plan_terms(s.subscription_plan, s.plan_price, s.currency) t"""
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,10 @@ def _row(conn: psycopg.Connection, session_id: uuid.UUID) -> dict[str, Any]:
 
 
 def _user_email(conn: psycopg.Connection, user_id: uuid.UUID) -> str:
-    row = conn.execute("SELECT email FROM users WHERE id = %s", (user_id,)).fetchone()
-    if row is None:
+    email = conn.execute("SELECT checkout_user_email(%s)", (user_id,)).fetchone()[0]
+    if email is None:
         raise NotFound(f"unknown user: {user_id}")
-    return row[0]
+    return email
 
 
 def stripe_expires_at(row_expires_at: datetime, now: float | None = None) -> int:

@@ -16,7 +16,7 @@ def record(conn: psycopg.Connection, category: str, message: str, **context: Any
     """Insert one error_logs row. Never raises: failing to log must not hide the error being logged."""
     try:
         conn.execute(
-            "INSERT INTO error_logs (category, message, context) VALUES (%s, %s, %s::jsonb)",
+            "SELECT log_error(%s, %s, %s::jsonb)",
             (category, message, json.dumps(context, default=str)),
         )
     except Exception as exc:  # noqa: BLE001 - the database may be the very thing that failed

@@ -127,9 +127,7 @@ def expire(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_
 
 def count_overdue(conn: psycopg.Connection) -> int:
     """How many pending sessions `expire` would expire now."""
-    return conn.execute(
-        "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending' AND expires_at <= now()"
-    ).fetchone()[0]
+    return conn.execute("SELECT count_overdue_checkout_sessions()").fetchone()[0]
 
 
 def cleanup(conn: psycopg.Connection, tally: Tally, *, retention_days: int,
@@ -145,11 +143,7 @@ def cleanup(conn: psycopg.Connection, tally: Tally, *, retention_days: int,
 def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
     """How many completed sessions `cleanup` would archive now."""
     _check_positive("retention days", retention_days)
-    return conn.execute(
-        "SELECT count(*) FROM payment_checkout_sessions "
-        "WHERE status = 'completed' AND completed_at < now() - make_interval(days => %s)",
-        (retention_days,),
-    ).fetchone()[0]
+    return conn.execute("SELECT count_archivable_checkout_sessions(%s)", (retention_days,)).fetchone()[0]
 
 
 def remind(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig | None) -> None:
@@ -184,9 +178,7 @@ def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project, mail
 
 def count_due_email(conn: psycopg.Connection) -> int:
     """How many queued emails `send-email` would try now."""
-    return conn.execute(
-        "SELECT count(*) FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= now()"
-    ).fetchone()[0]
+    return conn.execute("SELECT count_due_emails()").fetchone()[0]
 
 
 def _batches(tally: Tally, call: Callable[[int], int], batch_size: int) -> None:
@@ -250,19 +242,15 @@ def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Calla
 
 def _run_locked(conn: psycopg.Connection, job: Job, started: float,
                 on_batch: Callable[[Tally], None] | None, options: dict[str, Any]) -> RunResult:
-    # Holding the lock, any 'running' row of this job belongs to a run that died without finishing.
-    abandoned = conn.execute(
-        "UPDATE job_runs SET outcome = 'failed', finished_at = now(), "
-        "error = 'abandoned: the run ended without recording an outcome (killed or lost its connection)' "
-        "WHERE job = %s AND outcome = 'running'",
-        (job.name,),
-    ).rowcount
+    # Holding the lock, any 'running' row of this job belongs to a run that died without finishing:
+    # start_job_run marks those failed (abandoned) and records this run. The jobs' database role writes
+    # job_runs only through these functions (sql/functions/job_runs.sql).
+    run_id, abandoned = conn.execute(
+        "SELECT run_id, abandoned FROM start_job_run(%s, %s)",
+        (job.name, database.application_name(f"job {job.name}")),
+    ).fetchone()
     if abandoned:
         log.warning("%s: marked %d abandoned run(s) as failed", job.name, abandoned)
-    run_id = conn.execute(
-        "INSERT INTO job_runs (job, client) VALUES (%s, %s) RETURNING id",
-        (job.name, database.application_name(f"job {job.name}")),
-    ).fetchone()[0]
     tally = Tally(on_batch=on_batch)
     try:
         WORK[job.name](conn, tally, **options)
@@ -288,9 +276,8 @@ def _finish(conn: psycopg.Connection, run_id: int, outcome: str, tally: Tally, e
         if conn.info.transaction_status != 0:  # a failed batch left a transaction open
             conn.rollback()
         conn.execute(
-            "UPDATE job_runs SET outcome = %s, finished_at = now(), rows = %s, batches = %s, error = %s, "
-            "details = %s WHERE id = %s",
-            (outcome, tally.rows, tally.batches, error, Jsonb(_details(tally)), run_id),
+            "SELECT finish_job_run(%s, %s, %s, %s, %s, %s)",
+            (run_id, outcome, tally.rows, tally.batches, error, Jsonb(_details(tally))),
         )
     except Exception as exc:  # noqa: BLE001 - the database went away; the next run marks this one abandoned
         log.error("could not record the outcome of job run %s: %s", run_id, _one_line(exc))
@@ -299,9 +286,7 @@ def _finish(conn: psycopg.Connection, run_id: int, outcome: str, tally: Tally, e
 def _record_skipped(conn: psycopg.Connection, name: str, error: str) -> int | None:
     try:
         return conn.execute(
-            "INSERT INTO job_runs (job, outcome, finished_at, error, client) "
-            "VALUES (%s, 'skipped', now(), %s, %s) RETURNING id",
-            (name, error, database.application_name(f"job {name}")),
+            "SELECT record_skipped_job_run(%s, %s, %s)", (name, error, database.application_name(f"job {name}"))
         ).fetchone()[0]
     except Exception as exc:  # noqa: BLE001 - recording is best effort; the skip itself stands
         log.error("could not record the skipped run of %s: %s", name, _one_line(exc))
@@ -331,9 +316,4 @@ def history(conn: psycopg.Connection, job: str | None = None, limit: int = 20) -
         raise JobOptionError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})")
     _check_positive("limit", limit)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT id, job, started_at, finished_at, extract(epoch FROM finished_at - started_at)::float8 "
-            "AS seconds, outcome, rows, batches, error, details, client FROM job_runs "
-            "WHERE %(job)s::text IS NULL OR job = %(job)s ORDER BY started_at DESC, id DESC LIMIT %(limit)s",
-            {"job": job, "limit": limit},
-        ).fetchall()
+        return cur.execute("SELECT * FROM job_run_history(%s, %s)", (job, limit)).fetchall()

@@ -89,11 +89,12 @@ def applied(conn: psycopg.Connection, project: Project) -> dict[str, dict]:
     if not history_exists(conn, project):
         return {}
     rows = conn.execute(
-        f"""SELECT DISTINCT ON (name) name, kind, version, checksum, applied_at
+        f"""SELECT DISTINCT ON (name) name, kind, version, checksum, applied_at, id
               FROM {project.history_table} ORDER BY name, id DESC"""
     ).fetchall()
     return {
-        r[0]: {"kind": r[1], "version": r[2], "checksum": r[3], "applied_at": r[4].isoformat()} for r in rows
+        r[0]: {"kind": r[1], "version": r[2], "checksum": r[3], "applied_at": r[4].isoformat(), "id": r[5]}
+        for r in rows
     }
 
 
@@ -163,11 +164,28 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
             if f.version is not None and f.version < max_applied:
                 log.warning("%s has a lower version than one already applied; applying it now", f.label)
             steps.append((f, "apply"))
+    finals = []
     for f in project.repeatables():
+        if f.finally_:
+            finals.append(f)
+            continue
         row = done.get(f.name)
         if row is None:
             steps.append((f, "apply"))
         elif row["checksum"] != f.checksum:
+            steps.append((f, "reapply"))
+    # A `finally` file runs again after anything else ran: in this apply, or after its own last run (an
+    # apply killed between a function file and the privileges must not leave a function created again
+    # without its grants). Versioned files do not count there: a table starts with no grants at all, which
+    # is safe, and `runner baseline` of a table file must leave nothing to apply.
+    final_names = {f.name for f in finals}
+    latest_other = max((r["id"] for name, r in done.items()
+                        if name not in final_names and r["kind"] == "repeatable"), default=0)
+    for f in finals:
+        row = done.get(f.name)
+        if row is None:
+            steps.append((f, "apply"))
+        elif row["checksum"] != f.checksum or steps or latest_other > row["id"]:
             steps.append((f, "reapply"))
     return steps
 

@@ -30,6 +30,9 @@ class SqlFile:
     checksum: str
     transactional: bool = True
     depends: tuple[str, ...] = ()
+    # `-- runner: finally`: runs after every other file, and again after any apply that applied something
+    # (privileges: a function dropped and created again must get its grants back).
+    finally_: bool = False
 
     @property
     def label(self) -> str:
@@ -120,6 +123,7 @@ class Project:
             checksum=checksum(rendered),
             transactional="no-transaction" not in directives.get("runner", ()),
             depends=tuple(directives.get("depends", ())),
+            finally_=kind == "repeatable" and "finally" in directives.get("runner", ()),
         )
 
     def versioned(self) -> list[SqlFile]:
@@ -143,7 +147,7 @@ class Project:
         return sorted(files, key=lambda f: f.version or 0)
 
     def repeatables(self) -> list[SqlFile]:
-        """The files of sql/functions/, in dependency order (alphabetical where free)."""
+        """The files of sql/functions/, in dependency order (alphabetical where free); `finally` files last."""
         folder = self.sql_dir / "functions"
         files: dict[str, SqlFile] = {}
         for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
@@ -151,7 +155,8 @@ class Project:
                 raise ProjectError(f"sql/functions/{path.name}: use letters, digits and _ in file names")
             loaded = self._load("repeatable", f"functions/{path.name}")
             files[loaded.description] = loaded
-        return _dependency_order(files)
+        ordered = _dependency_order(files)
+        return [f for f in ordered if not f.finally_] + [f for f in ordered if f.finally_]
 
     def files(self) -> list[SqlFile]:
         return self.versioned() + self.repeatables()
@@ -243,8 +248,12 @@ def _directives(source: str, rel: str) -> dict[str, tuple[str, ...]]:
             values = [v.strip() for v in match["value"].split(",") if v.strip()]
             found.setdefault(match["key"], []).extend(values)
     for value in found.get("runner", []):
-        if value != "no-transaction":
-            raise ProjectError(f"sql/{rel}: unknown directive `-- runner: {value}` (known: no-transaction)")
+        if value not in ("no-transaction", "finally"):
+            raise ProjectError(
+                f"sql/{rel}: unknown directive `-- runner: {value}` (known: no-transaction, finally)"
+            )
+        if value == "finally" and not rel.startswith("functions/"):
+            raise ProjectError(f"sql/{rel}: `-- runner: finally` is for files of sql/functions/")
     return {k: tuple(v) for k, v in found.items()}
 
 
@@ -313,6 +322,14 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
         value = settings.get(key)
         if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
+    for key in ("app_role", "reporting_role"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value)):
+            raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
+    if settings.get("app_role") is not None and settings.get("app_role") == settings.get("reporting_role"):
+        raise ConfigError(f"{path}: settings.app_role and settings.reporting_role must differ")
+    if "manage_roles" in settings and not isinstance(settings["manage_roles"], bool):
+        raise ConfigError(f"{path}: settings.manage_roles must be true or false, got {settings['manage_roles']!r}")
     for key in ("expiry_hours", "retention_days"):
         value = settings.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -7,6 +7,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("archive_completed_checkout_sessions") }}(
 )
 RETURNS INTEGER
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

@@ -15,6 +15,7 @@ RETURNS TABLE (
   checkout_url      TEXT
 )
 LANGUAGE sql STABLE
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
   -- The reference's WHERE clause, unchanged (strict bounds: exactly 6 h or 24 h old is not a candidate),
@@ -37,6 +38,7 @@ COMMENT ON FUNCTION {{ m.q("checkout_reminder_candidates") }}() IS
 CREATE OR REPLACE FUNCTION {{ m.q("queue_checkout_reminders") }}()
 RETURNS INTEGER
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

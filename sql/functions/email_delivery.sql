@@ -21,6 +21,7 @@ RETURNS TABLE (
   completed_at        TIMESTAMP WITH TIME ZONE
 )
 LANGUAGE sql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
   -- The session as it is now (not as it was when the email was queued): a reminder for a checkout
@@ -49,6 +50,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("record_email_attempt") }}(
 )
 RETURNS TEXT
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

@@ -4,6 +4,7 @@
 CREATE OR REPLACE FUNCTION {{ m.q("expire_old_checkout_sessions") }}(p_batch_size INTEGER DEFAULT NULL)
 RETURNS INTEGER
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

@@ -4,6 +4,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("get_latest_checkout_session") }}(p_user_id UU
 RETURNS SETOF {{ m.q("payment_checkout_sessions") }}
 LANGUAGE sql STABLE
 ROWS 1
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
   SELECT *

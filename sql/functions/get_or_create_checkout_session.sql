@@ -10,6 +10,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("get_or_create_checkout_session") }}(
 )
 RETURNS UUID
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

@@ -10,6 +10,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("link_stripe_session") }}(
 )
 RETURNS BOOLEAN
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

@@ -22,6 +22,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("process_webhook_event") }}(
 )
 RETURNS TABLE (status TEXT, outcome TEXT, checkout_session_id UUID)
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

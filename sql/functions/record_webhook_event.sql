@@ -9,6 +9,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("record_webhook_event") }}(
 )
 RETURNS TABLE (status TEXT, outcome TEXT, checkout_session_id UUID, duplicate BOOLEAN)
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
@@ -54,6 +55,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("fail_webhook_event") }}(
 )
 RETURNS VOID
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 BEGIN

@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("set_checkout_session_status") }}(
 )
 RETURNS SETOF {{ m.q("payment_checkout_sessions") }}
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE

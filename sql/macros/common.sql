@@ -14,3 +14,10 @@
 {% macro pinned_search_path() -%}
 SET search_path = {{ settings.schema }}, pg_temp
 {%- endmacro %}
+
+{#- Run a function with its owner's privileges (the application role has EXECUTE only, no table access).
+    Put it in every definition: CREATE OR REPLACE without it turns a function back into SECURITY INVOKER.
+    Always together with pinned_search_path(), so a caller cannot redirect the names the function uses. -#}
+{% macro security_definer() -%}
+SECURITY DEFINER
+{%- endmacro %}
