@@ -198,7 +198,7 @@ def server_info(url: str) -> dict[str, Any]:
     with connect(url) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
         settings = dict(conn.execute(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
             (["shared_buffers", "fsync", "synchronous_commit", "max_wal_size", "work_mem",
               "maintenance_work_mem", "max_parallel_workers_per_gather"],),
         ).fetchall())
