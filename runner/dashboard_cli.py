@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from runner.errors import RunnerError
+
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
@@ -31,5 +33,9 @@ def dashboard(obj, output: str) -> None:
     if output == "-":
         click.echo(html, nl=False)
         return
-    Path(output).write_text(html, encoding="utf-8")
+    try:
+        Path(output).write_text(html, encoding="utf-8")
+    except (OSError, ValueError) as exc:  # a folder, a missing parent, no permission, a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RunnerError(f"cannot write the dashboard to {output!r}: {reason}") from None
     click.echo(f"Wrote {output} ({len(html.encode()) // 1024} KiB).", err=True)

@@ -18,9 +18,28 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+# user:password@ of a URL, up to the last @ (a password may hold / or @); password=... of a conninfo
+# string or a URL's query, quoted or not.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:@/\s\"]*:)[^\s\"]*@", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"""(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&'"]*)""", re.IGNORECASE)
+# libpq quoting a host that is the rest of a password holding an unencoded @: 'rest@host'
+_QUOTED_REST = re.compile(r"""(['"])[^'"\s@]*@""")
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """`text` (a URL, a conninfo string or a message quoting one) with every password replaced by ***,
+    fit for messages and logs. With `url`, its password is also removed wherever `text` repeats it."""
+    text = _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+    text = _QUOTED_REST.sub(r"\1***@", text)
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(url or "").get("password") if url else None
+    except Exception:  # noqa: BLE001 - a malformed URL: the patterns above are all there is
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
 
 
 def application_name(command: str) -> str:
@@ -42,6 +61,6 @@ def connect(url: str, *, command: str = "runner", autocommit: bool = True) -> ps
         )
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {reason}") from None
-    except psycopg.ProgrammingError as exc:  # e.g. a malformed URL
-        raise DatabaseUnavailable(f"invalid database URL {redact(url)}: {exc}") from None
+        raise DatabaseUnavailable(redact(f"cannot connect to {url}: {reason}", url)) from None
+    except psycopg.ProgrammingError as exc:  # e.g. a malformed URL; libpq's message may quote all of it
+        raise DatabaseUnavailable(redact(f"invalid database URL {url}: {exc}", url)) from None

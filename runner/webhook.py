@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -87,17 +88,50 @@ def parse_event(payload: bytes) -> Event:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequest("body must be a JSON object (a Stripe event)")
     event_id, event_type = data.get("id"), data.get("type")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+    # Printable: no NUL, line break or lone surrogate in what is stored, logged and keyed on.
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255 or not event_id.isprintable():
         raise InvalidRequest("event has no valid id")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 255 or not event_type.isprintable():
         raise InvalidRequest("event has no valid type")
     if not isinstance(data.get("data"), dict) or not isinstance(data["data"].get("object"), dict):
         raise InvalidRequest("event has no data.object")
+    problem = _unstorable(data)
+    if problem:
+        raise InvalidRequest(f"event cannot be stored: {problem}")
     livemode = data.get("livemode")
     return Event(event_id, event_type, livemode if isinstance(livemode, bool) else None, payload.decode("utf-8"))
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why PostgreSQL's jsonb would refuse this parsed JSON (a 500 on every redelivery), or None.
+
+    JSON allows what jsonb does not: \\u0000, lone surrogates (\\ud800), numbers beyond any float
+    (1e999999). Stripe sends none of them; a body that does is refused before the database sees it.
+    Iterative: a deeply nested body must not exhaust the stack.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a string holds a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string holds a lone surrogate"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number is out of range"
+    return None
 
 
 def _outcome(event_id: str, row: tuple) -> Outcome:
