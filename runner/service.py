@@ -114,7 +114,10 @@ def _principal() -> Principal:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # silent= covers ValueError only; json's C parser gives up on deep nesting
+        body = None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
     return body
@@ -143,8 +146,10 @@ def _log_request(response: Response) -> Response:
     }
     if _state().settings.log_format == "json":
         access_log.info(json.dumps({"event": "request", **fields}))
-    else:
-        access_log.info("%s %s %s %sms", fields["method"], fields["path"], fields["status"], fields["ms"])
+    else:  # a decoded %0d%0a in the path must not start a forged log line
+        path = fields["path"].encode("unicode_escape").decode("ascii") if not fields["path"].isprintable() \
+            else fields["path"]
+        access_log.info("%s %s %s %sms", fields["method"], path, fields["status"], fields["ms"])
     return response
 
 
