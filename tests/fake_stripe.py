@@ -21,6 +21,11 @@ class FakeStripe:
         self.idempotency: dict[str, tuple[str, int, dict]] = {}
         self.requests: list[tuple[str, str, dict, dict]] = []  # method, path, params, headers
         self.fail_with: int | None = None  # next create/retrieve answers this HTTP status
+        # What the next creates do, one entry each: "500" answers 500 before doing anything (a load balancer
+        # or an outage: nothing is saved under the idempotency key, as at Stripe); "slow" does the work and
+        # saves it under the key, then answers only after `slow_seconds` (the client has timed out by then).
+        self.create_failures: list[str] = []
+        self.slow_seconds = 2.0
         self.delay = 0.0
         fake = self
 
@@ -45,7 +50,11 @@ class FakeStripe:
             def do_GET(self):
                 self._reply(*fake.handle("GET", urlparse(self.path).path, {}, dict(self.headers)))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that timed out: not news
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -64,7 +73,25 @@ class FakeStripe:
     def created(self) -> list[dict]:
         return [r[2] for r in self.requests if r[0] == "POST"]
 
+    def sessions_created_for(self, client_reference_id: str) -> list[dict]:
+        """Every Stripe session this fake created for one checkout session row."""
+        return [s for s in self.sessions.values() if s["client_reference_id"] == client_reference_id]
+
     def handle(self, method: str, path: str, params: dict, headers: dict) -> tuple[int, dict]:
+        failure = None
+        if method == "POST" and path == "/v1/checkout/sessions":
+            with self.lock:
+                failure = self.create_failures.pop(0) if self.create_failures else None
+        if failure == "500":
+            with self.lock:
+                self.requests.append((method, path, params, headers))
+            return 500, {"error": {"type": "api_error", "message": "Stripe is having a bad day (before the work)"}}
+        status, body = self._handle(method, path, params, headers)
+        if failure == "slow":
+            time.sleep(self.slow_seconds)
+        return status, body
+
+    def _handle(self, method: str, path: str, params: dict, headers: dict) -> tuple[int, dict]:
         if headers.get("Authorization") != f"Bearer {API_KEY}":
             return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
         if self.delay:

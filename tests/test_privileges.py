@@ -185,6 +185,41 @@ def test_the_jobs_run_as_the_application_role(app_url, conn, project):
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive").fetchone()[0] == 2
 
 
+def test_a_users_token_never_reaches_another_users_data_as_the_application_role(settings, app_url, conn, make_user,
+                                                                               fake_stripe):
+    """Every route and parameter combination of the API, with Bob's token naming Alice's session or id
+    (test_api.py covers the same as the owner; here the service runs as the application role)."""
+    from .payments_support import new_session
+
+    app = create_app(settings.with_(database_url=app_url))
+    try:
+        client = app.test_client()
+        alice, bob = make_user(), make_user()
+        alices = new_session(conn, alice)
+        headers = bearer(user_token(bob))
+        attempts = [
+            client.get(SESSION, query_string={"sessionId": str(alices["id"])}, headers=headers),
+            client.get(SESSION, query_string={"userId": str(alice)}, headers=headers),
+            client.get(SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(bob)}, headers=headers),
+            client.get(SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(alice)},
+                       headers=headers),
+            client.post(SESSION, json={"plan": "basic", "userId": str(alice)}, headers=headers),
+            client.post(CREATE, json={"plan": "pro", "userId": str(alice)}, headers=headers),
+            client.patch(SESSION, json={"sessionId": str(alices["id"]), "status": "canceled"}, headers=headers),
+            client.patch(SESSION, json={"sessionId": str(alices["id"]), "status": "canceled", "userId": str(alice)},
+                         headers=headers),
+        ]
+        assert [r.status_code for r in attempts] == [404] * len(attempts)
+        for response in attempts:  # the same answer as for a session that does not exist: nothing of Alice's
+            assert response.json["error"]["code"] == "not_found"
+            assert alices["email"] not in response.get_data(as_text=True)
+            assert alices["stripe_session_id"] not in response.get_data(as_text=True)
+        assert fake_stripe.requests == []
+    finally:
+        app.extensions["runner"].close()
+    assert conn.execute("SELECT count(*), min(status) FROM payment_checkout_sessions").fetchone() == (1, "pending")
+
+
 # -- ... and can do nothing else ------------------------------------------------------------------------------
 def test_the_application_role_cannot_read_or_write_any_table(app_url, conn, make_user):
     make_user()

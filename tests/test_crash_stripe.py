@@ -1,0 +1,119 @@
+"""Stripe's API failing during create-checkout: 500s, and timeouts after Stripe did the work. Every retry
+(the stripe library's own, and the customer's next click) sends the same idempotency key, so one row never
+gets two Stripe sessions."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from .payments_support import bearer, user_token
+
+CREATE = "/api/payments/create-checkout"
+ROUNDS = 8
+
+
+@pytest.fixture
+def retrying_app(settings, fake_stripe):
+    """The service with the stripe library retrying (2 retries) and a short timeout."""
+    from runner.service import create_app
+
+    fake_stripe.slow_seconds = 1.5
+    app = create_app(settings.with_(stripe_max_network_retries=2, stripe_timeout=0.6))
+    try:
+        yield app
+    finally:
+        app.extensions["runner"].close()
+
+
+def posts_for(fake_stripe, row_id: str) -> list[dict]:
+    """The create requests for one row: (idempotency key, parameters)."""
+    return [(headers.get("Idempotency-Key"), params) for method, path, params, headers in fake_stripe.requests
+            if method == "POST" and params.get("client_reference_id") == row_id]
+
+
+def checkout_until_ok(client, user, attempts: int = 5) -> tuple[dict, list[int]]:
+    """The customer clicks again after each failure (502), up to `attempts` times."""
+    statuses = []
+    for _ in range(attempts):
+        response = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            return response.json, statuses
+        assert response.status_code == 502, response.json
+    raise AssertionError(f"no checkout after {attempts} attempts: {statuses}")
+
+
+def test_500s_are_retried_with_the_same_idempotency_key(retrying_app, conn, make_user, fake_stripe):
+    user = make_user()
+    fake_stripe.create_failures = ["500", "500"]
+    body, statuses = checkout_until_ok(retrying_app.test_client(), user)
+    assert statuses == [200]  # the library's two retries were enough
+    row_id = body["checkoutSessionId"]
+    posts = posts_for(fake_stripe, row_id)
+    keys = {key for key, _ in posts}
+    assert len(posts) == 3 and keys == {f"checkout-session:{row_id}:0"}
+    [created] = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == created["id"] and body["url"] == created["url"]
+
+
+def test_a_timeout_after_stripe_created_the_session_gets_that_session(retrying_app, conn, make_user, fake_stripe):
+    user = make_user()
+    fake_stripe.create_failures = ["slow"]
+    body, statuses = checkout_until_ok(retrying_app.test_client(), user)
+    row_id = body["checkoutSessionId"]
+    assert statuses == [200]
+    assert {key for key, _ in posts_for(fake_stripe, row_id)} == {f"checkout-session:{row_id}:0"}
+    assert len(posts_for(fake_stripe, row_id)) == 2
+    [created] = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == created["id"]
+
+
+def test_every_retry_exhausted_then_the_customer_tries_again(retrying_app, conn, make_user, fake_stripe):
+    """Stripe made the session on the first try, but every answer was lost (3 timeouts): 502 and the row stays
+    pending without a Stripe id. The customer's next click sends the same key and gets that very session."""
+    user = make_user()
+    fake_stripe.create_failures = ["slow", "slow", "slow"]
+    client = retrying_app.test_client()
+    failed = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+    assert failed.status_code == 502 and "still pending" in failed.json["error"]["message"]
+    row_id, status, stripe_id = conn.execute(
+        "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
+        (user,)).fetchone()
+    assert (status, stripe_id) == ("pending", None)
+    assert len(fake_stripe.sessions_created_for(row_id)) == 1  # Stripe has it; we do not know yet
+    assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'stripe'").fetchone()[0] == 1
+
+    body, statuses = checkout_until_ok(client, user)
+    assert statuses == [200] and body["checkoutSessionId"] == row_id
+    [created] = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == created["id"]
+    posts = posts_for(fake_stripe, row_id)
+    assert len(posts) == 4 and {key for key, _ in posts} == {f"checkout-session:{row_id}:0"}
+    assert len({repr(sorted(params.items())) for _, params in posts}) == 1  # same parameters each time
+
+
+def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app, conn, make_user, fake_stripe):
+    rng = random.Random(7)
+    client = retrying_app.test_client()
+    tried = {"500": 0, "slow": 0, "requests": 0}
+    for _ in range(ROUNDS):
+        user = make_user()
+        fake_stripe.create_failures = [rng.choice(["500", "slow"]) for _ in range(rng.randint(0, 4))]
+        for failure in fake_stripe.create_failures:
+            tried[failure] += 1
+        body, statuses = checkout_until_ok(client, user)
+        tried["requests"] += len(statuses)
+        row_id = body["checkoutSessionId"]
+        [created] = fake_stripe.sessions_created_for(row_id)
+        assert body["session"]["stripeSessionId"] == created["id"]
+        assert {key for key, _ in posts_for(fake_stripe, row_id)} == {f"checkout-session:{row_id}:0"}
+        # And the next visit resumes that session instead of creating one.
+        again = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+        assert again.json["resumed"] is True and again.json["url"] == created["url"]
+    print(f"stripe failures injected: {tried}")
+    assert tried["500"] + tried["slow"] >= ROUNDS
+    assert conn.execute("SELECT count(*), count(DISTINCT stripe_session_id) FROM payment_checkout_sessions"
+                        ).fetchone() == (ROUNDS, ROUNDS)
+    assert len(fake_stripe.sessions) == ROUNDS
