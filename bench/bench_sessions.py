@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from bench.bench_apply import libpq_env  # noqa: E402
-from bench.generate import generate, parse_size, user_id_sql  # noqa: E402
+from bench import common
+from bench.bench_apply import libpq_env
+from bench.generate import generate, parse_size, user_id_sql
 
 GROUP = "sessions"
 SEED = 1

@@ -24,7 +24,6 @@ usual trick; `rebuild_indexes=False` keeps them).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field

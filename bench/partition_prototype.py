@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from bench.generate import generate, parse_size  # noqa: E402
+from bench import common
+from bench.generate import generate, parse_size
 
 GROUP = "partitioning"
 PART = "pcs_partitioned"

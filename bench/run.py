@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from bench.generate import generate, parse_size  # noqa: E402
+from bench import common
+from bench.generate import generate, parse_size
 
 # Ours first, in the order of the issue; others' scripts after, alphabetically.
 ORDER = ["apply", "cli", "sessions"]
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = [w for w in wanted if w in args.only.split(",")]
     wanted = [w for w in wanted if w not in args.skip.split(",")]
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     info = machine(url)
     common.log(f"server {info['server_version']}, {info['cores']} cores, {info['cpu']}; running: {', '.join(wanted)}")
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(finished: bool) -> None:
         # Written after every benchmark, so an interrupted run keeps what it measured.
         common.write_json(out, results, started=started.isoformat(timespec="seconds"),
-                          finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds") if finished else None,
+                          finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if finished else None,
                           command=" ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
                           quick=args.quick, sizes=[_label(s) for s in sizes], machine=info)
 
