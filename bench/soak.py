@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 import warnings
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

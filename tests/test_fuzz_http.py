@@ -250,11 +250,11 @@ RAW_REQUESTS = [
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=a\r\n b\r\n"
-    b"Content-Length: 2\r\n\r\n{}",
-    b"PATCH /api/payments/checkout-session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    b"Authorization: Bearer " + SERVICE_TOKEN.encode() + b"\r\nContent-Length: 40\r\n\r\n"
-    b'{"sessionId": "\\u0000", "status": "\xff"}',
+    (b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=a\r\n b\r\n"
+     b"Content-Length: 2\r\n\r\n{}"),
+    (b"PATCH /api/payments/checkout-session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+     b"Authorization: Bearer " + SERVICE_TOKEN.encode() + b"\r\nContent-Length: 40\r\n\r\n"
+     b'{"sessionId": "\\u0000", "status": "\xff"}'),
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS hello on the plain port
     b"BREW /healthz HTCPCP/1.0\r\n\r\n",
