@@ -1,4 +1,4 @@
-"""The scheduled jobs (expire, remind, cleanup, send-email): each overlap-safe, batched and recorded.
+"""The scheduled jobs (expire, remind, cleanup, send-email, rollup): each overlap-safe, batched and recorded.
 
 Every run takes its job's advisory lock without waiting: a second copy (cron firing again while the first
 still runs, two schedulers, a person running it by hand) is *skipped*, recorded as such, and its caller
@@ -54,9 +54,13 @@ JOBS: dict[str, Job] = {
                    "Move completed sessions older than the retention to payment_checkout_sessions_archive."),
     "send-email": Job("send-email", 13, "*/5 * * * *", "every 5 minutes",
                       "Deliver the email outbox (verification and reminder emails) over SMTP."),
+    "rollup": Job("rollup", 14, "*/5 * * * *", "every 5 minutes",
+                  "Fold the rollup's appended deltas into checkout_session_rollup, in batches."),
 }
 
 DEFAULT_EXPIRE_BATCH = 10_000
+# Delta rows per fold transaction: a few hundred milliseconds at most, and it locks nothing writers wait for.
+DEFAULT_FOLD_BATCH = 100_000
 DEFAULT_CLEANUP_BATCH = 1_000
 # Batches start at FIRST_BATCH rows and adapt so each transaction takes about TARGET_BATCH_SECONDS.
 FIRST_BATCH = 1_000
@@ -123,6 +127,31 @@ def expire(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_
     tally.details["batch_size"] = batch_size
     _batches(tally, lambda size: conn.execute("SELECT expire_old_checkout_sessions(%s)", (size,)).fetchone()[0],
              batch_size)
+    # Each batch appended its few rollup deltas; fold them now so the rollup is compact after every run.
+    tally.details["rollup_deltas_folded"] = fold_rollup_deltas(conn)
+
+
+def rollup(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_FOLD_BATCH) -> None:
+    """Fold the rollup's deltas into checkout_session_rollup, one short transaction per batch."""
+    _check_positive("batch size", batch_size)
+    tally.details["batch_size"] = batch_size
+    _batches(tally, lambda size: conn.execute("SELECT fold_checkout_session_rollup(%s)", (size,)).fetchone()[0],
+             batch_size)
+
+
+def fold_rollup_deltas(conn: psycopg.Connection, batch_size: int = DEFAULT_FOLD_BATCH) -> int:
+    """Fold every rollup delta there is now (a transaction per batch); returns how many were folded."""
+    folded = 0
+    while True:
+        rows = conn.execute("SELECT fold_checkout_session_rollup(%s)", (batch_size,)).fetchone()[0]
+        folded += rows
+        if rows < batch_size:
+            return folded
+
+
+def count_rollup_deltas(conn: psycopg.Connection) -> int:
+    """How many rollup deltas `rollup` would fold now."""
+    return conn.execute("SELECT count_checkout_session_rollup_deltas()").fetchone()[0]
 
 
 def count_overdue(conn: psycopg.Connection) -> int:
@@ -213,7 +242,7 @@ def _check_positive(what: str, value: int) -> None:
 
 # -- running and recording -----------------------------------------------------------------------------
 WORK: dict[str, Callable[..., None]] = {
-    "expire": expire, "remind": remind, "cleanup": cleanup, "send-email": send_email,
+    "expire": expire, "remind": remind, "cleanup": cleanup, "send-email": send_email, "rollup": rollup,
 }
 
 

@@ -78,6 +78,7 @@ def job() -> None:
       runner job expire                  # hourly
       runner job remind                  # every 6 hours
       runner job cleanup                 # weekly
+      runner job rollup                  # every 5 minutes
       runner job history --limit 5
     """
 
@@ -200,6 +201,32 @@ def send_email(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     if dry_run:
         return _dry_run(ctx, obj, "send-email", fmt, jobs.count_due_email)
     _run(ctx, obj, "send-email", fmt, project=obj.project, mail=MailConfig.from_env())
+
+
+@job.command()
+@click.option("--batch-size", type=BATCH_SIZE, default=100_000, show_default=True,
+              help="Most delta rows folded per transaction.")
+@click.option("--dry-run", is_flag=True, help="Count the deltas waiting to be folded; change nothing.")
+@FORMAT
+@click.pass_context
+def rollup(ctx: click.Context, batch_size: int, dry_run: bool, fmt: str) -> None:
+    """Fold the rollup's appended deltas into checkout_session_rollup (every 5 minutes).
+
+    Writers append signed deltas instead of updating shared rollup rows, so they never wait for each
+    other; reports read rollup and deltas together and are exact either way. Folding keeps the delta
+    table small, so reports stay fast. `runner job expire` also folds after its batches.
+
+    
+    Examples:
+      runner job rollup
+      runner job rollup --dry-run        # how many deltas wait
+      runner job rollup --format json
+    """
+    from runner import jobs
+
+    if dry_run:
+        return _dry_run(ctx, ctx.obj, "rollup", fmt, jobs.count_rollup_deltas)
+    _run(ctx, ctx.obj, "rollup", fmt, batch_size=batch_size)
 
 
 @job.command(name="list")

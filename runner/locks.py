@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 # Keys are two int4s: the project's class, then one key per kind of work.
 LOCK_CLASS = 0x43534553  # "CSES"
 APPLY_LOCK = 1
+# Taken inside fold_checkout_session_rollup() and rebuild_checkout_session_rollup() (transaction-scoped),
+# so folds and rebuilds take turns; sql/functions/checkout_session_rollup.sql spells it out.
+ROLLUP_FOLD_LOCK = 2
 # Jobs use 10 and up (see runner/jobs.py).
 
 

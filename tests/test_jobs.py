@@ -124,7 +124,7 @@ def test_a_run_while_another_holds_the_lock_is_skipped_at_once_and_recorded(conn
     from runner.mail import MailConfig
 
     add_sessions(conn, 3, expires="now() - interval '1 hour'")
-    options = {"expire": {}, "cleanup": {"retention_days": 90},
+    options = {"expire": {}, "rollup": {}, "cleanup": {"retention_days": 90},
                "remind": {"project": project, "mail": None},
                "send-email": {"project": project, "mail": MailConfig("smtp://127.0.0.1:9", "a@example.com")}}
     holder = hold_lock(db_url, job)

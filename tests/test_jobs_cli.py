@@ -121,11 +121,21 @@ def test_cleanup_uses_the_project_retention_unless_overridden(conn, db_url):
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive").fetchone()[0] == 3
 
 
+def test_rollup_job_folds_the_deltas(conn, db_url):
+    add_sessions(conn, 3)
+    waiting = conn.execute("SELECT count(*) FROM checkout_session_rollup_delta").fetchone()[0]
+    assert waiting > 0
+    assert run(db_url, "job", "rollup", "--dry-run").stdout.startswith(f"rollup: dry run: {waiting} row(s)")
+    assert run(db_url, "job", "rollup").stdout.startswith(f"rollup: {waiting} rows in 1 batch(es)")
+    assert conn.execute("SELECT count(*) FROM checkout_session_rollup_delta").fetchone()[0] == 0
+    assert run(db_url, "job", "rollup").stdout.startswith("rollup: 0 rows in 1 batch(es)")
+
+
 def test_list_and_history(conn, db_url):
     listing = run(db_url, "job", "list")
     assert listing.stdout.splitlines()[0].split()[:6] == ["expire", "0", "*", "*", "*", "*"]
     assert [r["name"] for r in json.loads(run(db_url, "job", "list", "--format", "json").stdout)] == [
-        "expire", "remind", "cleanup", "send-email"]
+        "expire", "remind", "cleanup", "send-email", "rollup"]
     assert run(db_url, "job", "history").stdout == "No job runs recorded yet.\n"
     run(db_url, "job", "expire")
     run(db_url, "job", "cleanup")

@@ -41,6 +41,7 @@ APP_FUNCTIONS = {
     "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
     "start_job_run", "finish_job_run", "record_skipped_job_run", "job_run_history",
     "count_overdue_checkout_sessions", "count_archivable_checkout_sessions", "count_due_emails",
+    "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas",
 }
 
 

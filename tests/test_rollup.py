@@ -1,10 +1,17 @@
-"""checkout_session_rollup stays equal to the raw table through inserts, updates, deletes, truncation and
-a rebuild; checkout_session_stats_since equals the raw query for any window start."""
+"""checkout_session_rollup plus its unfolded deltas (checkout_session_rollup_current) stays equal to the raw
+table through inserts, updates, deletes, truncation, folds (also concurrent with writers and with each other)
+and a rebuild; writers never wait for each other on rollup rows; checkout_session_stats_since equals the raw
+query for any window start."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
+from psycopg import errors
+
+from runner import jobs
 
 from tests.reporting_seed import seed
 
@@ -18,21 +25,26 @@ SELECT checkout_rollup_bucket(created_at), subscription_plan, status, count(*),
        ARRAY[{BANDS}]
   FROM payment_checkout_sessions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
-ROLLUP = """
-SELECT bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
-       ARRAY[completed_1m, completed_5m, completed_15m, completed_1h, completed_6h, completed_24h, completed_more]
-  FROM checkout_session_rollup WHERE sessions <> 0 ORDER BY 1, 2, 3
-"""
+COLUMNS = """bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
+       ARRAY[completed_1m, completed_5m, completed_15m, completed_1h, completed_6h, completed_24h, completed_more]"""
+# What the reports read: the rollup with the deltas not folded yet.
+ROLLUP = f"SELECT {COLUMNS} FROM checkout_session_rollup_current ORDER BY 1, 2, 3"
+# The rollup table alone: equal to the raw table once every delta is folded.
+FOLDED = f"SELECT {COLUMNS} FROM checkout_session_rollup WHERE sessions <> 0 ORDER BY 1, 2, 3"
 
 
 def rollup_equals_raw(conn: psycopg.Connection) -> bool:
     return conn.execute(ROLLUP).fetchall() == conn.execute(RAW).fetchall()
 
 
+def deltas(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM checkout_session_rollup_delta").fetchone()[0]
+
+
 def test_rollup_follows_every_kind_of_write(conn):
     seed(conn)
     assert rollup_equals_raw(conn)
-    assert conn.execute("SELECT count(*) FROM checkout_session_rollup").fetchone()[0] > 100
+    assert conn.execute("SELECT count(*) FROM checkout_session_rollup_current").fetchone()[0] > 100
     # status moves (the expire job, completions), attempts, a change the rollup does not count
     conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' AND attempts = 2")
     conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', completed_at = created_at + "
@@ -44,19 +56,133 @@ def test_rollup_follows_every_kind_of_write(conn):
     assert rollup_equals_raw(conn)
     with conn.transaction(force_rollback=True):
         conn.execute("DELETE FROM payment_checkout_sessions")
-        assert conn.execute("SELECT count(*) FROM checkout_session_rollup WHERE sessions <> 0").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM checkout_session_rollup_current").fetchone()[0] == 0
     assert rollup_equals_raw(conn)
+    assert conn.execute("SELECT fold_checkout_session_rollup()").fetchone()[0] > 0
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending'")
+    assert deltas(conn) > 0
     conn.execute("TRUNCATE payment_checkout_sessions")
     assert conn.execute("SELECT count(*) FROM checkout_session_rollup").fetchone()[0] == 0
+    assert deltas(conn) == 0
 
 
-def test_rebuild_gives_the_same_rollup(conn):
+def test_rebuild_gives_the_same_rollup_and_clears_the_deltas(conn):
     seed(conn)
     before = conn.execute(ROLLUP).fetchall()
+    conn.execute("SELECT fold_checkout_session_rollup()")
     conn.execute("UPDATE checkout_session_rollup SET sessions = sessions + 5")  # corrupt it
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending'")
+    conn.execute("INSERT INTO checkout_session_rollup_delta SELECT * FROM checkout_session_rollup_delta")  # and them
+    assert deltas(conn) > 0
     assert not rollup_equals_raw(conn)
+    expected = conn.execute(RAW).fetchall()
     assert conn.execute("SELECT rebuild_checkout_session_rollup()").fetchone()[0] == len(before)
-    assert conn.execute(ROLLUP).fetchall() == before
+    assert deltas(conn) == 0
+    assert conn.execute(FOLDED).fetchall() == conn.execute(ROLLUP).fetchall() == expected
+
+
+def test_fold_moves_the_deltas_into_the_rollup_and_keeps_it_equal(conn):
+    seed(conn)
+    waiting = deltas(conn)
+    assert waiting > 0 and rollup_equals_raw(conn)
+    assert conn.execute(FOLDED).fetchall() != conn.execute(RAW).fetchall()  # the table alone lags
+    assert conn.execute("SELECT fold_checkout_session_rollup(7)").fetchone()[0] == 7  # a partial fold
+    assert deltas(conn) == waiting - 7 and rollup_equals_raw(conn)
+    assert jobs.fold_rollup_deltas(conn, batch_size=50) == waiting - 7
+    assert deltas(conn) == 0 and rollup_equals_raw(conn)
+    assert conn.execute(FOLDED).fetchall() == conn.execute(RAW).fetchall()
+    assert conn.execute("SELECT fold_checkout_session_rollup()").fetchone()[0] == 0
+    for bad in (0, -1, None):
+        with pytest.raises(errors.InvalidParameterValue):
+            conn.execute("SELECT fold_checkout_session_rollup(%s)", (bad,))
+
+
+def test_the_rollup_job_folds_and_the_expire_job_folds_after_its_batches(conn, db_url):
+    seed(conn)
+    waiting = deltas(conn)
+    result = jobs.run(lambda: psycopg.connect(db_url, autocommit=True), "rollup", batch_size=100)
+    assert (result.outcome, result.rows, deltas(conn)) == ("succeeded", waiting, 0)
+    conn.execute("UPDATE payment_checkout_sessions SET expires_at = now() - INTERVAL '1 minute' "
+                 "WHERE status = 'pending'")
+    assert deltas(conn) == 0  # expires_at is not counted: nothing appended
+    result = jobs.run(lambda: psycopg.connect(db_url, autocommit=True), "expire")
+    assert result.rows > 0 and result.details["rollup_deltas_folded"] > 0
+    assert deltas(conn) == 0 and rollup_equals_raw(conn)
+
+
+def _two_pending_sessions_of_one_hour(conn, make_user) -> list:
+    ids = [conn.execute("SELECT get_or_create_checkout_session(%s, 'h@example.com', 'pro', 29.99, 'stripe')",
+                        (make_user(),)).fetchone()[0] for _ in range(2)]
+    conn.execute("UPDATE payment_checkout_sessions SET created_at = checkout_rollup_bucket(now()) "
+                 "WHERE id = ANY(%s)", (ids,))
+    conn.execute("SELECT fold_checkout_session_rollup()")
+    return ids
+
+
+def test_writers_of_one_rollup_hour_never_wait_for_each_other(conn, db_url, make_user):
+    """Two open transactions each complete a session of the same hour and plan: with a lock timeout of
+    100 ms, the second must not wait for the first's (uncommitted) rollup change."""
+    first, second = _two_pending_sessions_of_one_hour(conn, make_user)
+    with psycopg.connect(db_url) as a, psycopg.connect(db_url) as b:
+        for c in (a, b):
+            c.execute("SET lock_timeout = '100ms'")
+        a.execute("SELECT complete_checkout_session(%s, 'cs_hour_a', 'cus_a')", (first,))
+        b.execute("SELECT complete_checkout_session(%s, 'cs_hour_b', 'cus_b')", (second,))  # a still open
+        # and a fold meanwhile neither waits for them nor makes them wait
+        conn.execute("SET lock_timeout = '100ms'")
+        conn.execute("SELECT fold_checkout_session_rollup()")
+        a.execute("SELECT get_or_create_checkout_session(%s, 'h@example.com', 'basic', 9.99, 'stripe')",
+                  (conn.execute("SELECT user_id FROM payment_checkout_sessions WHERE id = %s",
+                                (first,)).fetchone()[0],))
+        b.commit()
+        a.commit()
+    assert rollup_equals_raw(conn)
+    assert conn.execute("SELECT sessions FROM checkout_session_rollup_current WHERE status = 'completed'"
+                        ).fetchall() == [(2,)]
+
+
+def test_concurrent_writers_and_folds_keep_the_rollup_equal(conn, db_url, make_user):
+    users = [make_user() for _ in range(40)]
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(mine: list) -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as c:
+                for i, user in enumerate(mine):
+                    session = c.execute("SELECT get_or_create_checkout_session(%s, 'w@example.com', 'pro', 29.99, "
+                                        "'stripe')", (user,)).fetchone()[0]
+                    if i % 3 != 2:
+                        c.execute("SELECT complete_checkout_session(%s, %s, 'cus_w')", (session, f"cs_w_{user}"))
+                    else:
+                        c.execute("UPDATE payment_checkout_sessions SET status = 'canceled' WHERE id = %s",
+                                  (session,))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    def folder() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as c:
+                while not stop.is_set():
+                    c.execute("SELECT fold_checkout_session_rollup(3)")
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(users[k::4],)) for k in range(4)]
+    folders = [threading.Thread(target=folder) for _ in range(2)]
+    for t in writers + folders:
+        t.start()
+    for t in writers:
+        t.join(60)
+    stop.set()
+    for t in folders:
+        t.join(60)
+    assert failures == []
+    assert rollup_equals_raw(conn)
+    conn.execute("SELECT fold_checkout_session_rollup()")
+    assert deltas(conn) == 0
+    assert conn.execute(FOLDED).fetchall() == conn.execute(RAW).fetchall()
+    assert conn.execute("SELECT sum(sessions) FROM checkout_session_rollup_current").fetchone()[0] == 40
 
 
 def test_rollup_follows_the_reference_functions(conn, make_user):
@@ -66,7 +192,7 @@ def test_rollup_follows_the_reference_functions(conn, make_user):
     conn.execute("SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')", (user,))
     conn.execute("SELECT complete_checkout_session(%s, 'cs_rollup', 'cus_rollup')", (session,))
     assert rollup_equals_raw(conn)
-    assert conn.execute("SELECT status, sessions, retried FROM checkout_session_rollup WHERE sessions <> 0"
+    assert conn.execute("SELECT status, sessions, retried FROM checkout_session_rollup_current"
                         ).fetchall() == [("completed", 1, 1)]
 
 

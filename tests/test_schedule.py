@@ -47,7 +47,8 @@ def test_bad_cron_expressions(expression, message):
 
 def test_default_schedules_parse():
     assert {name: Cron.parse(job.schedule).expression for name, job in JOBS.items()} == {
-        "expire": "0 * * * *", "remind": "0 */6 * * *", "cleanup": "30 3 * * 0", "send-email": "*/5 * * * *"}
+        "expire": "0 * * * *", "remind": "0 */6 * * *", "cleanup": "30 3 * * 0", "send-email": "*/5 * * * *",
+        "rollup": "*/5 * * * *"}
 
 
 class FakeClock:

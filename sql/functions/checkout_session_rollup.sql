@@ -1,7 +1,14 @@
 -- Keeps checkout_session_rollup (sql/tables/V030) equal to payment_checkout_sessions, and reads windows
 -- of it. Statement-level triggers with transition tables: a bulk insert or the expire job's batch
--- update costs one grouped upsert per statement, not one per row, and an update that changes nothing
--- the rollup counts (a Stripe id, a checkout URL) touches no rollup row at all.
+-- update costs one grouped insert per statement, not one per row, and an update that changes nothing
+-- the rollup counts (a Stripe id, a checkout URL) adds nothing at all.
+--
+-- The triggers only *append* signed rows to checkout_session_rollup_delta (sql/tables/V032), which has no
+-- unique key: concurrent writers never wait for each other there (upserting the rollup itself made every
+-- completion of a session created in the same hour queue on the same rollup rows until the previous
+-- commit was flushed). fold_checkout_session_rollup() moves deltas into the rollup in one short
+-- transaction; checkout_session_rollup_current (rollup + deltas) is what readers read, so the numbers are
+-- exact whether or not a fold ran.
 --
 -- Applying this file (first time, or after any edit) rebuilds the rollup from the table under a SHARE
 -- lock in the same transaction that (re)creates the triggers, so no write can slip between the two.
@@ -43,11 +50,16 @@ COMMENT ON FUNCTION {{ m.q("checkout_completion_band") }}(TIMESTAMPTZ, TIMESTAMP
 {%- endmacro %}
 {% set bands = ["completed_1m", "completed_5m", "completed_15m", "completed_1h", "completed_6h", "completed_24h", "completed_more"] %}
 
-{#- One grouped upsert of signed rows (sign, created_at, subscription_plan, status, attempts, completed_at). -#}
-{% macro upsert_from(source) -%}
-    INSERT INTO {{ m.q("checkout_session_rollup") }} AS r
-           (bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
-            {{ bands | join(", ") }})
+{#- The advisory lock (two int4 keys: runner/locks.py's LOCK_CLASS, ROLLUP_FOLD_LOCK) that makes folds and
+    rebuilds take turns. -#}
+{% set fold_lock = "1129530707, 2" %}
+{% set measures = ["sessions", "retried", "attempts", "complete_seconds"] + bands %}
+
+{#- Append the grouped signed rows (sign, created_at, subscription_plan, status, attempts, completed_at) to
+    the delta table: an INSERT of new rows only, so no writer ever waits for another's lock. -#}
+{% macro append_from(source) -%}
+    INSERT INTO {{ m.q("checkout_session_rollup_delta") }}
+           (bucket, subscription_plan, status, {{ measures | join(", ") }})
     SELECT {{ m.q("checkout_rollup_bucket") }}(d.created_at), d.subscription_plan, d.status,
            sum(d.sign),
            coalesce(sum(d.sign) FILTER (WHERE d.attempts > 1), 0),
@@ -67,17 +79,7 @@ COMMENT ON FUNCTION {{ m.q("checkout_completion_band") }}(TIMESTAMPTZ, TIMESTAMP
                       FILTER (WHERE d.status = 'completed'), 0) <> 0
 {%- for column in bands %}
         OR coalesce(sum(d.sign) FILTER (WHERE d.status = 'completed' AND {{ band("d.") }} = {{ loop.index }}), 0) <> 0
-{%- endfor %}
-     -- A fixed order of rollup rows, so concurrent statements lock them in the same order.
-     ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, subscription_plan, status) DO UPDATE
-       SET sessions = r.sessions + EXCLUDED.sessions,
-           retried = r.retried + EXCLUDED.retried,
-           attempts = r.attempts + EXCLUDED.attempts,
-           complete_seconds = r.complete_seconds + EXCLUDED.complete_seconds,
-{%- for column in bands %}
-           {{ column }} = r.{{ column }} + EXCLUDED.{{ column }}{{ "," if not loop.last else ";" }}
-{%- endfor %}
+{%- endfor %};
 {%- endmacro %}
 {% set new_rows = "SELECT 1 AS sign, created_at, subscription_plan, status, attempts, completed_at FROM new_rows" %}
 {% set old_rows = "SELECT -1 AS sign, created_at, subscription_plan, status, attempts, completed_at FROM old_rows" %}
@@ -91,20 +93,20 @@ SECURITY DEFINER
 AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-{{ upsert_from(new_rows) }}
+{{ append_from(new_rows) }}
   ELSIF TG_OP = 'DELETE' THEN
-{{ upsert_from(old_rows) }}
+{{ append_from(old_rows) }}
   ELSIF TG_OP = 'UPDATE' THEN
-{{ upsert_from(new_rows ~ " UNION ALL " ~ old_rows) }}
+{{ append_from(new_rows ~ " UNION ALL " ~ old_rows) }}
   ELSIF TG_OP = 'TRUNCATE' THEN
-    TRUNCATE {{ m.q("checkout_session_rollup") }};
+    TRUNCATE {{ m.q("checkout_session_rollup") }}, {{ m.q("checkout_session_rollup_delta") }};
   END IF;
   RETURN NULL;
 END;
 $$;
 
 COMMENT ON FUNCTION {{ m.q("checkout_session_rollup_after_write") }}() IS
-  'Statement trigger: adds the inserted, removes the deleted and moves the updated sessions in checkout_session_rollup.';
+  'Statement trigger: appends the inserted (+), deleted (-) and moved (- old, + new) sessions to checkout_session_rollup_delta.';
 
 CREATE OR REPLACE FUNCTION {{ m.q("rebuild_checkout_session_rollup") }}()
 RETURNS BIGINT
@@ -116,8 +118,11 @@ DECLARE
 BEGIN
   -- Writers wait until the rebuild commits; readers carry on.
   LOCK TABLE {{ m.q("payment_checkout_sessions") }} IN SHARE MODE;
-  -- TRUNCATE, not DELETE: no dead rows left for the reports to skip over.
-  TRUNCATE {{ m.q("checkout_session_rollup") }};
+  -- One fold at a time, and none while rebuilding (fold_checkout_session_rollup takes the same lock).
+  PERFORM pg_catalog.pg_advisory_xact_lock({{ fold_lock }});
+  -- TRUNCATE, not DELETE: no dead rows left for the reports to skip over. The deltas are part of what is
+  -- recomputed: whatever they held is in the table, which the SHARE lock keeps still.
+  TRUNCATE {{ m.q("checkout_session_rollup") }}, {{ m.q("checkout_session_rollup_delta") }};
   INSERT INTO {{ m.q("checkout_session_rollup") }}
          (bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
           {{ bands | join(", ") }})
@@ -135,7 +140,87 @@ END;
 $$;
 
 COMMENT ON FUNCTION {{ m.q("rebuild_checkout_session_rollup") }}() IS
-  'Recomputes checkout_session_rollup from payment_checkout_sessions (blocks writers meanwhile); returns its row count.';
+  'Recomputes checkout_session_rollup from payment_checkout_sessions and empties checkout_session_rollup_delta '
+  '(blocks writers meanwhile); returns the rollup''s row count.';
+
+-- What readers read: the rollup plus the deltas not folded into it yet, one row per hour, plan and
+-- status that has sessions (exactly the raw table's GROUP BY). A condition on bucket reaches both tables
+-- (the planner pushes it below the GROUP BY and into each branch), so a window reads the rollup's primary
+-- key range and the small delta table.
+CREATE OR REPLACE VIEW {{ m.q("checkout_session_rollup_current") }} AS
+SELECT u.bucket, u.subscription_plan, u.status,
+{%- for column in measures %}
+       sum(u.{{ column }}){{ "" if column == "complete_seconds" else "::bigint" }} AS {{ column }}{{ "," if not loop.last }}
+{%- endfor %}
+  FROM (SELECT bucket, subscription_plan, status, {{ measures | join(", ") }}
+          FROM {{ m.q("checkout_session_rollup") }}
+        UNION ALL
+        SELECT bucket, subscription_plan, status, {{ measures | join(", ") }}
+          FROM {{ m.q("checkout_session_rollup_delta") }}) AS u
+ GROUP BY u.bucket, u.subscription_plan, u.status
+HAVING sum(u.sessions) <> 0;
+
+COMMENT ON VIEW {{ m.q("checkout_session_rollup_current") }} IS
+  'checkout_session_rollup plus checkout_session_rollup_delta: sessions by UTC hour of created_at, plan and '
+  'status, equal to payment_checkout_sessions whether or not fold_checkout_session_rollup() ran.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("fold_checkout_session_rollup") }}(p_max_rows INTEGER DEFAULT 100000)
+RETURNS BIGINT
+LANGUAGE plpgsql
+-- The jobs' role calls it; it need not be granted the rollup tables.
+SECURITY DEFINER
+{{ m.pinned_search_path() }}
+AS $$
+DECLARE
+  v_rows BIGINT;
+BEGIN
+  IF p_max_rows IS NULL OR p_max_rows <= 0 THEN
+    RAISE EXCEPTION 'fold_checkout_session_rollup: p_max_rows must be a positive number of rows, got %', p_max_rows
+      USING ERRCODE = '22023';
+  END IF;
+  -- Folds take turns (a second one waits for the first's commit, then folds what is left), so no delta row
+  -- is ever read by two of them. Writers never take this lock: they only append.
+  PERFORM pg_catalog.pg_advisory_xact_lock({{ fold_lock }});
+  -- One statement: the deltas deleted and their sums added to the rollup commit together, so a reader of
+  -- checkout_session_rollup_current sees either both or neither. Rows appended by transactions that have
+  -- not committed are invisible here and stay for the next fold.
+  WITH moved AS (
+    DELETE FROM {{ m.q("checkout_session_rollup_delta") }}
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM {{ m.q("checkout_session_rollup_delta") }} LIMIT p_max_rows))
+    RETURNING *
+  ), folded AS (
+    INSERT INTO {{ m.q("checkout_session_rollup") }} AS r
+           (bucket, subscription_plan, status, {{ measures | join(", ") }})
+    SELECT bucket, subscription_plan, status,
+           {% for column in measures %}sum({{ column }}){{ ", " if not loop.last }}{% endfor %}
+      FROM moved
+     GROUP BY 1, 2, 3
+     -- A fixed order of rollup rows: nothing else writes them but a rebuild, yet keep lock order predictable.
+     ORDER BY 1, 2, 3
+    ON CONFLICT (bucket, subscription_plan, status) DO UPDATE
+       SET {% for column in measures %}{{ column }} = r.{{ column }} + EXCLUDED.{{ column }}{{ ",\n           " if not loop.last }}{% endfor %}
+    RETURNING 1
+  )
+  SELECT count(*) INTO v_rows FROM moved;
+  RETURN v_rows;
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("fold_checkout_session_rollup") }}(INTEGER) IS
+  'Moves up to p_max_rows rows of checkout_session_rollup_delta into checkout_session_rollup in one transaction '
+  '(folds take turns; writers never wait for it); returns how many delta rows it folded.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("count_checkout_session_rollup_deltas") }}()
+RETURNS BIGINT
+LANGUAGE sql STABLE
+SECURITY DEFINER
+{{ m.pinned_search_path() }}
+AS $$
+  SELECT count(*) FROM {{ m.q("checkout_session_rollup_delta") }};
+$$;
+
+COMMENT ON FUNCTION {{ m.q("count_checkout_session_rollup_deltas") }}() IS
+  'How many rows of checkout_session_rollup_delta are waiting to be folded (runner job rollup --dry-run).';
 
 -- Its columns grew with the completion bands (V031): a changed result type needs a DROP first.
 DROP FUNCTION IF EXISTS {{ m.q("checkout_session_stats_since") }}(TIMESTAMPTZ);
@@ -146,19 +231,17 @@ RETURNS TABLE (bucket TIMESTAMPTZ, subscription_plan VARCHAR, status VARCHAR, se
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   -- Exactly the sessions with created_at > p_since (all of them when p_since is NULL), by hour:
-  -- whole hours from the rollup, the partial first hour from the table.
+  -- whole hours from the rollup and its unfolded deltas, the partial first hour from the table.
   SELECT r.bucket, r.subscription_plan, r.status, r.sessions, r.retried, r.attempts, r.complete_seconds,
          {% for column in bands %}r.{{ column }}{{ ", " if not loop.last }}{% endfor %}
-    FROM {{ m.q("checkout_session_rollup") }} r
-   WHERE r.sessions <> 0
-     AND r.bucket >= {{ m.q("checkout_rollup_bucket") }}(p_since) + INTERVAL '1 hour'
+    FROM {{ m.q("checkout_session_rollup_current") }} r
+   WHERE r.bucket >= {{ m.q("checkout_rollup_bucket") }}(p_since) + INTERVAL '1 hour'
   UNION ALL
   -- All of it when p_since is NULL: a branch of its own, so the windowed branch above keeps its index range.
   SELECT r.bucket, r.subscription_plan, r.status, r.sessions, r.retried, r.attempts, r.complete_seconds,
          {% for column in bands %}r.{{ column }}{{ ", " if not loop.last }}{% endfor %}
-    FROM {{ m.q("checkout_session_rollup") }} r
-   WHERE r.sessions <> 0
-     AND p_since IS NULL
+    FROM {{ m.q("checkout_session_rollup_current") }} r
+   WHERE p_since IS NULL
   UNION ALL
   SELECT {{ m.q("checkout_rollup_bucket") }}(s.created_at), s.subscription_plan, s.status,
          count(*), count(*) FILTER (WHERE s.attempts > 1), sum(s.attempts),
@@ -174,7 +257,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION {{ m.q("checkout_session_stats_since") }}(TIMESTAMPTZ) IS
-  'Session counts (and completion-time bands) by UTC hour, plan and status for created_at > p_since (NULL: all): the rollup plus the partial first hour.';
+  'Session counts (and completion-time bands) by UTC hour, plan and status for created_at > p_since (NULL: all): '
+  'checkout_session_rollup_current plus the partial first hour.';
 
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_insert ON {{ m.q("payment_checkout_sessions") }};
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_update ON {{ m.q("payment_checkout_sessions") }};

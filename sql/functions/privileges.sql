@@ -26,10 +26,12 @@
   "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
   "start_job_run", "finish_job_run", "record_skipped_job_run", "job_run_history",
   "count_overdue_checkout_sessions", "count_archivable_checkout_sessions", "count_due_emails",
+  "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas",
 ] %}
 {#- What sql/reports/ reads (tests/test_privileges.py runs every report as the reporting role). -#}
 {% set reporting_tables = [
   "payment_checkout_sessions", "checkout_session_rollup", "webhook_events", "error_logs", "job_runs",
+  "checkout_session_rollup_delta", "checkout_session_rollup_current",
 ] %}
 
 {% if settings.manage_roles %}

@@ -1,5 +1,5 @@
 -- report: rollup_check
--- description: Hours of the last N hours where checkout_session_rollup differs from payment_checkout_sessions (none expected; fix with SELECT rebuild_checkout_session_rollup()).
+-- description: Hours of the last N hours where checkout_session_rollup (with its unfolded deltas) differs from payment_checkout_sessions (none expected; fix with SELECT rebuild_checkout_session_rollup()).
 -- param: hours integer default 24 min 1 max 87600 -- compare the hours of sessions created in the last N hours
 {% import "macros/common.sql" as m %}
 WITH since AS (
@@ -12,8 +12,8 @@ WITH since AS (
    GROUP BY 1, 2, 3
 ), rolled AS (
   SELECT bucket, subscription_plan, status, sessions, attempts
-    FROM {{ m.q("checkout_session_rollup") }}, since
-   WHERE bucket >= since.at AND sessions <> 0
+    FROM {{ m.q("checkout_session_rollup_current") }}, since
+   WHERE bucket >= since.at
 )
 SELECT bucket, subscription_plan, status,
        coalesce(raw.sessions, 0) AS table_sessions, coalesce(rolled.sessions, 0) AS rollup_sessions
