@@ -13,7 +13,7 @@ from runner.cli import cli
 from runner.errors import ConfigError
 from tests.reporting_seed import seed
 
-JOBS = ("expire", "remind", "cleanup", "send-email")
+JOBS = ("expire", "remind", "cleanup", "send-email", "rollup")
 
 
 def levels(checks) -> dict[str, str]:
@@ -43,7 +43,7 @@ def test_cli_exit_codes_on_fresh_database(db_url):
     strict = CliRunner().invoke(cli, ["--database-url", db_url, "doctor", "--fail-on", "warn"])
     assert strict.exit_code == 1
     assert strict.output.splitlines()[-1] == (
-        "Error: 4 check(s) at warn or worse: job expire, job remind, job cleanup, job send-email")
+        "Error: 5 check(s) at warn or worse: job expire, job remind, job cleanup, job send-email, job rollup")
 
 
 def test_healthy_jobs_and_data_pass_everything(conn, project):
