@@ -187,6 +187,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
         return error_response(503, "database_unavailable", "the database is unavailable; retry later")
 
+    @app.errorhandler(psycopg.errors.InsufficientPrivilege)
+    def misconfigured_role(exc: Exception):
+        # A deployment mistake, not a bug: say which grant is missing (README: roles and least privilege).
+        log.error("database role lacks a privilege on %s %s: %s", request.method, request.path,
+                  str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+        return error_response(503, "database_privileges",
+                              "the service's database role lacks a privilege for this route (e.g. /metrics and "
+                              "/dashboard need the reporting role); see the README's roles section")
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)

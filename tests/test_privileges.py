@@ -432,3 +432,14 @@ def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(mak
                 admin.execute(f'DROP DATABASE IF EXISTS "{conninfo_to_dict(url)["dbname"]}" WITH (FORCE)')
             for role in (f"t_app_{suffix}", f"t_rep_{suffix}"):
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_metrics_as_the_application_role_alone_names_the_missing_grant(settings, app_url):
+    app = create_app(settings.with_(database_url=app_url))
+    try:
+        response = app.test_client().get("/metrics")
+    finally:
+        app.extensions["runner"].close()
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "database_privileges"
+    assert "reporting role" in response.json["error"]["message"]
