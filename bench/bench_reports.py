@@ -34,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.generate import parse_size  # noqa: E402
 from runner import migrate, reports
 from runner import project as project_mod
 
@@ -248,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.runs = "100000", 3
-    sizes = [int(s.replace("_", "")) for s in args.rows.split(",")]
+    sizes = [parse_size(s) for s in args.rows.split(",")]
     project = project_mod.load(REPO)
     admin = admin_url(args.database_url)
     print(f"server: {conninfo_to_dict(admin).get('host')}  sizes: {sizes}  runs: {args.runs}", file=sys.stderr)
