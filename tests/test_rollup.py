@@ -208,3 +208,23 @@ def test_stats_since_equals_raw_window(conn, since):
         f"""SELECT subscription_plan, status, sum(sessions)::bigint, sum(attempts)::bigint
               FROM checkout_session_stats_since({since}) GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
     assert ours == raw and raw
+
+
+TOTALS = ("SELECT subscription_plan, status, sessions, retried, attempts, round(complete_seconds, 3) "
+          "FROM checkout_session_totals() ORDER BY 1, 2")
+RAW_TOTALS = ("SELECT subscription_plan, status, count(*), count(*) FILTER (WHERE attempts > 1), sum(attempts), "
+              "round(coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = "
+              "'completed'), 0), 3) FROM payment_checkout_sessions GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def test_all_time_totals_equal_the_table_with_and_without_unfolded_deltas(conn):
+    seed(conn)
+    assert deltas(conn) > 0
+    assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' "
+                 "AND id IN (SELECT id FROM payment_checkout_sessions WHERE status = 'pending' LIMIT 3)")
+    conn.execute("SELECT fold_checkout_session_rollup(5)")
+    assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()
+    conn.execute("SELECT fold_checkout_session_rollup()")
+    assert deltas(conn) == 0
+    assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()

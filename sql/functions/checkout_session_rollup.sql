@@ -260,6 +260,29 @@ COMMENT ON FUNCTION {{ m.q("checkout_session_stats_since") }}(TIMESTAMPTZ) IS
   'Session counts (and completion-time bands) by UTC hour, plan and status for created_at > p_since (NULL: all): '
   'checkout_session_rollup_current plus the partial first hour.';
 
+CREATE OR REPLACE FUNCTION {{ m.q("checkout_session_totals") }}()
+RETURNS TABLE (subscription_plan VARCHAR, status VARCHAR, sessions BIGINT, retried BIGINT, attempts BIGINT,
+               complete_seconds NUMERIC)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  -- All-time totals per plan and status straight from the rollup and its deltas: one small hash
+  -- aggregate, without first regrouping every hour as checkout_session_rollup_current does (a sum over
+  -- hours equals the sum of the hours' sums, and keys whose sessions net to zero add nothing).
+  SELECT u.subscription_plan, u.status, sum(u.sessions)::bigint, sum(u.retried)::bigint,
+         sum(u.attempts)::bigint, sum(u.complete_seconds)
+    FROM (SELECT r.subscription_plan, r.status, r.sessions, r.retried, r.attempts, r.complete_seconds
+            FROM {{ m.q("checkout_session_rollup") }} r
+          UNION ALL
+          SELECT d.subscription_plan, d.status, d.sessions, d.retried, d.attempts, d.complete_seconds
+            FROM {{ m.q("checkout_session_rollup_delta") }} d) AS u
+   GROUP BY u.subscription_plan, u.status
+  HAVING sum(u.sessions) <> 0;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("checkout_session_totals") }}() IS
+  'All-time session counts per plan and status (rollup plus unfolded deltas): equal to a GROUP BY over '
+  'payment_checkout_sessions, without reading it.';
+
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_insert ON {{ m.q("payment_checkout_sessions") }};
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_update ON {{ m.q("payment_checkout_sessions") }};
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_delete ON {{ m.q("payment_checkout_sessions") }};
