@@ -16,6 +16,7 @@ AS $$
 DECLARE
   v_plan subscription_plans%ROWTYPE;
   v_id   UUID;
+  v_open BOOLEAN;
 BEGIN
   -- Validate everything before writing anything.
   IF p_user_id IS NULL THEN
@@ -54,19 +55,20 @@ BEGIN
     RAISE EXCEPTION 'unknown user: %', p_user_id USING ERRCODE = 'P0002';
   END IF;
 
-  -- An open pending session for this plan is resumed (the reference's recovery flow).
-  UPDATE payment_checkout_sessions
-     SET attempts = attempts + 1
-   WHERE user_id = p_user_id AND subscription_plan = p_plan AND status = 'pending' AND expires_at > now()
-  RETURNING id INTO v_id;
+  -- An open pending session for this plan is resumed (the reference's recovery flow); one past its
+  -- deadline is expired now, so the new one may take its place. A plain SELECT finds it first: an
+  -- UPDATE that matches nothing would still fire the table's statement triggers.
+  SELECT id, expires_at > now() INTO v_id, v_open
+    FROM payment_checkout_sessions
+   WHERE user_id = p_user_id AND subscription_plan = p_plan AND status = 'pending'
+     FOR UPDATE;
   IF FOUND THEN
-    RETURN v_id;
+    IF v_open THEN
+      UPDATE payment_checkout_sessions SET attempts = attempts + 1 WHERE id = v_id;
+      RETURN v_id;
+    END IF;
+    UPDATE payment_checkout_sessions SET status = 'expired' WHERE id = v_id;
   END IF;
-
-  -- A pending session past its deadline is expired now, so the new one may take its place.
-  UPDATE payment_checkout_sessions
-     SET status = 'expired'
-   WHERE user_id = p_user_id AND subscription_plan = p_plan AND status = 'pending';
 
   INSERT INTO payment_checkout_sessions
     (user_id, email, subscription_plan, plan_price, payment_provider, currency, status, attempts)
