@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import click
 import psycopg
-import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli

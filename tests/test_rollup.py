@@ -12,7 +12,6 @@ import pytest
 from psycopg import errors
 
 from runner import jobs
-
 from tests.reporting_seed import seed
 
 BANDS = ", ".join(
