@@ -96,12 +96,12 @@ BEGIN
   IF v_problem IS NOT NULL THEN
     v_status := 'rejected';
     v_outcome := 'rejected: ' || v_problem;
-    INSERT INTO error_logs (category, message, context)
-    VALUES ('webhook', format('Stripe event %s (%s) rejected: %s', v_event.stripe_event_id, v_event.topic, v_problem),
-            jsonb_build_object('stripe_event_id', v_event.stripe_event_id, 'topic', v_event.topic,
-                               'checkout_session_id', v_row.id, 'stripe_session_id', v_obj ->> 'id',
-                               'amount_total', v_obj -> 'amount_total', 'currency', v_obj -> 'currency',
-                               'livemode', v_event.payload -> 'livemode'));
+    PERFORM log_error('webhook',
+      format('Stripe event %s (%s) rejected: %s', v_event.stripe_event_id, v_event.topic, v_problem),
+      jsonb_build_object('stripe_event_id', v_event.stripe_event_id, 'topic', v_event.topic,
+                         'checkout_session_id', v_row.id, 'stripe_session_id', v_obj ->> 'id',
+                         'amount_total', v_obj -> 'amount_total', 'currency', v_obj -> 'currency',
+                         'livemode', v_event.payload -> 'livemode'));
   ELSIF v_status = 'processed' THEN
     IF v_completing THEN
       IF complete_checkout_session(v_row.id, v_obj ->> 'id', v_obj ->> 'customer') THEN

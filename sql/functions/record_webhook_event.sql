@@ -64,9 +64,8 @@ BEGIN
   ON CONFLICT ON CONSTRAINT webhook_events_stripe_event_id_key DO UPDATE
     SET status = 'failed', error = p_error, deliveries = w.deliveries + 1, last_delivered_at = now()
   WHERE w.status IN ('received', 'failed');
-  INSERT INTO error_logs (category, message, context)
-  VALUES ('webhook', format('Stripe event %s (%s) failed: %s', p_event_id, p_topic, p_error),
-          jsonb_build_object('stripe_event_id', p_event_id, 'topic', p_topic));
+  PERFORM log_error('webhook', format('Stripe event %s (%s) failed: %s', p_event_id, p_topic, p_error),
+                    jsonb_build_object('stripe_event_id', p_event_id, 'topic', p_topic));
 END;
 $$;
 
