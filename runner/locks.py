@@ -23,6 +23,12 @@ APPLY_LOCK = 1
 ROLLUP_FOLD_LOCK = 2
 # Jobs use 10 and up (see runner/jobs.py).
 
+# One Stripe event id: (WEBHOOK_EVENT_LOCK_CLASS, hashtext(event id)), transaction-scoped, taken in SQL by
+# record_webhook_event, process_webhook_event and fail_webhook_event (sql/macros/common.sql,
+# lock_webhook_event), so concurrent deliveries of one event process it once. A class of its own: a hash
+# can never collide with the keys above.
+WEBHOOK_EVENT_LOCK_CLASS = 0x43534557  # "CSEW"
+
 
 def lock_holder(conn: psycopg.Connection, key: int) -> str:
     """Who holds lock `key`: pid, application name, user, client, since when."""

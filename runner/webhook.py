@@ -12,14 +12,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import psycopg
 import stripe
+from psycopg import pq
 
 from runner.errors import InvalidRequest, NotFound, WebhookSignatureError
-
-if TYPE_CHECKING:
-    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +133,43 @@ def _unstorable(value: Any) -> str | None:
     return None
 
 
-def _outcome(event_id: str, row: tuple) -> Outcome:
-    status, outcome, session_id, duplicate = row
-    return Outcome(event_id, status, outcome, str(session_id) if session_id else None, duplicate)
+# The service's one statement per delivery, prepared once per connection under a name of its own (psycopg's
+# own prepared statements are named _pg3_*). Parameters and results travel as text.
+RECORD_STATEMENT = b"runner_record_webhook_event"
+RECORD_SQL = (b"SELECT status, outcome, checkout_session_id, duplicate"
+              b" FROM record_webhook_event($1::text, $2::text, $3::jsonb, $4::boolean)")
+
+
+def _record(conn: psycopg.Connection, params: list[str]) -> tuple:
+    """Run RECORD_SQL in one blocking libpq call (psycopg.pq, psycopg's public libpq wrapper).
+
+    psycopg's execute() sends, flushes, polls and reads in separate steps, releasing the GIL at each; under
+    `runner serve`'s worker threads every release is a thread switch. Measured with 16 threads and a 2 ms
+    query: 27 vs 11 context switches and 0.60 vs 0.36 ms of server CPU per request (docs/performance.md).
+    The connection is lent by the pool to this request alone and is in autocommit mode, so nothing else
+    is in flight on it; errors are raised as psycopg raises them.
+    """
+    pgconn = conn.pgconn
+    encoding = conn.info.encoding  # the connection's client_encoding, as a Python codec
+    values = [value.encode(encoding) for value in params]
+    if not getattr(conn, "_runner_record_prepared", False):
+        _check(conn, pgconn.prepare(RECORD_STATEMENT, RECORD_SQL))
+        conn._runner_record_prepared = True
+    result = pgconn.exec_prepared(RECORD_STATEMENT, values)
+    if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # DEALLOCATEd on this connection: again
+        _check(conn, pgconn.prepare(RECORD_STATEMENT, RECORD_SQL))
+        result = pgconn.exec_prepared(RECORD_STATEMENT, values)
+    _check(conn, result)
+    return tuple(None if value is None else value.decode(encoding)
+                 for value in (result.get_value(0, column) for column in range(result.nfields)))
+
+
+def _check(conn: psycopg.Connection, result: pq.abc.PGresult) -> None:
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    if conn.pgconn.status == pq.ConnStatus.BAD:  # the socket broke: no SQLSTATE, the database is unreachable
+        raise psycopg.OperationalError(result.get_error_message() or "the connection to the database was lost")
+    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
 def handle(conn: psycopg.Connection, event: Event, expected_livemode: bool) -> Outcome:
@@ -144,11 +177,9 @@ def handle(conn: psycopg.Connection, event: Event, expected_livemode: bool) -> O
     from runner.checkout import sql_errors
 
     with sql_errors():
-        row = conn.execute(
-            "SELECT * FROM record_webhook_event(%s, %s, %s::jsonb, %s)",
-            (event.id, event.type, event.raw, expected_livemode),
-        ).fetchone()
-    result = _outcome(event.id, row)
+        status, outcome, session_id, duplicate = _record(
+            conn, [event.id, event.type, event.raw, "true" if expected_livemode else "false"])
+    result = Outcome(event.id, status, outcome, session_id, duplicate == "t")
     if result.status == "rejected" and not result.duplicate:
         log.warning("Stripe event %s (%s) rejected: %s", event.id, event.type, result.outcome)
     return result

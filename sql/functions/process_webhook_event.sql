@@ -1,6 +1,7 @@
 -- depends: complete_checkout_session
--- What a Stripe checkout event does to its checkout session. Called by record_webhook_event (a new
--- delivery) and by `runner webhook replay` (a stored event again); safe to run twice on one event.
+-- What a Stripe checkout event does to its checkout session. apply_webhook_event decides and does it;
+-- record_webhook_event (a new delivery) and process_webhook_event (`runner webhook replay`, a stored event
+-- again) call it under the event's lock and write the event's row once. Safe to run twice on one event.
 {% import "macros/common.sql" as m %}
 CREATE OR REPLACE FUNCTION {{ m.q("stripe_amount_minor_units") }}(p_amount NUMERIC, p_currency TEXT)
 RETURNS BIGINT
@@ -16,18 +17,21 @@ $$;
 COMMENT ON FUNCTION {{ m.q("stripe_amount_minor_units") }}(NUMERIC, TEXT) IS
   'An amount in Stripe''s smallest currency unit: 29.99 usd -> 2999, 500 jpy -> 500.';
 
-CREATE OR REPLACE FUNCTION {{ m.q("process_webhook_event") }}(
+CREATE OR REPLACE FUNCTION {{ m.q("apply_webhook_event") }}(
   p_event_id          TEXT,
-  p_expected_livemode BOOLEAN
+  p_topic             TEXT,
+  p_payload           JSONB,
+  p_expected_livemode BOOLEAN,
+  OUT status              TEXT,
+  OUT outcome             TEXT,
+  OUT checkout_session_id UUID,
+  OUT error               TEXT
 )
-RETURNS TABLE (status TEXT, outcome TEXT, checkout_session_id UUID)
 LANGUAGE plpgsql
-{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
-  v_event    webhook_events%ROWTYPE;
-  v_obj      JSONB;
+  v_obj      JSONB := p_payload -> 'data' -> 'object';
   v_row      payment_checkout_sessions%ROWTYPE;
   v_ref      TEXT;
   v_status   TEXT := 'processed';
@@ -36,22 +40,15 @@ DECLARE
   v_completing BOOLEAN;
   v_currency TEXT;
 BEGIN
-  SELECT * INTO v_event FROM webhook_events w WHERE w.stripe_event_id = p_event_id FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'unknown webhook event: %', coalesce(quote_literal(left(p_event_id, 80)), 'NULL')
-      USING ERRCODE = 'P0002';
-  END IF;
-  v_obj := v_event.payload -> 'data' -> 'object';
-
-  IF v_event.topic NOT IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded',
-                           'checkout.session.async_payment_failed', 'checkout.session.expired') THEN
+  IF p_topic NOT IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded',
+                     'checkout.session.async_payment_failed', 'checkout.session.expired') THEN
     v_status := 'ignored';
     v_outcome := 'event type not handled';
   ELSIF jsonb_typeof(v_obj) IS DISTINCT FROM 'object' OR v_obj ->> 'object' IS DISTINCT FROM 'checkout.session' THEN
     v_problem := 'data.object is not a checkout.session';
-  ELSIF (v_event.payload ->> 'livemode')::boolean IS DISTINCT FROM p_expected_livemode THEN
+  ELSIF (p_payload ->> 'livemode')::boolean IS DISTINCT FROM p_expected_livemode THEN
     v_problem := format('event livemode is %s, this service runs with livemode %s',
-                        coalesce(v_event.payload ->> 'livemode', 'missing'), p_expected_livemode);
+                        coalesce(p_payload ->> 'livemode', 'missing'), p_expected_livemode);
   END IF;
 
   IF v_status = 'processed' AND v_problem IS NULL THEN
@@ -63,8 +60,8 @@ BEGIN
     IF v_row.id IS NULL AND v_obj ->> 'id' IS NOT NULL THEN
       SELECT * INTO v_row FROM payment_checkout_sessions s WHERE s.stripe_session_id = v_obj ->> 'id' FOR UPDATE;
     END IF;
-    v_completing := v_event.topic = 'checkout.session.async_payment_succeeded'
-      OR (v_event.topic = 'checkout.session.completed'
+    v_completing := p_topic = 'checkout.session.async_payment_succeeded'
+      OR (p_topic = 'checkout.session.completed'
           AND v_obj ->> 'payment_status' IN ('paid', 'no_payment_required'));
     v_currency := lower(coalesce(v_row.currency,
                                  (SELECT p.currency FROM subscription_plans p WHERE p.code = v_row.subscription_plan)));
@@ -97,11 +94,11 @@ BEGIN
     v_status := 'rejected';
     v_outcome := 'rejected: ' || v_problem;
     PERFORM log_error('webhook',
-      format('Stripe event %s (%s) rejected: %s', v_event.stripe_event_id, v_event.topic, v_problem),
-      jsonb_build_object('stripe_event_id', v_event.stripe_event_id, 'topic', v_event.topic,
+      format('Stripe event %s (%s) rejected: %s', p_event_id, p_topic, v_problem),
+      jsonb_build_object('stripe_event_id', p_event_id, 'topic', p_topic,
                          'checkout_session_id', v_row.id, 'stripe_session_id', v_obj ->> 'id',
                          'amount_total', v_obj -> 'amount_total', 'currency', v_obj -> 'currency',
-                         'livemode', v_event.payload -> 'livemode'));
+                         'livemode', p_payload -> 'livemode'));
   ELSIF v_status = 'processed' THEN
     IF v_completing THEN
       IF complete_checkout_session(v_row.id, v_obj ->> 'id', v_obj ->> 'customer') THEN
@@ -112,29 +109,62 @@ BEGIN
       ELSE
         v_outcome := 'already completed';
       END IF;
-    ELSIF v_event.topic = 'checkout.session.completed' THEN
+    ELSIF p_topic = 'checkout.session.completed' THEN
       v_outcome := 'awaiting payment (' || coalesce(v_obj ->> 'payment_status', 'no payment_status') || ')';
     ELSIF v_row.status <> 'pending' THEN
       v_outcome := 'unchanged: session is ' || v_row.status;
     ELSE
       UPDATE payment_checkout_sessions s
-         SET status = CASE WHEN v_event.topic = 'checkout.session.expired' THEN 'expired' ELSE 'failed' END
+         SET status = CASE WHEN p_topic = 'checkout.session.expired' THEN 'expired' ELSE 'failed' END
        WHERE s.id = v_row.id
       RETURNING s.status INTO v_outcome;
     END IF;
   END IF;
 
+  status := v_status;
+  outcome := v_outcome;
+  checkout_session_id := v_row.id;
+  error := v_problem;
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("apply_webhook_event") }}(TEXT, TEXT, JSONB, BOOLEAN) IS
+  'Applies a Stripe checkout event to its session, without recording the event (its callers do, under the '
+  'event''s lock): completed (paid / no_payment_required) and async_payment_succeeded complete it, activate '
+  'the subscription and queue the verification email; async_payment_failed fails and expired expires a '
+  'pending session. A completion whose Stripe session, user, currency, amount or livemode does not match is '
+  'rejected (error_logs, category webhook) and changes nothing. Returns status processed | ignored | rejected, '
+  'what was done, the session, and the reason of a rejection.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("process_webhook_event") }}(
+  p_event_id          TEXT,
+  p_expected_livemode BOOLEAN
+)
+RETURNS TABLE (status TEXT, outcome TEXT, checkout_session_id UUID)
+LANGUAGE plpgsql
+{{ m.security_definer() }}
+{{ m.pinned_search_path() }}
+AS $$
+DECLARE
+  v_event webhook_events%ROWTYPE;
+  v_result RECORD;
+BEGIN
+  {{ m.lock_webhook_event("p_event_id") }};
+  SELECT * INTO v_event FROM webhook_events w WHERE w.stripe_event_id = p_event_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown webhook event: %', coalesce(quote_literal(left(p_event_id, 80)), 'NULL')
+      USING ERRCODE = 'P0002';
+  END IF;
+  v_result := apply_webhook_event(v_event.stripe_event_id, v_event.topic, v_event.payload, p_expected_livemode);
   UPDATE webhook_events w
-     SET status = v_status, outcome = v_outcome, error = v_problem, processed_at = now(),
-         checkout_session_id = v_row.id
+     SET status = v_result.status, outcome = v_result.outcome, error = v_result.error, processed_at = now(),
+         checkout_session_id = v_result.checkout_session_id
    WHERE w.id = v_event.id;
-  RETURN QUERY SELECT v_status, v_outcome, v_row.id;
+  RETURN QUERY SELECT v_result.status, v_result.outcome, v_result.checkout_session_id;
 END;
 $$;
 
 COMMENT ON FUNCTION {{ m.q("process_webhook_event") }}(TEXT, BOOLEAN) IS
-  'Applies a stored Stripe checkout event to its session: completed (paid / no_payment_required) and '
-  'async_payment_succeeded complete it, activate the subscription and queue the verification email; '
-  'async_payment_failed fails and expired expires a pending session. A completion whose Stripe session, user, '
-  'currency, amount or livemode does not match is rejected (error_logs, category webhook) and changes nothing. '
+  'Applies a stored Stripe event to its checkout session again (`runner webhook replay`) and records the '
+  'result on the event: idempotent, since completing twice changes nothing (see apply_webhook_event). '
   'Returns status processed | ignored | rejected and what was done.';

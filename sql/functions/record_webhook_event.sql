@@ -13,7 +13,9 @@ LANGUAGE plpgsql
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
-  v_status TEXT;
+  v_event  RECORD;
+  v_known  BOOLEAN;
+  v_result RECORD;
 BEGIN
   IF p_event_id IS NULL OR btrim(p_event_id) = '' OR length(p_event_id) > 255 THEN
     RAISE EXCEPTION 'p_event_id is required (at most 255 characters)' USING ERRCODE = '22023';
@@ -25,21 +27,35 @@ BEGIN
     RAISE EXCEPTION 'p_payload must be a JSON object' USING ERRCODE = '22023';
   END IF;
 
-  -- A concurrent delivery of the same id waits here on the first one's row until it commits, then sees
-  -- its final status: each event is processed at most once.
-  INSERT INTO webhook_events AS w (stripe_event_id, topic, payload, livemode)
-  VALUES (p_event_id, p_topic, p_payload, coalesce((p_payload ->> 'livemode')::boolean, FALSE))
-  ON CONFLICT ON CONSTRAINT webhook_events_stripe_event_id_key DO UPDATE
-    SET deliveries = w.deliveries + 1, last_delivered_at = now()
-  RETURNING w.status INTO v_status;
+  -- A concurrent delivery of the same id waits here until the first one commits, then sees its row (each
+  -- statement of a READ COMMITTED transaction reads what had committed when it started): each event is
+  -- processed at most once. The lock, not the row, serialises them, so a new event's row is written once,
+  -- with its outcome, rather than inserted as 'received' and updated.
+  {{ m.lock_webhook_event("p_event_id") }};
+  SELECT w.id, w.status, w.outcome, w.checkout_session_id INTO v_event
+    FROM webhook_events w WHERE w.stripe_event_id = p_event_id FOR UPDATE;
+  v_known := FOUND;
 
-  IF v_status IN ('processed', 'ignored', 'rejected') THEN
-    RETURN QUERY SELECT w.status::text, w.outcome, w.checkout_session_id, TRUE
-                   FROM webhook_events w WHERE w.stripe_event_id = p_event_id;
+  IF v_known AND v_event.status IN ('processed', 'ignored', 'rejected') THEN
+    UPDATE webhook_events w SET deliveries = w.deliveries + 1, last_delivered_at = now() WHERE w.id = v_event.id;
+    RETURN QUERY SELECT v_event.status::text, v_event.outcome, v_event.checkout_session_id, TRUE;
     RETURN;
   END IF;
-  RETURN QUERY SELECT r.status, r.outcome, r.checkout_session_id, FALSE
-                 FROM process_webhook_event(p_event_id, p_expected_livemode) r;
+
+  v_result := apply_webhook_event(p_event_id, p_topic, p_payload, p_expected_livemode);
+  IF v_known THEN  -- received or failed before: this delivery processes it
+    UPDATE webhook_events w
+       SET status = v_result.status, outcome = v_result.outcome, error = v_result.error, processed_at = now(),
+           checkout_session_id = v_result.checkout_session_id, deliveries = w.deliveries + 1,
+           last_delivered_at = now()
+     WHERE w.id = v_event.id;
+  ELSE
+    INSERT INTO webhook_events (stripe_event_id, topic, payload, livemode, status, outcome, error, processed_at,
+                                checkout_session_id)
+    VALUES (p_event_id, p_topic, p_payload, coalesce((p_payload ->> 'livemode')::boolean, FALSE),
+            v_result.status, v_result.outcome, v_result.error, now(), v_result.checkout_session_id);
+  END IF;
+  RETURN QUERY SELECT v_result.status, v_result.outcome, v_result.checkout_session_id, FALSE;
 END;
 $$;
 
@@ -59,6 +75,7 @@ LANGUAGE plpgsql
 {{ m.pinned_search_path() }}
 AS $$
 BEGIN
+  {{ m.lock_webhook_event("p_event_id") }};
   INSERT INTO webhook_events AS w (stripe_event_id, topic, payload, livemode, status, error)
   VALUES (p_event_id, p_topic, p_payload, coalesce((p_payload ->> 'livemode')::boolean, FALSE), 'failed', p_error)
   ON CONFLICT ON CONSTRAINT webhook_events_stripe_event_id_key DO UPDATE

@@ -21,3 +21,10 @@ SET search_path = {{ settings.schema }}, pg_temp
 {% macro security_definer() -%}
 SECURITY DEFINER
 {%- endmacro %}
+
+{#- Take the transaction-scoped advisory lock on one Stripe event id (two int4 keys: runner/locks.py's
+    WEBHOOK_EVENT_LOCK_CLASS, then the id's hash), in PL/pgSQL. Deliveries, replays and failure records of one
+    event take turns on it; a hash collision only makes two events take turns. -#}
+{% macro lock_webhook_event(event_id) -%}
+PERFORM pg_catalog.pg_advisory_xact_lock(1129530711, pg_catalog.hashtext({{ event_id }}))
+{%- endmacro %}
