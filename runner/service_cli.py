@@ -79,10 +79,6 @@ def serve(obj: Context, host: str, port: int, workers: int, log_format: str) -> 
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    if os.environ.get("EXP_QUIET_QUEUE"):
-        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    if os.environ.get("EXP_SWI"):
-        sys.setswitchinterval(float(os.environ["EXP_SWI"]))
     app = create_app(settings)
     click.echo(f"runner serve: listening on http://{host}:{port} ({workers} threads)", err=True)
     run(app, host, port, workers)

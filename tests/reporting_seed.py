@@ -30,11 +30,14 @@ SELECT id, email, plan, (SELECT price FROM subscription_plans WHERE code = plan)
   FROM shaped;
 
 -- Rows exactly on the boundaries the reports' windows and the rollup's hours have.
-INSERT INTO users (email) SELECT 'edge-' || i || '@example.com' FROM generate_series(1, 6) AS i;
+-- The last one (canceled) is a moment old, so "today" holds a session in every time zone at any hour (the
+-- reference's completion-rate query divides by that count).
+INSERT INTO users (email) SELECT 'edge-' || i || '@example.com' FROM generate_series(1, 7) AS i;
 WITH u AS (SELECT id, email, row_number() OVER (ORDER BY email) AS rn FROM users WHERE email LIKE 'edge-%%')
 INSERT INTO payment_checkout_sessions
        (user_id, email, subscription_plan, plan_price, payment_provider, status, created_at, completed_at)
-SELECT id, email, 'pro', 29.99, 'stripe', CASE WHEN rn %% 2 = 0 THEN 'completed' ELSE 'pending' END, at,
+SELECT id, email, 'pro', 29.99, 'stripe',
+       CASE WHEN rn = 7 THEN 'canceled' WHEN rn %% 2 = 0 THEN 'completed' ELSE 'pending' END, at,
        CASE WHEN rn %% 2 = 0 THEN at + INTERVAL '5 minutes' END
   FROM u, LATERAL (SELECT CASE rn
        WHEN 1 THEN checkout_rollup_bucket(now() - INTERVAL '7 days')
@@ -42,7 +45,8 @@ SELECT id, email, 'pro', 29.99, 'stripe', CASE WHEN rn %% 2 = 0 THEN 'completed'
        WHEN 3 THEN checkout_rollup_bucket(now() - INTERVAL '30 days') + INTERVAL '1 hour'
        WHEN 4 THEN CURRENT_DATE::timestamptz
        WHEN 5 THEN checkout_rollup_bucket(now())
-       ELSE now() - INTERVAL '30 days' + INTERVAL '1 second' END AS at) AS t;
+       WHEN 6 THEN now() - INTERVAL '30 days' + INTERVAL '1 second'
+       ELSE now() - INTERVAL '1 second' END AS at) AS t;
 
 -- Life goes on: some pending sessions expire, some completed ones are cleaned up.
 UPDATE payment_checkout_sessions SET status = 'expired'

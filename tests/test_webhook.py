@@ -273,3 +273,60 @@ def test_replay_reprocesses_a_stored_event_idempotently(client, conn, make_user,
     assert counts(conn) == (1, 1, 1, 1)
     missing = CliRunner().invoke(cli, ["--database-url", db_url, "webhook", "replay", "evt_nope"])
     assert missing.exit_code == 1 and "Error: unknown webhook event: 'evt_nope'" in missing.output
+
+
+def test_other_methods_are_405_with_a_json_body(client, conn):
+    response = client.get(URL)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json["error"]["code"] == "method_not_allowed"
+    assert counts(conn) == (0, 0, 0, 0)
+
+
+def test_a_connection_whose_statements_were_deallocated_prepares_again(app, conn, make_user):
+    """The service prepares its statement once per pooled connection; DEALLOCATE ALL (a pooler, a DBA) must
+    not break the next delivery on that connection."""
+    from runner import webhook
+
+    state = app.extensions["runner"]
+    first, second = new_session(conn, make_user()), new_session(conn, make_user())
+    with state.connection() as pooled:
+        assert webhook.handle(pooled, webhook.parse_event(checkout_event("completed", first).encode()),
+                              False).outcome == "completed"
+        pooled.execute("DEALLOCATE ALL")
+        assert webhook.handle(pooled, webhook.parse_event(checkout_event("completed", second).encode()),
+                              False).outcome == "completed"
+    assert counts(conn) == (2, 2, 2, 2)
+
+
+def test_a_row_left_received_is_processed_by_the_next_delivery(client, conn, make_user):
+    """A row written as 'received' (by an older runner, or by hand) is processed once, by the next delivery."""
+    row = new_session(conn, make_user())
+    body = checkout_event("completed", row)
+    conn.execute("INSERT INTO webhook_events (stripe_event_id, topic, payload) VALUES (%s, %s, %s::jsonb)",
+                 (json.loads(body)["id"], "checkout.session.completed", body))
+    response = deliver(client, body)
+    assert response.json["outcome"] == "completed" and response.json["duplicate"] is False
+    assert conn.execute("SELECT status, deliveries FROM webhook_events").fetchone() == ("processed", 2)
+    assert deliver(client, body).json["duplicate"] is True
+    assert counts(conn) == (1, 1, 1, 1)
+
+
+def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_pool(app, client, conn, make_user,
+                                                                                  pg_admin_url):
+    """The socket of the connection a delivery holds breaks: DatabaseUnavailable (a 503: Stripe retries), the
+    pool drops that connection, and the redelivery completes the session."""
+    from runner import webhook
+    from runner.errors import DatabaseUnavailable
+
+    row = new_session(conn, make_user())
+    body = checkout_event("completed", row)
+    state = app.extensions["runner"]
+    with state.connection() as pooled:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pooled.info.backend_pid,))
+        with pytest.raises(DatabaseUnavailable):
+            webhook.handle(pooled, webhook.parse_event(body.encode()), False)
+    assert counts(conn) == (0, 0, 0, 0)
+    retried = deliver(client, body)
+    assert retried.status_code == 200 and retried.json["outcome"] == "completed"
+    assert counts(conn) == (1, 1, 1, 1)
