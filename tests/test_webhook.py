@@ -330,3 +330,13 @@ def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_po
     retried = deliver(client, body)
     assert retried.status_code == 200 and retried.json["outcome"] == "completed"
     assert counts(conn) == (1, 1, 1, 1)
+
+
+def test_a_row_without_currency_is_checked_against_its_plan(client, conn, make_user):
+    """Rows written by the reference's own INSERT have no currency: the plan's is what the payment must match."""
+    paid, wrong = new_session(conn, make_user()), new_session(conn, make_user())
+    conn.execute("UPDATE payment_checkout_sessions SET currency = NULL WHERE id = ANY(%s)", ([paid["id"], wrong["id"]],))
+    assert deliver(client, checkout_event("completed", session_row(conn, paid["id"]))).json["outcome"] == "completed"
+    rejected = deliver(client, checkout_event("completed", session_row(conn, wrong["id"]), currency="eur"))
+    assert rejected.json["outcome"] == "rejected: currency eur, expected usd"
+    assert [session_row(conn, r["id"])["status"] for r in (paid, wrong)] == ["completed", "pending"]

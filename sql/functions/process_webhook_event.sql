@@ -63,8 +63,10 @@ BEGIN
     v_completing := p_topic = 'checkout.session.async_payment_succeeded'
       OR (p_topic = 'checkout.session.completed'
           AND v_obj ->> 'payment_status' IN ('paid', 'no_payment_required'));
-    v_currency := lower(coalesce(v_row.currency,
-                                 (SELECT p.currency FROM subscription_plans p WHERE p.code = v_row.subscription_plan)));
+    v_currency := lower(v_row.currency);  -- a plain expression: no query to start when the row has it
+    IF v_currency IS NULL AND v_row.id IS NOT NULL THEN
+      SELECT lower(p.currency) INTO v_currency FROM subscription_plans p WHERE p.code = v_row.subscription_plan;
+    END IF;
 
     IF v_row.id IS NULL THEN
       v_problem := format('no checkout session matches (checkoutSessionId %s, Stripe session %s)',
@@ -160,7 +162,10 @@ BEGIN
      SET status = v_result.status, outcome = v_result.outcome, error = v_result.error, processed_at = now(),
          checkout_session_id = v_result.checkout_session_id
    WHERE w.id = v_event.id;
-  RETURN QUERY SELECT v_result.status, v_result.outcome, v_result.checkout_session_id;
+  status := v_result.status;
+  outcome := v_result.outcome;
+  checkout_session_id := v_result.checkout_session_id;
+  RETURN NEXT;
 END;
 $$;
 

@@ -38,7 +38,11 @@ BEGIN
 
   IF v_known AND v_event.status IN ('processed', 'ignored', 'rejected') THEN
     UPDATE webhook_events w SET deliveries = w.deliveries + 1, last_delivered_at = now() WHERE w.id = v_event.id;
-    RETURN QUERY SELECT v_event.status::text, v_event.outcome, v_event.checkout_session_id, TRUE;
+    status := v_event.status;
+    outcome := v_event.outcome;
+    checkout_session_id := v_event.checkout_session_id;
+    duplicate := TRUE;
+    RETURN NEXT;
     RETURN;
   END IF;
 
@@ -55,7 +59,12 @@ BEGIN
     VALUES (p_event_id, p_topic, p_payload, coalesce((p_payload ->> 'livemode')::boolean, FALSE),
             v_result.status, v_result.outcome, v_result.error, now(), v_result.checkout_session_id);
   END IF;
-  RETURN QUERY SELECT v_result.status, v_result.outcome, v_result.checkout_session_id, FALSE;
+  -- RETURN NEXT of the output columns, not RETURN QUERY: no query to start for one row.
+  status := v_result.status;
+  outcome := v_result.outcome;
+  checkout_session_id := v_result.checkout_session_id;
+  duplicate := FALSE;
+  RETURN NEXT;
 END;
 $$;
 
