@@ -107,6 +107,31 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(_error_body(code, message), status=status, mimetype="application/json")
 
 
+def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, str]:
+    """(HTTP status, error code, message) for an exception a route raised, logged as it deserves; the one
+    mapping of the Flask routes and of WebhookRoute."""
+    if isinstance(exc, (DatabaseUnavailable, PoolTimeout)) or (
+            isinstance(exc, psycopg.OperationalError) and checkout.connection_lost(exc)):
+        if not isinstance(exc, DatabaseUnavailable):
+            log.warning("database unavailable: %s", checkout.first_line(exc))
+        return 503, "database_unavailable", "the database is unavailable; retry later"
+    if isinstance(exc, RunnerError):
+        status = getattr(exc, "http_status", 500)
+        if status >= 500 and status != 502:
+            log.error("%s: %s", type(exc).__name__, exc)
+        return status, getattr(exc, "code", "internal_error"), str(exc)
+    if isinstance(exc, HTTPException):
+        return exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        # A deployment mistake, not a bug: say which grant is missing (README: roles and least privilege).
+        log.error("database role lacks a privilege on %s %s: %s", method, path, checkout.first_line(exc))
+        return 503, "database_privileges", ("the service's database role lacks a privilege for this route (e.g. "
+                                            "/metrics and /dashboard need the reporting role); see the README's "
+                                            "roles section")
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return 500, "internal_error", "internal error; it has been logged"
+
+
 def _state() -> ServiceState:
     from flask import current_app
 
@@ -193,11 +218,8 @@ class WebhookRoute:
         """(HTTP status, JSON body) for one delivery: verify, parse, record and process."""
         settings = self.state.settings
         try:
-            try:  # the raw bytes Stripe signed; over MAX_BODY_BYTES raises 413
-                payload = get_input_stream(environ, max_content_length=webhook.MAX_BODY_BYTES).read()
-            except HTTPException as exc:
-                return exc.code or 400, _error_body((exc.name or "error").lower().replace(" ", "_"),
-                                                    exc.description or exc.name)
+            # The raw bytes Stripe signed; over MAX_BODY_BYTES raises 413.
+            payload = get_input_stream(environ, max_content_length=webhook.MAX_BODY_BYTES).read()
             webhook.verify_signature(payload, environ.get("HTTP_STRIPE_SIGNATURE"),
                                      settings.stripe_webhook_secrets, settings.webhook_tolerance)
             event = webhook.parse_event(payload)
@@ -214,19 +236,9 @@ class WebhookRoute:
                 except (psycopg.Error, PoolTimeout) as failure:
                     log.warning("could not record the failure of event %s: %s", event.id, failure)
                 return 500, _error_body("processing_failed", f"event {event.id} could not be processed; retry")
-        except DatabaseUnavailable:
-            return 503, _error_body("database_unavailable", "the database is unavailable; retry later")
-        except RunnerError as exc:  # a bad signature or body: 400
-            return getattr(exc, "http_status", 500), _error_body(getattr(exc, "code", "internal_error"), str(exc))
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            if isinstance(exc, PoolTimeout) or checkout.connection_lost(exc):
-                log.warning("database unavailable: %s", checkout.first_line(exc))
-                return 503, _error_body("database_unavailable", "the database is unavailable; retry later")
-            log.exception("unhandled error on POST %s", self.PATH)
-            return 500, _error_body("internal_error", "internal error; it has been logged")
-        except Exception:
-            log.exception("unhandled error on POST %s", self.PATH)
-            return 500, _error_body("internal_error", "internal error; it has been logged")
+        except Exception as exc:  # noqa: BLE001 - mapped like every route's: 400, 413, 503, else a logged 500
+            status, code, message = error_answer(exc, "POST", self.PATH)
+            return status, _error_body(code, message)
         # Every verified event is answered 2xx, a rejected (mismatching) one included: Stripe's retries
         # could not change the outcome; error_logs holds it for a person to look at.
         return 200, json.dumps(outcome.as_dict()).encode()
@@ -246,40 +258,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_log_request)
 
     @app.errorhandler(RunnerError)
-    def runner_error(exc: RunnerError):
-        if isinstance(exc, DatabaseUnavailable):
-            return error_response(503, "database_unavailable", "the database is unavailable; retry later")
-        status = getattr(exc, "http_status", 500)
-        if status >= 500 and status != 502:
-            log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, getattr(exc, "code", "internal_error"), str(exc))
-
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
-
     @app.errorhandler(psycopg.OperationalError)
     @app.errorhandler(PoolTimeout)
-    def database_down(exc: Exception):
-        if not isinstance(exc, PoolTimeout) and not checkout.connection_lost(exc):
-            return unexpected(exc)
-        log.warning("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
-        return error_response(503, "database_unavailable", "the database is unavailable; retry later")
-
     @app.errorhandler(psycopg.errors.InsufficientPrivilege)
-    def misconfigured_role(exc: Exception):
-        # A deployment mistake, not a bug: say which grant is missing (README: roles and least privilege).
-        log.error("database role lacks a privilege on %s %s: %s", request.method, request.path,
-                  str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
-        return error_response(503, "database_privileges",
-                              "the service's database role lacks a privilege for this route (e.g. /metrics and "
-                              "/dashboard need the reporting role); see the README's roles section")
-
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error; it has been logged")
+    def failed(exc: Exception):
+        return error_response(*error_answer(exc, request.method, request.path))
 
     @app.post("/api/payments/create-checkout")
     def create_checkout():
