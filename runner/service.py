@@ -1,6 +1,6 @@
 """The HTTP service: Stripe's webhook, the checkout API, health, metrics and the dashboard.
 
-A WSGI app factory, so any WSGI server can run it: `runner serve` uses waitress; gunicorn works too
+A WSGI app factory, so any WSGI server can run it: `runner serve` uses granian; gunicorn works too
 (`gunicorn 'runner.service:create_app()'`, configuration from the environment). Routes, auth, fields and
 status codes are documented in the README ("HTTP API").
 """

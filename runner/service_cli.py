@@ -1,7 +1,9 @@
-"""`runner serve`: the HTTP service under waitress, a production WSGI server, with graceful shutdown."""
+"""`runner serve`: the HTTP service under granian (a production HTTP server whose HTTP and I/O run in Rust),
+with graceful shutdown."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -12,73 +14,116 @@ from runner.cli import Context
 
 log = logging.getLogger(__name__)
 
+class JsonLineFormatter(logging.Formatter):
+    """--log-format json: every line one JSON object. The request lines are already one; any other message
+    (startup, shutdown, a warning) becomes {"event": "log", "level", "logger", "message"}."""
 
-def run(app, host: str, port: int, threads: int, on_ready=None) -> None:
-    """Serve `app` until SIGTERM or SIGINT, then stop accepting, let running requests finish (waitress
-    allows them 5 seconds) and close the connection pool."""
-    from waitress.server import create_server
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "runner.access":
+            return record.getMessage()
+        line = {"event": "log", "level": record.levelname.lower(), "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
 
-    server = create_server(app, host=host, port=port, threads=threads, ident="runner")
 
-    def stop(signum, frame):
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        raise SystemExit(0)  # waitress's loop catches it and drains its worker threads
+def configure_logging(log_format: str) -> None:
+    """The runner's loggers (the request lines among them) and granian's warnings to stderr, one line each.
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log.info("serving on http://%s:%s with %d threads", host, server.effective_port, threads)
-    if on_ready:
-        on_ready(server)
-    try:
-        server.run()
-    finally:
-        server.close()
-        app.extensions["runner"].close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.info("stopped")
+    Run again after granian configured logging (it replaces the handlers of its own logger)."""
+    formatter = (JsonLineFormatter() if log_format == "json" else
+                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name, level in (("runner", logging.INFO), ("_granian", logging.WARNING)):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def load_app(target: str, settings, log_format: str):
+    """Granian's target loader, run in each worker process: logging, then the app and its own pool.
+
+    The pool is made here, after the worker started, never inherited across fork; it is closed when the
+    worker stops (multiprocessing runs its finalizers as a worker process exits).
+    """
+    from multiprocessing import util
+
+    from runner.service import create_app
+
+    configure_logging(log_format)
+    app = create_app(settings)
+    util.Finalize(app, app.extensions["runner"].close, exitpriority=10)
+    return app
+
+
+def run(settings, host: str, port: int, threads: int, processes: int = 1, log_format: str = "text") -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting, let running requests finish and close each
+    worker's pool. `threads` requests are served at once by each of `processes` worker processes."""
+    from functools import partial
+
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    class RunnerServer(Server):
+        def signal_handler_interrupt(self, signum=None, *args, **kwargs):
+            name = signal.Signals(signum).name if signum else "a stop signal"
+            log.info("received %s: shutting down (running requests finish first)", name)
+            return super().signal_handler_interrupt(signum, *args, **kwargs)
+
+    server = RunnerServer(
+        "runner.service:create_app", address=host, port=port, interface=Interfaces.WSGI, workers=processes,
+        blocking_threads=threads, backpressure=threads, websockets=False, log_level=LogLevels.warning,
+        log_access=False,  # the runner writes one line per request itself (runner.access)
+    )
+    configure_logging(log_format)  # after granian's own logging set-up, which replaced its logger's handlers
+    server.on_startup(lambda: log.info("serving on http://%s:%s: %d process(es) x %d threads", host, port,
+                                       processes, threads))
+    server.on_shutdown(lambda: log.info("stopped"))
+    server.serve(target_loader=partial(load_app, settings=settings, log_format=log_format))
 
 
 @click.command()
 @click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True, help="Address to listen on (env HOST).")
-@click.option("--port", envvar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
+@click.option("--port", envvar="PORT", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="Port to listen on (env PORT).")
 @click.option("--workers", envvar="RUNNER_WORKERS", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Requests served at once: waitress worker threads (env RUNNER_WORKERS). The connection pool "
-                   "holds up to this many connections unless RUNNER_POOL_MAX_SIZE says otherwise.")
+              help="Requests served at once by each process: its worker threads (env RUNNER_WORKERS). Its "
+                   "connection pool holds up to this many connections unless RUNNER_POOL_MAX_SIZE says otherwise.")
+@click.option("--processes", envvar="RUNNER_PROCESSES", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the port, each with its own threads and pool (env RUNNER_PROCESSES).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RUNNER_LOG_FORMAT", default="text",
               show_default=True, help="One line per request, as text or JSON (env RUNNER_LOG_FORMAT).")
 @click.pass_obj
-def serve(obj: Context, host: str, port: int, workers: int, log_format: str) -> None:
+def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_format: str) -> None:
     """Serve the Stripe webhook, the checkout API, /healthz, /metrics and /dashboard.
 
     Configuration comes from the environment (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, JWT_SECRET,
     SERVICE_TOKEN, ...; see the README). SIGTERM or Ctrl-C stops accepting connections, lets running
-    requests finish and closes the database pool. For several processes, run the same app under gunicorn:
-    gunicorn -w 4 'runner.service:create_app()'.
+    requests finish and closes the database pools. The server is granian; the app is plain WSGI, so
+    gunicorn or granian can also run it directly: granian --interface wsgi --factory runner.service:create_app
 
     \b
     Examples:
       runner serve --port 8000
       PORT=8080 runner serve --host 0.0.0.0 --workers 16 --log-format json
+      runner serve --host 0.0.0.0 --processes 2 --workers 8
       stripe listen --forward-to localhost:8000/api/payments/webhook
     """
     import os
 
-    from runner.service import create_app
+    from runner.errors import ConfigError
     from runner.settings import Settings
 
     settings = Settings.from_env()
     pool_max = settings.pool_max_size if os.environ.get("RUNNER_POOL_MAX_SIZE") else workers
     settings = settings.with_(database_url=obj.url, log_format=log_format, pool_max_size=pool_max,
                               pool_min_size=min(settings.pool_min_size, pool_max))
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s" if log_format == "json" else
-                                           "%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("runner", "waitress"):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    app = create_app(settings)
-    click.echo(f"runner serve: listening on http://{host}:{port} ({workers} threads)", err=True)
-    run(app, host, port, workers)
+    if not settings.database_url:  # checked here too, so the error is one line before any worker starts
+        raise ConfigError("DATABASE_URL is not set: the service needs a database")
+    click.echo(f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {workers} threads)",
+               err=True)
+    run(settings, host, port, workers, processes, log_format)

@@ -4,14 +4,20 @@ app, signed Stripe events, user JWTs. Test modules import the fixtures they use 
 from __future__ import annotations
 
 import json
-import threading
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import jwt
 import pytest
+import requests
 import stripe
 
 from runner.service import create_app
@@ -67,19 +73,83 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
-    """The app behind a real waitress server on loopback (for concurrent HTTP requests)."""
-    from waitress.server import create_server
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes Settings.from_env() read `settings` back (for `runner serve` processes)."""
+    env = {
+        "DATABASE_URL": settings.database_url or "",
+        "STRIPE_SECRET_KEY": settings.stripe_secret_key or "",
+        "STRIPE_WEBHOOK_SECRET": ",".join(settings.stripe_webhook_secrets),
+        "STRIPE_API_BASE": settings.stripe_api_base or "",
+        "STRIPE_LIVEMODE": "true" if settings.stripe_livemode else "false",
+        "STRIPE_TIMEOUT": str(settings.stripe_timeout),
+        "STRIPE_MAX_NETWORK_RETRIES": str(settings.stripe_max_network_retries),
+        "STRIPE_WEBHOOK_TOLERANCE": str(settings.webhook_tolerance),
+        "JWT_SECRET": settings.jwt_secret or "",
+        "JWT_AUDIENCE": settings.jwt_audience or "",
+        "SERVICE_TOKEN": settings.service_token or "",
+        "CHECKOUT_SUCCESS_URL": settings.success_url,
+        "CHECKOUT_CANCEL_URL": settings.cancel_url,
+        "RUNNER_POOL_MIN_SIZE": str(settings.pool_min_size),
+        "RUNNER_POOL_MAX_SIZE": str(settings.pool_max_size),
+        "RUNNER_POOL_TIMEOUT": str(settings.pool_timeout),
+        "RUNNER_LOG_FORMAT": settings.log_format,
+    }
+    assert Settings.from_env(env) == settings, "settings_env must round-trip every field"
+    return env
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=16)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+
+class ServeProcess:
+    """`runner serve` as operators run it (granian, its worker process, its pool), on a free loopback port;
+    its stderr (the request lines among it) goes to `log_path`."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, workers: int = 16, processes: int = 1):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {**os.environ, **settings_env(settings)}
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "--database-url", settings.database_url, "serve", "--port",
+             str(self.port), "--workers", str(workers), "--processes", str(processes)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"runner serve did not start:\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as operators stop it; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[ServeProcess]:
+    """The service behind `runner serve` (the production HTTP server) on loopback, for real HTTP requests."""
+    server = ServeProcess(settings, tmp_path / "serve.log")
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield server
     finally:
-        server.close()
-        server.task_dispatcher.shutdown()
+        server.stop()
 
 
 def user_token(user_id, *, secret: str = JWT_SECRET, expires_in: int = 600, **claims) -> str:

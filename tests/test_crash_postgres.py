@@ -29,7 +29,7 @@ from psycopg.conninfo import make_conninfo
 
 from runner import migrate
 
-from .payments_support import checkout_event, new_session, sign
+from .payments_support import ServeProcess, checkout_event, new_session, sign
 
 EVENTS = int(os.environ.get("CRASH_PG_EVENTS", "60"))
 KILLS = int(os.environ.get("CRASH_PG_KILLS", "2"))
@@ -84,11 +84,7 @@ def killable() -> KillableServer:
 
 
 def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_event_once(killable, project,
-                                                                                        settings):
-    from waitress.server import create_server
-
-    from runner.service import create_app
-
+                                                                                        settings, tmp_path):
     admin = killable.url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE crash")
@@ -105,12 +101,10 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
         body = checkout_event("completed", row)
         events[json.loads(body)["id"]] = body
 
-    # The service as in production: the application role, a pool, waitress threads.
-    app = create_app(settings.with_(database_url=make_conninfo(db_url, user=login), pool_max_size=8,
-                                    pool_timeout=2))
-    server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{server.effective_port}"
+    # The service as in production: `runner serve` as the application role, its pool, 8 threads.
+    server = ServeProcess(settings.with_(database_url=make_conninfo(db_url, user=login), pool_max_size=8,
+                                         pool_timeout=2), tmp_path / "serve.log", workers=8)
+    base = server.url
 
     statuses: Counter = Counter()
     acknowledged: set[str] = set()
@@ -157,9 +151,9 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
             for event_id in [e for e in order if e not in acknowledged]:
                 deliver(event_id)
     finally:
-        server.close()
-        server.task_dispatcher.shutdown()
-        app.extensions["runner"].close()
+        stopped = server.stop()
+    assert stopped == 0, server.log()[-3000:]
+    assert "Traceback" not in server.log(), server.log()[-3000:]
 
     print(f"kills {killable.kills}, first round {dict(first_round)}, all answers {dict(statuses)}, "
           f"redelivery rounds {rounds}")

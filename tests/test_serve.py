@@ -8,11 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
+import psycopg
 import requests
 
-from .payments_support import SERVICE_TOKEN, WEBHOOK_SECRET
+from runner.locks import WEBHOOK_EVENT_LOCK_CLASS
+
+from .payments_support import SERVICE_TOKEN, WEBHOOK_SECRET, ServeProcess, checkout_event, new_session, sign
 
 
 def free_port() -> int:
@@ -57,3 +61,41 @@ def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
         ("GET", "/api/payments/checkout-session", 400)]
     assert SERVICE_TOKEN not in stderr and "deadbeef" not in stderr
     assert "shutting down" in stderr
+
+
+def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(settings, conn, make_user, tmp_path):
+    """Graceful shutdown under load: a delivery still in the database when SIGTERM arrives is answered 200
+    and committed; the pool closes; the process exits 0; every line it logged is JSON."""
+    server = ServeProcess(settings.with_(log_format="json"), tmp_path / "serve.log", workers=4)
+    row = new_session(conn, make_user())
+    body = checkout_event("completed", row)
+    event_id = json.loads(body)["id"]
+    answers = []
+    try:
+        with psycopg.connect(settings.database_url) as blocker:
+            # Hold the event's lock: the delivery waits for it inside record_webhook_event.
+            blocker.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WEBHOOK_EVENT_LOCK_CLASS, event_id))
+            sender = threading.Thread(target=lambda: answers.append(
+                requests.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=30)))
+            sender.start()
+            deadline = time.monotonic() + 10
+            while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                   "query LIKE '%%record_webhook_event%%'").fetchone()[0]:
+                assert time.monotonic() < deadline, "the delivery never reached the database"
+                time.sleep(0.05)
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert server.proc.poll() is None, "the process exited with a request still running"
+        # The blocker's transaction ended: the delivery goes on and is answered.
+        sender.join(timeout=30)
+    finally:
+        status = server.stop()
+    assert status == 0, server.log()
+    assert len(answers) == 1 and answers[0].status_code == 200, answers
+    assert answers[0].json()["outcome"] == "completed"
+    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone() == (
+        "completed",)
+    lines = [json.loads(line) for line in server.log().splitlines() if not line.startswith("runner serve: ")]
+    assert {"event": "log", "level": "info", "logger": "runner.service_cli",
+            "message": "received SIGTERM: shutting down (running requests finish first)"} in lines
+    assert [(r["method"], r["status"]) for r in lines if r["event"] == "request"][-1] == ("POST", 200)

@@ -221,7 +221,7 @@ def test_ten_concurrent_deliveries_are_processed_once(live_server, conn, make_us
 
     def post():
         barrier.wait()
-        results.append(requests.post(live_server + URL, data=body, headers=headers, timeout=30))
+        results.append(requests.post(live_server.url + URL, data=body, headers=headers, timeout=30))
 
     threads = [threading.Thread(target=post) for _ in range(10)]
     for t in threads:
