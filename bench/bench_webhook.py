@@ -1,5 +1,5 @@
 """Stripe webhook deliveries: signed `checkout.session.completed` events per second, and p50/p99 latency, at
-16 concurrent keep-alive connections on loopback against a real `runner serve` (waitress), next to pgbench
+16 concurrent keep-alive connections on loopback against a real `runner serve` (granian), next to pgbench
 calling `complete_checkout_session` directly on the same database (the ceiling). Aims: at least 1,000
 events/s on a 2-core machine, and at least a quarter of the database's own rate.
 
@@ -210,6 +210,19 @@ def cpu_seconds(*pids: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (runner serve's worker processes), from /proc; [pid] where that is unreadable."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except OSError:
+            continue
+    return pids
+
+
 def backend_pids(url: str) -> list[int]:
     """The server processes serving `runner serve`'s pool (same host only: /proc)."""
     with common.connect(url) as conn:
@@ -243,14 +256,15 @@ def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int,
         if failures:
             raise RuntimeError(f"warm-up deliveries failed: {failures[:3]}")
         if profile:
-            profiler = subprocess.Popen(["py-spy", "record", "-o", profile, "-p", str(proc.pid), "-r", "200", "--gil",
-                                         "--nonblocking", "-f", "speedscope" if profile.endswith(".json") else "flamegraph"],
+            profiler = subprocess.Popen(["py-spy", "record", "-o", profile, "-p", str(proc.pid), "--subprocesses",
+                                         "-r", "200", "--gil", "--nonblocking",
+                                         "-f", "speedscope" if profile.endswith(".json") else "flamegraph"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        backends = backend_pids(url)
-        server_cpu, client_cpu, db_cpu = cpu_seconds(proc.pid), time.process_time(), cpu_seconds(*backends)
+        backends, servers = backend_pids(url), process_tree(proc.pid)
+        server_cpu, client_cpu, db_cpu = cpu_seconds(*servers), time.process_time(), cpu_seconds(*backends)
         seconds, latencies, failures = deliver("127.0.0.1", port, requests[WARMUP:], clients)
-        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
+        server_cpu, client_cpu = cpu_seconds(*servers) - server_cpu, time.process_time() - client_cpu
         db_cpu = cpu_seconds(*backends) - db_cpu
     finally:
         if profiler:
