@@ -99,3 +99,30 @@ def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(setting
     assert {"event": "log", "level": "info", "logger": "runner.service_cli",
             "message": "received SIGTERM: shutting down (running requests finish first)"} in lines
     assert [(r["method"], r["status"]) for r in lines if r["event"] == "request"][-1] == ("POST", 200)
+
+
+def test_more_keep_alive_connections_than_threads_are_all_served(settings, conn, make_user, tmp_path):
+    """6 clients on keep-alive connections, 5 deliveries each, against 2 threads: every delivery is answered
+    and processed once (requests wait for a thread; none is dropped, refused or answered twice)."""
+    server = ServeProcess(settings, tmp_path / "serve.log", workers=2)
+    bodies = [checkout_event("completed", new_session(conn, make_user())) for _ in range(30)]
+    statuses = []
+
+    def client(mine):
+        with requests.Session() as http:  # one keep-alive connection per client
+            for body in mine:
+                answer = http.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=60)
+                statuses.append((answer.status_code, answer.json().get("outcome")))
+
+    try:
+        clients = [threading.Thread(target=client, args=(bodies[k::6],)) for k in range(6)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(timeout=120)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert sorted(statuses) == [(200, "completed")] * 30
+    assert conn.execute("SELECT count(*), sum(deliveries) FROM webhook_events").fetchone() == (30, 30)
+    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone() == (
+        30,)
