@@ -270,19 +270,6 @@ def cpu_seconds(*pids: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (runner serve's worker processes), from /proc; [pid] where that is unreadable."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        try:
-            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
-        except OSError:
-            continue
-    return pids
-
-
 def backend_pids(url: str) -> list[int]:
     """The server processes serving `runner serve`'s pool (same host only: /proc)."""
     with common.connect(url) as conn:
@@ -321,7 +308,7 @@ def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int,
                                          "-f", "speedscope" if profile.endswith(".json") else "flamegraph"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        backends, servers = backend_pids(url), process_tree(proc.pid)
+        backends, servers = backend_pids(url), common.process_tree(proc.pid)
         server_cpu, client_cpu, db_cpu = cpu_seconds(*servers), time.process_time(), cpu_seconds(*backends)
         seconds, latencies, failures = deliver("127.0.0.1", port, requests[WARMUP:], clients)
         server_cpu, client_cpu = cpu_seconds(*servers) - server_cpu, time.process_time() - client_cpu

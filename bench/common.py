@@ -237,3 +237,16 @@ def print_table(results: list[Result], out=sys.stdout) -> None:
                         for j, (cell, w) in enumerate(zip(row, widths))).rstrip(), file=out)
         if i == 0:
             print("  ".join("-" * w for w in widths), file=out)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (runner serve's worker processes), from /proc; [pid] where that is unreadable."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except OSError:
+            continue
+    return pids

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/soak.py` from anywhere
     sys.path.insert(0, str(REPO))
 
+from bench import common
+
 SERVICE_TOKEN = "soak-service-token-" + "s" * 24
 JWT_SECRET = "soak-jwt-secret-" + "j" * 24
 WEBHOOK_SECRET = "whsec_soak"
@@ -81,10 +83,15 @@ class Report:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """VmRSS of `pid` and its descendants (runner serve's worker processes), in KiB."""
+    total = 0
+    for member in common.process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    return total
 
 
 def free_port() -> int:
