@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import sys
 
 import click
 
 from runner.cli import Context
+from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
 
 class JsonLineFormatter(logging.Formatter):
     """--log-format json: every line one JSON object. The request lines are already one; any other message
@@ -28,15 +31,33 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+class TextLineFormatter(logging.Formatter):
+    """--log-format text: one line per message (a line break inside one, e.g. libpq's hints, is escaped)."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _not_granian_thread_advice(record: logging.LogRecord) -> bool:
+    # granian advises fewer Python threads than --workers when there are more threads than cores; the
+    # runner's threads spend their time waiting for PostgreSQL, so the advice does not apply here.
+    return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
 def configure_logging(log_format: str) -> None:
-    """The runner's loggers (the request lines among them) and granian's warnings to stderr, one line each.
+    """The runner's loggers (the request lines among them), and the pool's and granian's warnings, to stderr,
+    one line each, in the chosen format.
 
     Run again after granian configured logging (it replaces the handlers of its own logger)."""
-    formatter = (JsonLineFormatter() if log_format == "json" else
-                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name, level in (("runner", logging.INFO), ("_granian", logging.WARNING)):
+    formatter = JsonLineFormatter() if log_format == "json" else TextLineFormatter()
+    for name, level in (("runner", logging.INFO), ("psycopg", logging.WARNING), ("_granian", logging.WARNING)):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(formatter)
+        if name == "_granian":
+            handler.addFilter(_not_granian_thread_advice)
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.setLevel(level)
@@ -70,8 +91,9 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
 
     class RunnerServer(Server):
         def signal_handler_interrupt(self, signum=None, *args, **kwargs):
-            name = signal.Signals(signum).name if signum else "a stop signal"
-            log.info("received %s: shutting down (running requests finish first)", name)
+            if not self.interrupt_signal:  # once, however many signals arrive
+                name = signal.Signals(signum).name if signum else "a stop signal"
+                log.info("received %s: shutting down (running requests finish first)", name)
             return super().signal_handler_interrupt(signum, *args, **kwargs)
 
     server = RunnerServer(
@@ -81,11 +103,33 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
         blocking_threads=threads, websockets=False, log_level=LogLevels.warning,
         log_access=False,  # the runner writes one line per request itself (runner.access)
     )
+    _check_can_listen(host, port)
     configure_logging(log_format)  # after granian's own logging set-up, which replaced its logger's handlers
-    server.on_startup(lambda: log.info("serving on http://%s:%s: %d process(es) x %d threads", host, port,
-                                       processes, threads))
+    def started():
+        if log_format == "text":  # in JSON mode every line is JSON: the log line below says the same
+            click.echo(f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {threads} "
+                       "threads)", err=True)
+        log.info("serving on http://%s:%s: %d process(es) x %d threads", host, port, processes, threads)
+
+    server.on_startup(started)
     server.on_shutdown(lambda: log.info("stopped"))
-    server.serve(target_loader=partial(load_app, settings=settings, log_format=log_format))
+    try:
+        server.serve(target_loader=partial(load_app, settings=settings, log_format=log_format))
+    except RuntimeError as exc:  # granian's own start-up failures (its socket, its workers), without a backtrace
+        raise ConfigError(f"runner serve could not start on {host}:{port}: {str(exc).splitlines()[0]}") from None
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """ConfigError, one line, when the address cannot be listened on (in use, not this machine's, a privileged
+    port), before granian starts and fails with a backtrace."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"runner serve cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @click.command()
@@ -117,7 +161,6 @@ def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_
     """
     import os
 
-    from runner.errors import ConfigError
     from runner.settings import Settings
 
     settings = Settings.from_env()
@@ -126,6 +169,4 @@ def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_
                               pool_min_size=min(settings.pool_min_size, pool_max))
     if not settings.database_url:  # checked here too, so the error is one line before any worker starts
         raise ConfigError("DATABASE_URL is not set: the service needs a database")
-    click.echo(f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {workers} threads)",
-               err=True)
     run(settings, host, port, workers, processes, log_format)

@@ -55,7 +55,8 @@ def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    requests_logged = [json.loads(line) for line in stderr.splitlines() if line.startswith('{"event": "request"')]
+    logged = [json.loads(line) for line in stderr.splitlines()]  # --log-format json: every line is JSON
+    requests_logged = [line for line in logged if line["event"] == "request"]
     assert [(r["method"], r["path"], r["status"]) for r in requests_logged][-3:] == [
         ("GET", "/healthz", 200), ("POST", "/api/payments/webhook", 400),
         ("GET", "/api/payments/checkout-session", 400)]
@@ -95,7 +96,7 @@ def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(setting
     assert answers[0].json()["outcome"] == "completed"
     assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone() == (
         "completed",)
-    lines = [json.loads(line) for line in server.log().splitlines() if not line.startswith("runner serve: ")]
+    lines = [json.loads(line) for line in server.log().splitlines()]  # every line, not only the requests
     assert {"event": "log", "level": "info", "logger": "runner.service_cli",
             "message": "received SIGTERM: shutting down (running requests finish first)"} in lines
     assert [(r["method"], r["status"]) for r in lines if r["event"] == "request"][-1] == ("POST", 200)
@@ -126,3 +127,16 @@ def test_more_keep_alive_connections_than_threads_are_all_served(settings, conn,
     assert conn.execute("SELECT count(*), sum(deliveries) FROM webhook_events").fetchone() == (30, 30)
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone() == (
         30,)
+
+
+def test_a_port_in_use_is_one_line_and_a_failed_exit(db_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        done = subprocess.run([sys.executable, "-m", "runner", "serve", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    expected = f"Error: runner serve cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert done.stderr.strip().splitlines() == [expected], done.stderr
