@@ -227,3 +227,18 @@ def test_all_time_totals_equal_the_table_with_and_without_unfolded_deltas(conn):
     conn.execute("SELECT fold_checkout_session_rollup()")
     assert deltas(conn) == 0
     assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()
+
+
+@pytest.mark.parametrize("since", ["NULL", "now() - INTERVAL '7 days'", "CURRENT_DATE"])
+def test_counts_per_plan_and_status_equal_the_table(conn, since):
+    seed(conn)
+    raw = conn.execute(
+        f"""SELECT subscription_plan, status, count(*) FROM payment_checkout_sessions
+             WHERE {since} IS NULL OR created_at > {since} GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    assert raw and conn.execute(
+        f"SELECT * FROM checkout_session_counts({since}) ORDER BY 1, 2").fetchall() == raw
+    # Inlined into the caller's query: the branch that does not apply is never run.
+    plan = "\n".join(r[0] for r in conn.execute(
+        f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT * FROM checkout_session_counts({since})"))
+    assert "Function Scan" not in plan, plan
+    assert ("One-Time Filter: false" if since == "NULL" else "(never executed)") in plan, plan

@@ -283,6 +283,25 @@ COMMENT ON FUNCTION {{ m.q("checkout_session_totals") }}() IS
   'All-time session counts per plan and status (rollup plus unfolded deltas): equal to a GROUP BY over '
   'payment_checkout_sessions, without reading it.';
 
+CREATE OR REPLACE FUNCTION {{ m.q("checkout_session_counts") }}(p_since TIMESTAMPTZ)
+RETURNS TABLE (subscription_plan VARCHAR, status VARCHAR, sessions BIGINT)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  -- Sessions per plan and status created after p_since; all time when it is NULL, from the per-plan totals
+  -- (no regrouping of every hour). One branch runs: the other's condition is a one-time filter, false.
+  SELECT t.subscription_plan, t.status, t.sessions
+    FROM {{ m.q("checkout_session_totals") }}() t
+   WHERE p_since IS NULL
+  UNION ALL
+  SELECT w.subscription_plan, w.status, sum(w.sessions)::bigint
+    FROM {{ m.q("checkout_session_stats_since") }}(p_since) w
+   WHERE p_since IS NOT NULL
+   GROUP BY w.subscription_plan, w.status;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("checkout_session_counts") }}(TIMESTAMPTZ) IS
+  'Session counts per plan and status for created_at > p_since (NULL: all time, from checkout_session_totals).';
+
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_insert ON {{ m.q("payment_checkout_sessions") }};
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_update ON {{ m.q("payment_checkout_sessions") }};
 DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_delete ON {{ m.q("payment_checkout_sessions") }};

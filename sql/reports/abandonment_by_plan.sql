@@ -11,13 +11,7 @@ WITH per_plan AS (
          coalesce(sum(sessions) FILTER (WHERE status = 'pending'), 0)::bigint AS abandoned,
          coalesce(sum(sessions) FILTER (WHERE status = 'expired'), 0)::bigint AS expired,
          coalesce(sum(sessions) FILTER (WHERE status = 'completed'), 0)::bigint AS completed
-    FROM (-- all time: the per-plan totals; a window: hour by hour
-          SELECT t.subscription_plan, t.status, t.sessions FROM {{ m.q("checkout_session_totals") }}() t
-           WHERE %(days)s::integer IS NULL
-          UNION ALL
-          SELECT w.subscription_plan, w.status, w.sessions
-            FROM {{ m.q("checkout_session_stats_since") }}(now() - make_interval(days => %(days)s::integer)) w
-           WHERE %(days)s::integer IS NOT NULL) AS s
+    FROM {{ m.q("checkout_session_counts") }}(now() - make_interval(days => %(days)s::integer))
    GROUP BY subscription_plan
 )
 SELECT subscription_plan, total, abandoned, expired, completed,
