@@ -64,7 +64,7 @@ def configure_logging(log_format: str) -> None:
         logger.propagate = False
 
 
-def load_app(target: str, settings, log_format: str):
+def load_app(settings, log_format: str):
     """Granian's target loader, run in each worker process: logging, then the app and its own pool.
 
     The pool is made here, after the worker started, never inherited across fork; it is closed when the
@@ -89,6 +89,8 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
     from granian.log import LogLevels
     from granian.server import Server
 
+    _check_can_listen(host, port)  # before granian, which fails on it with a Python and a Rust backtrace
+
     class RunnerServer(Server):
         def signal_handler_interrupt(self, signum=None, *args, **kwargs):
             if not self.interrupt_signal:  # once, however many signals arrive
@@ -97,14 +99,15 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
             return super().signal_handler_interrupt(signum, *args, **kwargs)
 
     server = RunnerServer(
-        "runner.service:create_app", address=host, port=port, interface=Interfaces.WSGI, workers=processes,
+        "runner.service:create_app",  # a label for granian: load_app below builds the app in each worker
+        address=host, port=port, interface=Interfaces.WSGI, workers=processes,
         # No `backpressure` below the default: capped at `threads`, more keep-alive connections than threads
         # stalled (90 deliveries/s instead of 1,264 with 16 connections on 8 threads, bench_webhook.py).
         blocking_threads=threads, websockets=False, log_level=LogLevels.warning,
         log_access=False,  # the runner writes one line per request itself (runner.access)
     )
-    _check_can_listen(host, port)
     configure_logging(log_format)  # after granian's own logging set-up, which replaced its logger's handlers
+
     def started():
         if log_format == "text":  # in JSON mode every line is JSON: the log line below says the same
             click.echo(f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {threads} "
@@ -113,15 +116,12 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
 
     server.on_startup(started)
     server.on_shutdown(lambda: log.info("stopped"))
-    try:
-        server.serve(target_loader=partial(load_app, settings=settings, log_format=log_format))
-    except RuntimeError as exc:  # granian's own start-up failures (its socket, its workers), without a backtrace
-        raise ConfigError(f"runner serve could not start on {host}:{port}: {str(exc).splitlines()[0]}") from None
+    server.serve(target_loader=partial(load_app, settings, log_format), wrap_loader=False)
 
 
 def _check_can_listen(host: str, port: int) -> None:
     """ConfigError, one line, when the address cannot be listened on (in use, not this machine's, a privileged
-    port), before granian starts and fails with a backtrace."""
+    port)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
@@ -167,6 +167,4 @@ def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_
     pool_max = settings.pool_max_size if os.environ.get("RUNNER_POOL_MAX_SIZE") else workers
     settings = settings.with_(database_url=obj.url, log_format=log_format, pool_max_size=pool_max,
                               pool_min_size=min(settings.pool_min_size, pool_max))
-    if not settings.database_url:  # checked here too, so the error is one line before any worker starts
-        raise ConfigError("DATABASE_URL is not set: the service needs a database")
     run(settings, host, port, workers, processes, log_format)
