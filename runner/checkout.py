@@ -2,12 +2,15 @@
 
 The flow of the reference's create-checkout route, made safe to retry: the database row first
 (`get_or_create_checkout_session`), then a Stripe Checkout Session created with an idempotency key derived
-from the row id and its Stripe-session generation, then `link_stripe_session`. Two requests racing for one
-row send the same key, so Stripe returns one session to both.
+from the row id, its Stripe-session generation and the parameters, then `link_stripe_session`. Two requests
+racing for one row (or a retry after a lost answer) send the same parameters and so the same key, and
+Stripe returns one session to all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -38,12 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
-# Stripe accepts expires_at between 30 minutes and 24 hours from now. The margins absorb clock skew and
-# the request's own latency; a clamped value is rounded to 5 minutes so that two racing requests send
-# identical parameters with their identical idempotency key.
+# Stripe accepts expires_at between 30 minutes and 24 hours from now. A retry of the same create request
+# (the stripe library's, or the customer's next click) must send the same parameters, since Stripe refuses a
+# known idempotency key with others: so the expiry is derived from the row, not from the clock, wherever the
+# window allows (see stripe_expires_at). The margins absorb clock skew and the request's own latency.
 STRIPE_MIN_EXPIRY = 31 * 60
 STRIPE_MAX_EXPIRY = 24 * 3600 - 5 * 60
 EXPIRY_ROUNDING = 300
+STRIPE_LATE_EXTENSION = STRIPE_MIN_EXPIRY + (24 * 3600 - STRIPE_MAX_EXPIRY)
 
 # Functions only: the service's database role may EXECUTE them and has no table privileges
 # (sql/functions/privileges.sql).
@@ -149,15 +154,31 @@ def _user_email(conn: psycopg.Connection, user_id: uuid.UUID) -> str:
     return email
 
 
-def stripe_expires_at(row_expires_at: datetime, now: float | None = None) -> int:
-    """The row's expiry as a Unix time, moved into the window Stripe accepts (30 min .. 24 h from now)."""
+def stripe_expires_at(created_at: datetime, expires_at: datetime, now: float | None = None) -> int:
+    """The Stripe session's expiry for a row, as a Unix time inside the window Stripe accepts (30 min .. 24 h).
+
+    It depends on the row alone, so every attempt for the row sends the same value: the row's deadline,
+    capped at 23 h 55 min after the row was made, and when that is less than 31 minutes ahead, 36 minutes
+    past it (an open row's deadline is ahead of now, and the cap at most 5 minutes behind). Only a row
+    kept open for more than 24 hours (`expiry_hours` over 24) needs the clock: its cap moves in 5-minute steps.
+    """
     now = time.time() if now is None else now
-    wanted = int(row_expires_at.timestamp())
-    if wanted < now + STRIPE_MIN_EXPIRY:
-        return -(-int(now + STRIPE_MIN_EXPIRY) // EXPIRY_ROUNDING) * EXPIRY_ROUNDING  # round up
-    if wanted > now + STRIPE_MAX_EXPIRY:
-        return int(now + STRIPE_MAX_EXPIRY) // EXPIRY_ROUNDING * EXPIRY_ROUNDING  # round down
-    return wanted
+    created = int(created_at.timestamp())
+    cap = created + STRIPE_MAX_EXPIRY
+    if created + 24 * 3600 < now:
+        cap = int(now + STRIPE_MAX_EXPIRY) // EXPIRY_ROUNDING * EXPIRY_ROUNDING
+    wanted = min(int(expires_at.timestamp()), cap)
+    return wanted if wanted >= now + STRIPE_MIN_EXPIRY else wanted + STRIPE_LATE_EXTENSION
+
+
+def idempotency_key(row: dict[str, Any], generation: int, params: dict[str, Any]) -> str:
+    """The Stripe idempotency key of one create request: the row, its Stripe-session generation, and a digest
+    of the parameters. Retries with the same parameters share the key, so Stripe makes one session for them;
+    if the parameters did change (a row past 23 h 55 min, a new success URL or price after a deploy), the
+    key changes with them, rather than Stripe refusing the row's every later attempt with an
+    IdempotencyError."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"checkout-session:{row['id']}:{generation}:{digest[:16]}"
 
 
 def stripe_params(row: dict[str, Any], settings: Settings, expires_at: int) -> dict[str, Any]:
@@ -239,10 +260,11 @@ def create_checkout(
                  existing.status if existing else "gone")
 
     generation = row["stripe_sessions_created"]
-    expires_at = stripe_expires_at(row["expires_at"])
+    expires_at = stripe_expires_at(row["created_at"], row["expires_at"])
+    params = stripe_params(row, settings, expires_at)
     try:
         created: StripeSession = stripe_gateway.create_checkout_session(
-            client, stripe_params(row, settings, expires_at), idempotency_key=f"checkout-session:{row['id']}:{generation}"
+            client, params, idempotency_key=idempotency_key(row, generation, params)
         )
     except stripe.StripeError as exc:
         raise _stripe_failed(conn, row, "create the checkout session", exc) from None

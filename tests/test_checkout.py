@@ -3,6 +3,7 @@ stripe library), linking them, resuming, replacing a gone session, and Stripe fa
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,7 @@ def test_create_checkout_creates_links_and_prices_from_the_catalogue(conn, make_
     assert params["mode"] == "subscription"
     assert int(params["expires_at"]) == int(row["expires_at"].timestamp())
     headers = fake_stripe.requests[0][3]
-    assert headers["Idempotency-Key"] == f"checkout-session:{row['id']}:0"
+    assert re.fullmatch(rf"checkout-session:{row['id']}:0:[0-9a-f]{{16}}", headers["Idempotency-Key"])
 
 
 def test_returning_customer_gets_the_same_url(conn, make_user, settings, stripe_client, fake_stripe):
@@ -66,7 +67,8 @@ def test_a_gone_or_expired_stripe_session_is_replaced(conn, make_user, settings,
     again = checkout.create_checkout(conn, stripe_client, settings, user, "pro")
     assert again.session["id"] == first.session["id"]
     assert again.session["stripeSessionId"] != old_id and again.url != first.url
-    assert fake_stripe.requests[-1][3]["Idempotency-Key"] == f"checkout-session:{first.session['id']}:1"
+    assert re.fullmatch(rf"checkout-session:{first.session['id']}:1:[0-9a-f]{{16}}",
+                        fake_stripe.requests[-1][3]["Idempotency-Key"])
     assert session_row(conn, first.session["id"])["stripe_sessions_created"] == 2
 
 
@@ -142,14 +144,41 @@ def test_double_click_creates_one_stripe_session(db_url, conn, make_user, settin
     assert conn.execute("SELECT count(*), max(attempts) FROM payment_checkout_sessions").fetchone() == (1, 8)
 
 
-def test_expiry_is_clamped_into_stripes_window():
-    now = time.time()
-    soon = datetime.fromtimestamp(now, UTC) + timedelta(minutes=10)
-    far = datetime.fromtimestamp(now, UTC) + timedelta(hours=48)
-    ok = datetime.fromtimestamp(now, UTC) + timedelta(hours=5)
-    assert now + 31 * 60 <= checkout.stripe_expires_at(soon, now) <= now + 36 * 60
-    assert now + 23.5 * 3600 <= checkout.stripe_expires_at(far, now) <= now + 24 * 3600
-    assert checkout.stripe_expires_at(ok, now) == int(ok.timestamp())
+def test_expiry_is_inside_stripes_window_and_does_not_move_with_the_clock():
+    """Stripe accepts 30 min .. 24 h from now. The value should not change between two attempts for one row
+    (a changed value means a new idempotency key, so a lost answer's session is left unused), so it comes from
+    the row, not the clock: it changes once at most, when the row comes within 31 minutes of its end (a value
+    valid at the first click would then be too near for Stripe)."""
+    start = time.time()
+
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(start + seconds, UTC)
+
+    hour = 3600
+    cases = {  # (created, expires) relative to start: the row as get_or_create_checkout_session left it
+        "fresh, the default 24 h": (0, 24 * hour),
+        "an hour old": (-hour, 23 * hour),
+        "5 hours left": (-19 * hour, 5 * hour),
+        "10 minutes left": (-(24 * hour - 600), 600),
+        "30 seconds left": (-(24 * hour - 30), 30),
+        "a short expiry_hours": (-60, 20 * 60),
+    }
+    for name, (created, expires) in cases.items():
+        values = []
+        # Every click from the row's creation until a second before its deadline.
+        for now in [*range(max(created, 0), expires, 37), expires - 1]:
+            value = checkout.stripe_expires_at(at(created), at(expires), start + now)
+            assert start + now + 30 * 60 < value < start + now + 24 * hour, (name, now, value)
+            if not values or values[-1] != value:
+                values.append(value)
+        assert len(values) <= 2, (name, values)
+    # The row's own deadline when Stripe allows it; 36 minutes past it when the deadline is too near.
+    assert checkout.stripe_expires_at(at(-hour), at(5 * hour), start) == int(start + 5 * hour)
+    assert checkout.stripe_expires_at(at(-hour), at(600), start) == int(start + 600 + 36 * 60)
+    # A row kept open longer than Stripe allows (expiry_hours = 48): capped, at most 24 h from now.
+    for now in (0, 3 * hour, 30 * hour, 47.9 * hour):
+        value = checkout.stripe_expires_at(at(0), at(48 * hour), start + now)
+        assert start + now + 30 * 60 < value < start + now + 24 * hour, (now, value)
 
 
 def test_a_row_near_its_deadline_takes_stripes_expiry(conn, make_user, settings, stripe_client, fake_stripe):

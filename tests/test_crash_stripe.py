@@ -5,6 +5,8 @@ gets two Stripe sessions."""
 from __future__ import annotations
 
 import random
+import re
+import time
 
 import pytest
 
@@ -33,6 +35,15 @@ def posts_for(fake_stripe, row_id: str) -> list[dict]:
             if method == "POST" and params.get("client_reference_id") == row_id]
 
 
+def one_key_of(posts: list, row_id: str, generation: int = 0) -> str:
+    """The single idempotency key the posts share: the row, its generation and a parameter digest."""
+    keys = {key for key, _ in posts}
+    assert len(keys) == 1, keys
+    [key] = keys
+    assert re.fullmatch(rf"checkout-session:{row_id}:{generation}:[0-9a-f]{{16}}", key), key
+    return key
+
+
 def checkout_until_ok(client, user, attempts: int = 5) -> tuple[dict, list[int]]:
     """The customer clicks again after each failure (502), up to `attempts` times."""
     statuses = []
@@ -52,8 +63,8 @@ def test_500s_are_retried_with_the_same_idempotency_key(retrying_app, conn, make
     assert statuses == [200]  # the library's two retries were enough
     row_id = body["checkoutSessionId"]
     posts = posts_for(fake_stripe, row_id)
-    keys = {key for key, _ in posts}
-    assert len(posts) == 3 and keys == {f"checkout-session:{row_id}:0"}
+    assert len(posts) == 3
+    one_key_of(posts, row_id)
     [created] = fake_stripe.sessions_created_for(row_id)
     assert body["session"]["stripeSessionId"] == created["id"] and body["url"] == created["url"]
 
@@ -64,7 +75,7 @@ def test_a_timeout_after_stripe_created_the_session_gets_that_session(retrying_a
     body, statuses = checkout_until_ok(retrying_app.test_client(), user)
     row_id = body["checkoutSessionId"]
     assert statuses == [200]
-    assert {key for key, _ in posts_for(fake_stripe, row_id)} == {f"checkout-session:{row_id}:0"}
+    one_key_of(posts_for(fake_stripe, row_id), row_id)
     assert len(posts_for(fake_stripe, row_id)) == 2
     [created] = fake_stripe.sessions_created_for(row_id)
     assert body["session"]["stripeSessionId"] == created["id"]
@@ -90,8 +101,56 @@ def test_every_retry_exhausted_then_the_customer_tries_again(retrying_app, conn,
     [created] = fake_stripe.sessions_created_for(row_id)
     assert body["session"]["stripeSessionId"] == created["id"]
     posts = posts_for(fake_stripe, row_id)
-    assert len(posts) == 4 and {key for key, _ in posts} == {f"checkout-session:{row_id}:0"}
+    assert len(posts) == 4
+    one_key_of(posts, row_id)
     assert len({repr(sorted(params.items())) for _, params in posts}) == 1  # same parameters each time
+
+
+def test_the_next_click_minutes_after_a_lost_answer_gets_that_session(
+        retrying_app, conn, make_user, fake_stripe, monkeypatch):
+    """The customer comes back 7 minutes after every answer was lost: the request must carry the parameters
+    of the first (Stripe refuses a known key with others, which would fail every later click for the row)."""
+    from runner import checkout
+
+    user = make_user()
+    fake_stripe.create_failures = ["slow", "slow", "slow"]
+    client = retrying_app.test_client()
+    assert client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user))).status_code == 502
+    later = time.time() + 7 * 60
+    monkeypatch.setattr(checkout.time, "time", lambda: later)
+    body, statuses = checkout_until_ok(client, user)
+    assert statuses == [200]
+    row_id = body["checkoutSessionId"]
+    [created] = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == created["id"]
+    posts = posts_for(fake_stripe, row_id)
+    one_key_of(posts, row_id)
+    assert len({repr(sorted(params.items())) for _, params in posts}) == 1
+
+
+def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
+        retrying_app, conn, make_user, fake_stripe, settings):
+    """A deploy changes the success URL between the lost answer and the next click. The old key cannot be
+    sent with new parameters; a new key gets the customer a session (the first, never shown, expires)."""
+    from runner.service import create_app
+
+    user = make_user()
+    fake_stripe.create_failures = ["slow", "slow", "slow"]
+    client = retrying_app.test_client()
+    assert client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user))).status_code == 502
+    deployed = create_app(settings.with_(success_url="https://example.com/welcome-v2"))
+    try:
+        body, statuses = checkout_until_ok(deployed.test_client(), user)
+    finally:
+        deployed.extensions["runner"].close()
+    assert statuses == [200]
+    row_id = body["checkoutSessionId"]
+    first, second = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == second["id"] != first["id"]
+    keys = [key for key, _ in posts_for(fake_stripe, row_id)]
+    assert len(set(keys)) == 2 and all(key.startswith(f"checkout-session:{row_id}:0:") for key in keys)
+    assert conn.execute("SELECT stripe_session_id FROM payment_checkout_sessions WHERE id = %s",
+                        (row_id,)).fetchone()[0] == second["id"]
 
 
 def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app, conn, make_user, fake_stripe):
@@ -108,7 +167,7 @@ def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app
         row_id = body["checkoutSessionId"]
         [created] = fake_stripe.sessions_created_for(row_id)
         assert body["session"]["stripeSessionId"] == created["id"]
-        assert {key for key, _ in posts_for(fake_stripe, row_id)} == {f"checkout-session:{row_id}:0"}
+        one_key_of(posts_for(fake_stripe, row_id), row_id)
         # And the next visit resumes that session instead of creating one.
         again = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
         assert again.json["resumed"] is True and again.json["url"] == created["url"]
