@@ -145,7 +145,8 @@ def _lazy_help(target: str) -> str:
     try:
         spec = importlib.util.find_spec(module)
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    except Exception:  # not found or unreadable: the command itself will say so when used
+    except (ImportError, ValueError, AttributeError, TypeError, OSError, SyntaxError):
+        # not found or unreadable: the command itself will say so when used
         return ""
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:

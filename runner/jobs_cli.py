@@ -216,7 +216,7 @@ def rollup(ctx: click.Context, batch_size: int, dry_run: bool, fmt: str) -> None
     other; reports read rollup and deltas together and are exact either way. Folding keeps the delta
     table small, so reports stay fast. `runner job expire` also folds after its batches.
 
-    
+    \b
     Examples:
       runner job rollup
       runner job rollup --dry-run        # how many deltas wait

@@ -194,7 +194,7 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
 def _client() -> str:
     try:
         user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
+    except (KeyError, OSError):  # no passwd entry in some containers
         user = "?"
     return f"{user}@{socket.gethostname()}"
 

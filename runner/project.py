@@ -185,7 +185,7 @@ def _bytecode_cache():
         def load_bytecode(self, bucket):
             try:
                 super().load_bytecode(bucket)
-            except Exception:  # unreadable or corrupt entry: compile instead
+            except Exception:  # noqa: BLE001 - unreadable or corrupt entry (marshal raises many kinds): compile
                 bucket.reset()
 
         def dump_bytecode(self, bucket):
@@ -196,7 +196,7 @@ def _bytecode_cache():
 
     try:
         return QuietCache()
-    except Exception:  # no usable temp folder: no cache
+    except (OSError, RuntimeError):  # no usable temp folder: no cache
         return None
 
 

@@ -9,8 +9,10 @@ schedule always ends with --duration 0.3. Example counts: RELIABILITY_SCALE (doc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import uuid
 
 import pytest
@@ -87,7 +89,7 @@ def invoke(cli_env, args: list[str], caplog) -> None:
         # (the tests may run as root; "../../etc/passwd" once meant /etc/passwd).
         args = [a.replace("/", "_").replace("..", "__") for a in args]
     runner = CliRunner()
-    with runner.isolated_filesystem():
+    with tempfile.TemporaryDirectory() as sandbox, contextlib.chdir(sandbox):
         result = runner.invoke(cli, ["--database-url", cli_env["url"], "--project-dir", str(REPO), *args],
                                env=cli_env["env"])
     output = result.output
@@ -156,7 +158,7 @@ def test_dashboard_to_an_unwritable_path_is_one_error_line(cli_env, tmp_path, wh
     """A regression the fuzzer found: `runner dashboard -o ''` (or into a missing folder) ended in a traceback."""
     output = "" if where == "empty" else str(tmp_path / "missing" / "x.html")
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    with contextlib.chdir(tmp_path):
         result = runner.invoke(cli, ["--database-url", cli_env["url"], "--project-dir", str(REPO), "dashboard",
                                      "-o", output], env=cli_env["env"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (result.exception, result.output)
