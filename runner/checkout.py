@@ -48,6 +48,10 @@ PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 STRIPE_MIN_EXPIRY = 31 * 60
 STRIPE_MAX_EXPIRY = 24 * 3600 - 5 * 60
 EXPIRY_ROUNDING = 300
+# Stripe saves a 500 that happened after the work began under its idempotency key and replays it for 24 hours.
+# Such a key is spent: the create moves on to the key's next link (`<key>:1`, `<key>:2`, ...), the same for
+# every attempt, so a later click still meets the links that succeeded. At most this many links per attempt.
+STRIPE_KEY_LINKS = 4
 STRIPE_LATE_EXTENSION = STRIPE_MIN_EXPIRY + (24 * 3600 - STRIPE_MAX_EXPIRY)
 
 # Functions only: the service's database role may EXECUTE them and has no table privileges
@@ -223,6 +227,36 @@ def _stripe_failed(conn: psycopg.Connection, row: dict[str, Any], what: str, exc
     )
 
 
+def spent_key(exc: stripe.StripeError) -> bool:
+    """A server error that Stripe has saved under the idempotency key (a replay, or one it says not to retry):
+    every retry with the key would get that same error for the next 24 hours."""
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    return (exc.http_status or 0) >= 500 and (
+        headers.get("idempotent-replayed") == "true" or headers.get("stripe-should-retry") == "false")
+
+
+def create_stripe_session(
+    conn: psycopg.Connection, client: stripe.StripeClient, row: dict[str, Any], params: dict[str, Any], key: str
+) -> StripeSession:
+    """Create the row's Stripe session under `key`, or under its next link when Stripe has saved a server
+    error under it (see STRIPE_KEY_LINKS). A session made under a spent key was never shown to anyone."""
+    link = 0
+    while True:
+        linked_key = key if link == 0 else f"{key}:{link}"
+        try:
+            return stripe_gateway.create_checkout_session(client, params, idempotency_key=linked_key)
+        except stripe.StripeError as exc:
+            link += 1
+            if not spent_key(exc) or link == STRIPE_KEY_LINKS:
+                raise _stripe_failed(conn, row, "create the checkout session", exc) from None
+            message = (f"Stripe saved a server error under idempotency key {linked_key} for checkout session "
+                       f"{row['id']}: trying the key's next link")
+            error_log.record(conn, "stripe", message, checkout_session_id=str(row["id"]), user_id=str(row["user_id"]),
+                             error_type=type(exc).__name__, http_status=exc.http_status, request_id=exc.request_id,
+                             idempotency_key=linked_key)
+            log.warning("%s (request %s)", message, exc.request_id)
+
+
 def create_checkout(
     conn: psycopg.Connection,
     stripe_client: stripe.StripeClient | Callable[[], stripe.StripeClient],
@@ -262,12 +296,7 @@ def create_checkout(
     generation = row["stripe_sessions_created"]
     expires_at = stripe_expires_at(row["created_at"], row["expires_at"])
     params = stripe_params(row, settings, expires_at)
-    try:
-        created: StripeSession = stripe_gateway.create_checkout_session(
-            client, params, idempotency_key=idempotency_key(row, generation, params)
-        )
-    except stripe.StripeError as exc:
-        raise _stripe_failed(conn, row, "create the checkout session", exc) from None
+    created = create_stripe_session(conn, client, row, params, idempotency_key(row, generation, params))
     if not created.url:
         raise PaymentProviderError(f"Stripe returned checkout session {created.id} without a URL")
 

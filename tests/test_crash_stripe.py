@@ -1,6 +1,7 @@
 """Stripe's API failing during create-checkout: 500s, and timeouts after Stripe did the work. Every retry
-(the stripe library's own, and the customer's next click) sends the same idempotency key, so one row never
-gets two Stripe sessions."""
+(the stripe library's own, and the customer's next click) sends the same idempotency key and parameters, so
+one row never gets two Stripe sessions; a key moves on only when it cannot succeed (Stripe saved a 500
+under it, or the parameters changed), and then the session it may have made was never shown to anyone."""
 
 from __future__ import annotations
 
@@ -153,6 +154,49 @@ def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
     assert len(set(keys)) == 2 and all(key.startswith(f"checkout-session:{row_id}:0:") for key in keys)
     assert conn.execute("SELECT stripe_session_id FROM payment_checkout_sessions WHERE id = %s",
                         (row_id,)).fetchone()[0] == second["id"]
+
+
+@pytest.mark.parametrize("failure", ["500-saved", "500-saved-quiet"])
+def test_a_500_stripe_saved_under_the_key_moves_on_to_the_next_link(retrying_app, conn, make_user, fake_stripe,
+                                                                     failure):
+    """Stripe saves a 500 that happened after the work began and replays it for 24 hours: retrying the key is
+    useless (before the fourth session every click of the row got 502 for a day). The create moves on to the
+    key's next link at once, whether Stripe said `Stripe-Should-Retry: false` or only replayed."""
+    user = make_user()
+    fake_stripe.create_failures = [failure]
+    client = retrying_app.test_client()
+    body, statuses = checkout_until_ok(client, user)
+    assert statuses == [200]
+    row_id = body["checkoutSessionId"]
+    [created] = fake_stripe.sessions_created_for(row_id)
+    assert body["session"]["stripeSessionId"] == created["id"]
+    keys = [key for key, _ in posts_for(fake_stripe, row_id)]
+    first = one_key_of([(k, None) for k in keys[:-1]], row_id)
+    assert keys[-1] == first + ":1"
+    # Stripe said not to retry: one request; it did not say so: the library's retry met the replay.
+    assert len(keys) == (2 if failure == "500-saved" else 3)
+    [logged] = conn.execute("SELECT message FROM error_logs WHERE category = 'stripe'").fetchone()
+    assert f"idempotency key {first} " in logged
+    # The next visit resumes it, and a click that must create again walks to the same link.
+    again = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+    assert again.json["resumed"] is True and again.json["url"] == created["url"]
+
+
+def test_every_link_spent_is_a_502_that_changes_nothing(retrying_app, conn, make_user, fake_stripe):
+    user = make_user()
+    fake_stripe.create_failures = ["500-saved"] * 4
+    client = retrying_app.test_client()
+    for _ in range(2):  # the second click meets the 4 replays
+        failed = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+        assert failed.status_code == 502 and "still pending" in failed.json["error"]["message"]
+    row_id, status, stripe_id = conn.execute(
+        "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
+        (user,)).fetchone()
+    assert (status, stripe_id) == ("pending", None)
+    keys = [key for key, _ in posts_for(fake_stripe, row_id)]
+    first = keys[0]
+    assert keys == [first, f"{first}:1", f"{first}:2", f"{first}:3"] * 2
+    assert fake_stripe.sessions_created_for(row_id) == []
 
 
 def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app, conn, make_user, fake_stripe):
