@@ -47,6 +47,21 @@ def one_key_of(posts: list, row_id: str, generation: int = 0) -> str:
     return key
 
 
+def click_fails(client, user) -> None:
+    """A create-checkout that Stripe failed: 502, and the row kept for the next try."""
+    failed = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
+    assert failed.status_code == 502 and "still pending" in failed.json["error"]["message"], failed.json
+
+
+def pending_row_without_stripe(conn, user) -> str:
+    """The user's row, which must still be pending and linked to no Stripe session: its id."""
+    row_id, status, stripe_id = conn.execute(
+        "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
+        (user,)).fetchone()
+    assert (status, stripe_id) == ("pending", None)
+    return row_id
+
+
 def checkout_until_ok(client, user, attempts: int = 5) -> tuple[dict, list[int]]:
     """The customer clicks again after each failure (502), up to `attempts` times."""
     statuses = []
@@ -90,12 +105,8 @@ def test_every_retry_exhausted_then_the_customer_tries_again(retrying_app, conn,
     user = make_user()
     fake_stripe.create_failures = ["slow", "slow", "slow"]
     client = retrying_app.test_client()
-    failed = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
-    assert failed.status_code == 502 and "still pending" in failed.json["error"]["message"]
-    row_id, status, stripe_id = conn.execute(
-        "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
-        (user,)).fetchone()
-    assert (status, stripe_id) == ("pending", None)
+    click_fails(client, user)
+    row_id = pending_row_without_stripe(conn, user)
     assert len(fake_stripe.sessions_created_for(row_id)) == 1  # Stripe has it; we do not know yet
     assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'stripe'").fetchone()[0] == 1
 
@@ -118,7 +129,7 @@ def test_the_next_click_minutes_after_a_lost_answer_gets_that_session(
     user = make_user()
     fake_stripe.create_failures = ["slow", "slow", "slow"]
     client = retrying_app.test_client()
-    assert client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user))).status_code == 502
+    click_fails(client, user)
     later = time.time() + 7 * 60
     monkeypatch.setattr(checkout.time, "time", lambda: later)
     body, statuses = checkout_until_ok(client, user)
@@ -140,7 +151,7 @@ def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
     user = make_user()
     fake_stripe.create_failures = ["slow", "slow", "slow"]
     client = retrying_app.test_client()
-    assert client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user))).status_code == 502
+    click_fails(client, user)
     deployed = create_app(settings.with_(success_url="https://example.com/welcome-v2"))
     try:
         body, statuses = checkout_until_ok(deployed.test_client(), user)
@@ -187,12 +198,8 @@ def test_every_link_spent_is_a_502_that_changes_nothing(retrying_app, conn, make
     fake_stripe.create_failures = ["500-saved"] * 4
     client = retrying_app.test_client()
     for _ in range(2):  # the second click meets the 4 replays
-        failed = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
-        assert failed.status_code == 502 and "still pending" in failed.json["error"]["message"]
-    row_id, status, stripe_id = conn.execute(
-        "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
-        (user,)).fetchone()
-    assert (status, stripe_id) == ("pending", None)
+        click_fails(client, user)
+    row_id = pending_row_without_stripe(conn, user)
     keys = [key for key, _ in posts_for(fake_stripe, row_id)]
     first = keys[0]
     assert keys == [first, f"{first}:1", f"{first}:2", f"{first}:3"] * 2
