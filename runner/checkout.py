@@ -48,11 +48,11 @@ PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 STRIPE_MIN_EXPIRY = 31 * 60
 STRIPE_MAX_EXPIRY = 24 * 3600 - 5 * 60
 EXPIRY_ROUNDING = 300
+STRIPE_LATE_EXTENSION = STRIPE_MIN_EXPIRY + (24 * 3600 - STRIPE_MAX_EXPIRY)
 # Stripe saves a 500 that happened after the work began under its idempotency key and replays it for 24 hours.
 # Such a key is spent: the create moves on to the key's next link (`<key>:1`, `<key>:2`, ...), the same for
 # every attempt, so a later click still meets the links that succeeded. At most this many links per attempt.
 STRIPE_KEY_LINKS = 4
-STRIPE_LATE_EXTENSION = STRIPE_MIN_EXPIRY + (24 * 3600 - STRIPE_MAX_EXPIRY)
 
 # Functions only: the service's database role may EXECUTE them and has no table privileges
 # (sql/functions/privileges.sql).
@@ -177,9 +177,9 @@ def stripe_expires_at(created_at: datetime, expires_at: datetime, now: float | N
 
 def idempotency_key(row: dict[str, Any], generation: int, params: dict[str, Any]) -> str:
     """The Stripe idempotency key of one create request: the row, its Stripe-session generation, and a digest
-    of the parameters. Retries with the same parameters share the key, so Stripe makes one session for them;
-    if the parameters did change (a row past 23 h 55 min, a new success URL or price after a deploy), the
-    key changes with them, rather than Stripe refusing the row's every later attempt with an
+    of the parameters. Retries with the same parameters share the key, so Stripe makes one session for them.
+    If the parameters did change (the row entering its last 31 minutes, a new success URL or price after a
+    deploy), the key changes with them, rather than Stripe refusing the row's every later attempt with an
     IdempotencyError."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return f"checkout-session:{row['id']}:{generation}:{digest[:16]}"
