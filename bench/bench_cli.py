@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
     commands = {"python -c pass (floor)": [sys.executable, "-c", "pass"],
                 "runner --help": [runner_bin, "--help"]}
-    has_report = subprocess.run([runner_bin, "report", "list"], capture_output=True, cwd=common.REPO).returncode == 0
+    has_report = subprocess.run([runner_bin, "report", "list"], capture_output=True, cwd=common.REPO,
+                                check=False).returncode == 0
     if has_report:
         commands["runner report list"] = [runner_bin, "report", "list"]
     else:

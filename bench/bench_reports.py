@@ -34,9 +34,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.generate import parse_size  # noqa: E402
-from runner import migrate, reports  # noqa: E402
-from runner import project as project_mod  # noqa: E402
+from bench.generate import parse_size
+from runner import migrate, reports
+from runner import project as project_mod
 
 TARGET_MS = 100.0
 # This project's indexes beyond the reference's six (and the unique one-pending rule, which is a

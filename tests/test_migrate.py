@@ -170,7 +170,7 @@ def test_eight_concurrent_applies_apply_each_file_once(empty_db_url, project):
         try:
             barrier.wait()
             results.append(migrate.apply(connector(empty_db_url), project, lock_timeout=120))
-        except Exception as exc:  # collected and asserted below
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(8)]
@@ -187,9 +187,8 @@ def test_eight_concurrent_applies_apply_each_file_once(empty_db_url, project):
 def test_lock_timeout_names_the_holder(empty_db_url, project):
     holder = psycopg.connect(empty_db_url, autocommit=True, application_name="someone else's apply")
     try:
-        with advisory_lock(holder, APPLY_LOCK, 1, what="apply"):
-            with pytest.raises(LockTimeout) as info:
-                migrate.apply(connector(empty_db_url), project, lock_timeout=0.3)
+        with advisory_lock(holder, APPLY_LOCK, 1, what="apply"), pytest.raises(LockTimeout) as info:
+            migrate.apply(connector(empty_db_url), project, lock_timeout=0.3)
     finally:
         holder.close()
     message = str(info.value)

@@ -50,7 +50,7 @@ def seeded(conn, make_user):
 def test_reference_file_is_verbatim():
     if not REFERENCE.exists():
         pytest.skip(f"{REFERENCE} is not beside this checkout")
-    blocks = [b for b in re.findall(r"```sql\n(.*?)```", REFERENCE.read_text(), re.S)
+    blocks = [b for b in re.findall(r"```sql\n(.*?)```", REFERENCE.read_text(), re.DOTALL)
               if not b.lstrip().startswith("CREATE TABLE")]
     data = DATA.read_text()
     for block in blocks:
@@ -77,7 +77,7 @@ def test_reference_conversion_rate_counts(conn, seeded):
         "SELECT COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*) as conversion_rate "
         "FROM payment_checkout_sessions WHERE created_at > NOW() - INTERVAL '30 days'"
     ).fetchone()[0]
-    assert rate == Decimal("40")
+    assert rate == Decimal(40)
 
 
 def test_reference_support_queries_find_our_objects(conn):
