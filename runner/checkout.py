@@ -213,13 +213,19 @@ def stripe_params(row: dict[str, Any], settings: Settings, expires_at: int) -> d
     }
 
 
+def _record_stripe_error(conn: psycopg.Connection, row: dict[str, Any], message: str, exc: stripe.StripeError,
+                         **context: Any) -> None:
+    """One error_logs row (category stripe) for a Stripe error met on a row, with the error's details."""
+    error_log.record(
+        conn, "stripe", message, checkout_session_id=str(row["id"]), user_id=str(row["user_id"]),
+        error_type=type(exc).__name__, http_status=exc.http_status, stripe_code=exc.code, request_id=exc.request_id,
+        **context,
+    )
+
+
 def _stripe_failed(conn: psycopg.Connection, row: dict[str, Any], what: str, exc: stripe.StripeError) -> PaymentProviderError:
     detail = exc.user_message or str(exc).strip() or type(exc).__name__
-    error_log.record(
-        conn, "stripe", f"{what} failed for checkout session {row['id']}: {detail}",
-        checkout_session_id=str(row["id"]), user_id=str(row["user_id"]), error_type=type(exc).__name__,
-        http_status=exc.http_status, stripe_code=exc.code, request_id=exc.request_id,
-    )
+    _record_stripe_error(conn, row, f"{what} failed for checkout session {row['id']}: {detail}", exc)
     log.warning("Stripe %s failed for checkout session %s: %s", what, row["id"], detail)
     return PaymentProviderError(
         f"Stripe could not {what} ({type(exc).__name__}); the checkout session {row['id']} is still pending, "
@@ -251,9 +257,7 @@ def create_stripe_session(
                 raise _stripe_failed(conn, row, "create the checkout session", exc) from None
             message = (f"Stripe saved a server error under idempotency key {linked_key} for checkout session "
                        f"{row['id']}: trying the key's next link")
-            error_log.record(conn, "stripe", message, checkout_session_id=str(row["id"]), user_id=str(row["user_id"]),
-                             error_type=type(exc).__name__, http_status=exc.http_status, request_id=exc.request_id,
-                             idempotency_key=linked_key)
+            _record_stripe_error(conn, row, message, exc, idempotency_key=linked_key)
             log.warning("%s (request %s)", message, exc.request_id)
 
 
