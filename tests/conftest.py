@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 import warnings
@@ -139,3 +140,10 @@ def make_user(conn: psycopg.Connection) -> Callable[..., uuid.UUID]:
         return conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (email,)).fetchone()[0]
 
     return make
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server (SMTP, `runner serve`) a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import stripe
 from runner.service import create_app
 from runner.settings import Settings
 
+from .conftest import free_port
 from .fake_stripe import API_KEY, FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_current"
@@ -98,14 +98,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def first_health_answer(url: str, proc: subprocess.Popen, timeout: float = 30) -> requests.Response | None:
+    """The first answer of a starting server's /healthz; None if its process exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url + "/healthz", timeout=2)
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+
+
 class ServeProcess:
     """`runner serve` as operators run it (granian, its worker process, its pool), on a free loopback port;
     its stderr (the request lines among it) goes to `log_path`."""
 
     def __init__(self, settings: Settings, log_path: Path, *, workers: int = 16, processes: int = 1):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = {**os.environ, **settings_env(settings)}
@@ -114,17 +124,10 @@ class ServeProcess:
             [sys.executable, "-m", "runner", "--database-url", settings.database_url, "serve", "--port",
              str(self.port), "--workers", str(workers), "--processes", str(processes)],
             env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"runner serve did not start:\n{self.log()}")
-            time.sleep(0.1)
+        health = first_health_answer(self.url, self.proc)
+        if health is None or health.status_code != 200:
+            self.stop()
+            raise RuntimeError(f"runner serve did not start:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,15 +17,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from runner import jobs, mail
 from runner.errors import ConfigError, JobFailed
 from runner.mail import MailConfig
+from tests.conftest import free_port
 from tests.test_jobs import add_sessions, connector
 
 SENDER = "Billing <billing@shop.example>"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

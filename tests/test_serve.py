@@ -16,13 +16,16 @@ import requests
 
 from runner.locks import WEBHOOK_EVENT_LOCK_CLASS
 
-from .payments_support import SERVICE_TOKEN, WEBHOOK_SECRET, ServeProcess, checkout_event, new_session, sign
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import free_port
+from .payments_support import (
+    SERVICE_TOKEN,
+    WEBHOOK_SECRET,
+    ServeProcess,
+    checkout_event,
+    first_health_answer,
+    new_session,
+    sign,
+)
 
 
 def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
@@ -35,15 +38,8 @@ def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = requests.get(base + "/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "runner serve did not start"
-                time.sleep(0.1)
+        health = first_health_answer(base, proc)
+        assert health is not None, "runner serve did not start"
         assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok"}
         refused = requests.post(base + "/api/payments/webhook", data="{}",
                                 headers={"Stripe-Signature": "t=1,v1=deadbeef"}, timeout=5)
