@@ -85,9 +85,12 @@ SELECT 'evt_history_' || replace(s.id::text, '-', ''), 'checkout.session.complet
 INSERT INTO email_outbox (kind, recipient, dedupe_key, user_id, checkout_session_id, context, status, attempts,
                           created_at, next_attempt_at, sent_at)
 SELECT 'verification', s.email, 'verification:' || s.id, s.user_id, s.id,
-       jsonb_build_object('plan', s.subscription_plan, 'amount', s.plan_price, 'currency', lower(s.currency)),
+       jsonb_build_object('plan', s.subscription_plan, 'amount', s.plan_price, 'currency', c.currency),
        'sent', 1, s.completed_at, s.completed_at, s.completed_at
-  FROM payment_checkout_sessions s WHERE s.status = 'completed';
+  FROM payment_checkout_sessions s
+  JOIN subscription_plans p ON p.code = s.subscription_plan
+  CROSS JOIN LATERAL (SELECT lower(coalesce(s.currency, p.currency)) AS currency) c
+ WHERE s.status = 'completed';
 """
 
 SEED_SQL = """
@@ -228,12 +231,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # -- the server ---------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(url: str, port: int, workers: int, log_path: Path, processes: int = 1) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_LIVEMODE": "false",
            "STRIPE_SECRET_KEY": "sk_test_bench"}
@@ -291,7 +288,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int, tmp: Path,
                 profile: str | None, processes: int = 1) -> tuple[float, list[float], dict[str, float]]:
     """(events/s, latencies, CPU ms per event of server, client and database backends) of delivering events for rows[WARMUP:WARMUP + n] after a warm-up on rows[:WARMUP]."""
-    port = free_port()
+    port = common.free_port()
     host = f"127.0.0.1:{port}"
     now = int(time.time())
     tag = f"{now}"

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -250,3 +251,10 @@ def process_tree(pid: int) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server the benchmark starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

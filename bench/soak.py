@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -92,12 +91,6 @@ def rss_kib(pid: int) -> int:
             continue
         total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -251,7 +244,7 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
             "INSERT INTO users (email) SELECT 'soak-' || g || '-' || md5(random()::text) || '@example.com' "
             "FROM generate_series(1, %s) g RETURNING id", (users,))]
         dbname = conn.execute("SELECT current_database()").fetchone()[0]
-    port = free_port()
+    port = common.free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "SERVICE_TOKEN": SERVICE_TOKEN, "JWT_SECRET": JWT_SECRET,
            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": fake.url,
            "STRIPE_MAX_NETWORK_RETRIES": "0", "RUNNER_POOL_MAX_SIZE": str(pool), "RUNNER_PROJECT_DIR": str(REPO),
