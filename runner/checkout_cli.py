@@ -27,6 +27,8 @@ def create(obj: Context, user_id: str, plan: str, fmt: str) -> None:
 
     Same flow as POST /api/payments/create-checkout: the price comes from the plan catalogue, an open
     session is resumed with the same URL. Needs STRIPE_SECRET_KEY (and STRIPE_API_BASE for a fake).
+    Safe to run again after a failure (exit 1, row still pending): the retry sends Stripe the same
+    idempotency key and parameters, so the row does not get a second Stripe session.
 
     \b
     Examples:
