@@ -143,7 +143,7 @@ def nothing_overdue(url: str, batch_size: int) -> tuple[float, float, float]:
     right after the backlog run (the partial index still holds the expired rows' dead entries), then,
     after a VACUUM of the table (what autovacuum does between hourly runs), the whole run and the
     database's own time for the batch call (EXPLAIN ANALYZE)."""
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     def whole() -> float:
         started = time.perf_counter()

@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.generate import parse_size
-from runner import migrate, reports
+from runner import migrate
 from runner import project as project_mod
+from runner.reporting import reports
 
 TARGET_MS = 100.0
 # This project's indexes beyond the reference's six (and the unique one-pending rule, which is a

@@ -78,7 +78,7 @@ class MailError(RunnerError):
     """The SMTP server could not be reached or refused the login; the queued emails stay queued."""
 
 
-# -- checkout API and webhook (runner/checkout.py, runner/webhook.py, runner/service.py) ---------------
+# -- checkout API and webhook (runner/payments/, runner/web/) ---------------
 # `http_status` and `code` are what the web layer answers: {"error": {"code": ..., "message": ...}}.
 
 

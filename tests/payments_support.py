@@ -19,8 +19,8 @@ import pytest
 import requests
 import stripe
 
-from runner.service import create_app
 from runner.settings import Settings
+from runner.web.app import create_app
 
 from .conftest import free_port
 from .fake_stripe import API_KEY, FakeStripe

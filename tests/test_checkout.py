@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from runner import checkout, stripe_gateway
 from runner.cli import cli
 from runner.errors import Conflict, InvalidRequest, NotFound, PaymentProviderError
+from runner.payments import checkout, stripe_gateway
 
 from .payments_support import session_row
 

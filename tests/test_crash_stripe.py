@@ -20,7 +20,7 @@ ROUNDS = 8
 @pytest.fixture
 def retrying_app(settings, fake_stripe):
     """The service with the stripe library retrying (2 retries) and a short timeout."""
-    from runner.service import create_app
+    from runner.web.app import create_app
 
     # A timeout with room for a loaded machine: a plain answer must never take that long, or the library's
     # retries would be spent on it.
@@ -124,7 +124,7 @@ def test_the_next_click_minutes_after_a_lost_answer_gets_that_session(
         retrying_app, conn, make_user, fake_stripe, monkeypatch):
     """The customer comes back 7 minutes after every answer was lost: the request must carry the parameters
     of the first (Stripe refuses a known key with others, which would fail every later click for the row)."""
-    from runner import checkout
+    from runner.payments import checkout
 
     user = make_user()
     fake_stripe.create_failures = ["slow", "slow", "slow"]
@@ -146,7 +146,7 @@ def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
         retrying_app, conn, make_user, fake_stripe, settings):
     """A deploy changes the success URL between the lost answer and the next click. The old key cannot be
     sent with new parameters; a new key gets the customer a session (the first, never shown, expires)."""
-    from runner.service import create_app
+    from runner.web.app import create_app
 
     user = make_user()
     fake_stripe.create_failures = ["slow", "slow", "slow"]

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from runner import dashboard
 from runner.cli import cli
+from runner.reporting import dashboard
 from tests.reporting_seed import seed
 
 CHARTS = ("daily", "abandonment", "status", "time_to_complete")
@@ -93,7 +93,7 @@ def test_headless_chromium_draws_the_charts(conn, project, tmp_path):
 
 
 def test_served_by_the_service_behind_the_token(db_url, conn):
-    service = pytest.importorskip("runner.service")
+    service = pytest.importorskip("runner.web.app")
     support = pytest.importorskip("tests.payments_support")
     from runner.settings import Settings
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from runner import doctor
-from runner.alerts import Thresholds
 from runner.cli import cli
 from runner.errors import ConfigError
+from runner.reporting import doctor
+from runner.reporting.alerts import Thresholds
 from tests.reporting_seed import seed
 
 JOBS = ("expire", "remind", "cleanup", "send-email", "rollup")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from runner import jobs
 from runner.errors import JobFailed, JobOptionError
+from runner.jobs import tasks as jobs
 from runner.locks import LOCK_CLASS
 
 SESSION_COLUMNS = "user_id, email, subscription_plan, plan_price, payment_provider"
@@ -121,7 +121,7 @@ def hold_lock(url: str, job: str) -> psycopg.Connection:
 
 @pytest.mark.parametrize("job", list(jobs.JOBS))
 def test_a_run_while_another_holds_the_lock_is_skipped_at_once_and_recorded(conn, db_url, job, project):
-    from runner.mail import MailConfig
+    from runner.jobs.mail import MailConfig
 
     add_sessions(conn, 3, expires="now() - interval '1 hour'")
     options = {"expire": {}, "rollup": {}, "cleanup": {"retention_days": 90},

@@ -8,7 +8,7 @@ import psycopg
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.jobs import JOBS
+from runner.jobs.tasks import JOBS
 from runner.locks import LOCK_CLASS
 from tests.conftest import REPO
 from tests.test_jobs import add_sessions, statuses

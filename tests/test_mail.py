@@ -14,9 +14,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from runner import jobs, mail
 from runner.errors import ConfigError, JobFailed
-from runner.mail import MailConfig
+from runner.jobs import mail
+from runner.jobs import tasks as jobs
+from runner.jobs.mail import MailConfig
 from tests.conftest import free_port
 from tests.test_jobs import add_sessions, connector
 

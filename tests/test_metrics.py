@@ -6,7 +6,7 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from runner import metrics, reports
+from runner.reporting import metrics, reports
 from tests.reporting_seed import seed
 
 

@@ -18,10 +18,13 @@ import pytest
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from runner import jobs, metrics, migrate, reports, webhook
+from runner import migrate
 from runner import project as project_mod
 from runner.errors import MigrationError
-from runner.service import create_app
+from runner.jobs import tasks as jobs
+from runner.payments import webhook
+from runner.reporting import metrics, reports
+from runner.web.app import create_app
 
 from .conftest import SQL_DIR
 from .payments_support import bearer, checkout_event, sign, user_token

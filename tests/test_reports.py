@@ -10,8 +10,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from runner import reports
 from runner.errors import ReportError, ReportParameterError
+from runner.reporting import reports
 from tests.reporting_seed import seed
 
 # The reference's queries, verbatim from checkout-sessions-summary.md.

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from runner import jobs
+from runner.jobs import tasks as jobs
 from tests.reporting_seed import seed
 
 BANDS = ", ".join(

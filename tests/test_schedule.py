@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runner import schedule
 from runner.errors import JobOptionError
-from runner.jobs import JOBS
-from runner.schedule import Cron
+from runner.jobs import schedule
+from runner.jobs.schedule import Cron
+from runner.jobs.tasks import JOBS
 
 
 def at(text: str) -> datetime:

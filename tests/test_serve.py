@@ -93,7 +93,7 @@ def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(setting
     assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone() == (
         "completed",)
     lines = [json.loads(line) for line in server.log().splitlines()]  # every line, not only the requests
-    assert {"event": "log", "level": "info", "logger": "runner.service_cli",
+    assert {"event": "log", "level": "info", "logger": "runner.web.server",
             "message": "received SIGTERM: shutting down (running requests finish first)"} in lines
     assert [(r["method"], r["status"]) for r in lines if r["event"] == "request"][-1] == ("POST", 200)
 

@@ -285,7 +285,7 @@ def test_other_methods_are_405_with_a_json_body(client, conn):
 def test_a_connection_whose_statements_were_deallocated_prepares_again(app, conn, make_user):
     """The service prepares its statement once per pooled connection; DEALLOCATE ALL (a pooler, a DBA) must
     not break the next delivery on that connection."""
-    from runner import webhook
+    from runner.payments import webhook
 
     state = app.extensions["runner"]
     first, second = new_session(conn, make_user()), new_session(conn, make_user())
@@ -315,8 +315,8 @@ def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_po
                                                                                   pg_admin_url):
     """The socket of the connection a delivery holds breaks: DatabaseUnavailable (a 503: Stripe retries), the
     pool drops that connection, and the redelivery completes the session."""
-    from runner import webhook
     from runner.errors import DatabaseUnavailable
+    from runner.payments import webhook
 
     row = new_session(conn, make_user())
     body = checkout_event("completed", row)

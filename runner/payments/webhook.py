@@ -174,7 +174,7 @@ def _check(conn: psycopg.Connection, result: pq.abc.PGresult) -> None:
 
 def handle(conn: psycopg.Connection, event: Event, expected_livemode: bool) -> Outcome:
     """Record the event and process it unless an earlier delivery did; one transaction (autocommit conn)."""
-    from runner.checkout import sql_errors
+    from runner.payments.checkout import sql_errors
 
     with sql_errors():
         status, outcome, session_id, duplicate = _record(
@@ -195,7 +195,7 @@ def record_failure(conn: psycopg.Connection, event: Event, error: str) -> None:
 
 def replay(conn: psycopg.Connection, event_id: str, expected_livemode: bool) -> Outcome:
     """Process a stored event again (`runner webhook replay`): idempotent, like a redelivery that is not skipped."""
-    from runner.checkout import sql_errors
+    from runner.payments.checkout import sql_errors
 
     with sql_errors():
         row = conn.execute("SELECT * FROM process_webhook_event(%s, %s)", (event_id, expected_livemode)).fetchone()

@@ -7,8 +7,8 @@ import datetime as dt
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from runner import charts, reports
 from runner.project import Project
+from runner.reporting import charts, reports
 
 if TYPE_CHECKING:
     import psycopg

@@ -25,7 +25,7 @@ import psycopg
 import stripe
 from psycopg.rows import dict_row
 
-from runner import error_log, stripe_gateway
+from runner import error_log
 from runner.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -33,10 +33,11 @@ from runner.errors import (
     NotFound,
     PaymentProviderError,
 )
+from runner.payments import stripe_gateway
 from runner.settings import Settings
 
 if TYPE_CHECKING:
-    from runner.stripe_gateway import StripeSession
+    from runner.payments.stripe_gateway import StripeSession
 
 log = logging.getLogger(__name__)
 

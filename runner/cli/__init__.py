@@ -70,14 +70,14 @@ class Context:
 # Commands that live in other modules, imported only when used (keeps `runner --help` fast).
 # name -> "module:attribute"
 LAZY_COMMANDS: dict[str, str] = {
-    "checkout": "runner.checkout_cli:checkout",
-    "webhook": "runner.checkout_cli:webhook",
-    "serve": "runner.service_cli:serve",
-    "job": "runner.jobs_cli:job",
-    "schedule": "runner.jobs_cli:schedule",
-    "report": "runner.reports_cli:report",
-    "doctor": "runner.doctor_cli:doctor",
-    "dashboard": "runner.dashboard_cli:dashboard",
+    "checkout": "runner.cli.checkout:checkout",
+    "webhook": "runner.cli.checkout:webhook",
+    "serve": "runner.cli.serve:serve",
+    "job": "runner.cli.jobs:job",
+    "schedule": "runner.cli.jobs:schedule",
+    "report": "runner.cli.reports:report",
+    "doctor": "runner.cli.doctor:doctor",
+    "dashboard": "runner.cli.dashboard:dashboard",
 }
 
 

@@ -23,7 +23,7 @@ from runner.locks import advisory_lock
 if TYPE_CHECKING:
     import psycopg
 
-    from runner.mail import MailConfig
+    from runner.jobs.mail import MailConfig
     from runner.project import Project
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def reminder_candidates(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig) -> None:
     """Deliver every due email of the outbox (see runner/mail.py)."""
-    from runner import mail as mail_mod
+    from runner.jobs import mail as mail_mod
 
     counts = mail_mod.deliver(conn, project, mail, on_email=lambda status, s: tally.batch(
         1 if status == "sent" else 0, s))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from runner import reports
 from runner.errors import ReportParameterError
+from runner.reporting import reports
 
 
 def _parse_params(pairs: tuple[str, ...], report: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""`runner serve`: the HTTP service under granian (a production HTTP server whose HTTP and I/O run in Rust),
-with graceful shutdown."""
+"""The HTTP server: granian running the Flask app (its HTTP and I/O in Rust), one log line per request,
+graceful shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import sys
 
 import click
 
-from runner.cli import Context
 from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def load_app(settings, log_format: str):
     """
     from multiprocessing import util
 
-    from runner.service import create_app
+    from runner.web.app import create_app
 
     configure_logging(log_format)
     app = create_app(settings)
@@ -130,41 +129,3 @@ def _check_can_listen(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:
         raise ConfigError(f"runner serve cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-@click.command()
-@click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True, help="Address to listen on (env HOST).")
-@click.option("--port", envvar="PORT", type=click.IntRange(1, 65535), default=8000, show_default=True,
-              help="Port to listen on (env PORT).")
-@click.option("--workers", envvar="RUNNER_WORKERS", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Requests served at once by each process: its worker threads (env RUNNER_WORKERS). Its "
-                   "connection pool holds up to this many connections unless RUNNER_POOL_MAX_SIZE says otherwise.")
-@click.option("--processes", envvar="RUNNER_PROCESSES", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes sharing the port, each with its own threads and pool (env RUNNER_PROCESSES).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="RUNNER_LOG_FORMAT", default="text",
-              show_default=True, help="One line per request, as text or JSON (env RUNNER_LOG_FORMAT).")
-@click.pass_obj
-def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_format: str) -> None:
-    """Serve the Stripe webhook, the checkout API, /healthz, /metrics and /dashboard.
-
-    Configuration comes from the environment (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, JWT_SECRET,
-    SERVICE_TOKEN, ...; see the README). SIGTERM or Ctrl-C stops accepting connections, lets running
-    requests finish and closes the database pools. The server is granian; the app is plain WSGI, so
-    gunicorn or granian can also run it directly: granian --interface wsgi --factory runner.service:create_app
-
-    \b
-    Examples:
-      runner serve --port 8000
-      PORT=8080 runner serve --host 0.0.0.0 --workers 16 --log-format json
-      runner serve --host 0.0.0.0 --processes 2 --workers 8
-      stripe listen --forward-to localhost:8000/api/payments/webhook
-    """
-    import os
-
-    from runner.settings import Settings
-
-    settings = Settings.from_env()
-    pool_max = settings.pool_max_size if os.environ.get("RUNNER_POOL_MAX_SIZE") else workers
-    settings = settings.with_(database_url=obj.url, log_format=log_format, pool_max_size=pool_max,
-                              pool_min_size=min(settings.pool_min_size, pool_max))
-    run(settings, host, port, workers, processes, log_format)

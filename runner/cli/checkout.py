@@ -35,8 +35,8 @@ def create(obj: Context, user_id: str, plan: str, fmt: str) -> None:
       runner checkout create --user-id 6f1c0a4e-3b7e-4c1e-9d62-0d7c1f1f2a10 --plan pro
       runner checkout create --user-id "$USER_ID" --plan basic --format json | jq -r .url
     """
-    from runner import checkout as checkout_mod
-    from runner import stripe_gateway
+    from runner.payments import checkout as checkout_mod
+    from runner.payments import stripe_gateway
     from runner.settings import Settings
 
     settings = Settings.from_env()
@@ -79,7 +79,7 @@ def replay(obj: Context, event_id: str, fmt: str) -> None:
       runner webhook replay evt_1PzQ2bLkdIwHu7ix0ABCDEF
       psql "$DATABASE_URL" -c "SELECT stripe_event_id FROM webhook_events WHERE status = 'failed'"
     """
-    from runner import webhook as webhook_mod
+    from runner.payments import webhook as webhook_mod
     from runner.settings import Settings
 
     settings = Settings.from_env()

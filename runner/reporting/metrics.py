@@ -17,8 +17,8 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from runner import reports
 from runner.project import Project
+from runner.reporting import reports
 
 if TYPE_CHECKING:
     import psycopg

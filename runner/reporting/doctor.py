@@ -15,9 +15,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
-from runner import reports, verify
-from runner.alerts import Thresholds
+from runner import verify
 from runner.project import Project
+from runner.reporting import reports
+from runner.reporting.alerts import Thresholds
 
 if TYPE_CHECKING:
     import psycopg

@@ -23,7 +23,7 @@ def dashboard(obj, output: str) -> None:
       runner dashboard -o report.html && xdg-open report.html
       DATABASE_URL=postgresql://ro@db/app runner dashboard -o /var/www/checkout.html   # from cron
     """
-    from runner import dashboard as dashboard_mod
+    from runner.reporting import dashboard as dashboard_mod
 
     conn = obj.connect("dashboard")
     try:

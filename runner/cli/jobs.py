@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from runner.cli import FORMAT, Context, emit
-from runner.jobs import EXIT_SKIPPED, JOBS, RunResult, Tally
+from runner.jobs.tasks import EXIT_SKIPPED, JOBS, RunResult, Tally
 
 BATCH_SIZE = click.IntRange(min=1)
 
@@ -47,7 +47,7 @@ def _report(ctx: click.Context, result: RunResult, fmt: str, shown_progress: boo
 
 
 def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) -> None:
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     progress = _progress(name, fmt)
     result = jobs.run(lambda: obj.connect(f"job {name}"), name, on_batch=progress, **options)
@@ -102,7 +102,7 @@ def expire(ctx: click.Context, batch_size: int, dry_run: bool, fmt: str) -> None
       runner job expire --dry-run        # how many are overdue
       runner job expire --format json
     """
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     if dry_run:
         return _dry_run(ctx, ctx.obj, "expire", fmt, jobs.count_overdue)
@@ -127,8 +127,8 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
       runner job remind --dry-run        # who would be reminded
       runner job remind --no-send        # queue only
     """
-    from runner import jobs
-    from runner.mail import MailConfig
+    from runner.jobs import tasks as jobs
+    from runner.jobs.mail import MailConfig
 
     obj: Context = ctx.obj
     if dry_run:
@@ -169,7 +169,7 @@ def cleanup(ctx: click.Context, batch_size: int, retention_days: int | None, dry
       runner job cleanup --retention-days 365 --dry-run
       psql -c "SELECT count(*) FROM payment_checkout_sessions_archive"
     """
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     obj: Context = ctx.obj
     days = retention_days or obj.project.settings["retention_days"]
@@ -194,8 +194,8 @@ def send_email(ctx: click.Context, dry_run: bool, fmt: str) -> None:
       SMTP_URL=smtps://user:pass@mail.example.com MAIL_FROM=billing@example.com runner job send-email
       runner job send-email --dry-run
     """
-    from runner import jobs
-    from runner.mail import MailConfig
+    from runner.jobs import tasks as jobs
+    from runner.jobs.mail import MailConfig
 
     obj: Context = ctx.obj
     if dry_run:
@@ -222,7 +222,7 @@ def rollup(ctx: click.Context, batch_size: int, dry_run: bool, fmt: str) -> None
       runner job rollup --dry-run        # how many deltas wait
       runner job rollup --format json
     """
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     if dry_run:
         return _dry_run(ctx, ctx.obj, "rollup", fmt, jobs.count_rollup_deltas)
@@ -259,7 +259,7 @@ def history(obj: Context, name: str | None, limit: int, fmt: str) -> None:
       runner job history expire --limit 5
       runner job history --format json | jq '.[] | select(.outcome == "failed")'
     """
-    from runner import jobs
+    from runner.jobs import tasks as jobs
 
     conn = obj.connect("job history")
     try:
@@ -297,10 +297,10 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
       runner schedule --job expire --job cleanup
       runner schedule --run-now --max-runs 4      # each job once, then exit
     """
-    from runner import jobs
-    from runner import schedule as schedule_mod
     from runner.errors import RunnerError
-    from runner.mail import MailConfig
+    from runner.jobs import schedule as schedule_mod
+    from runner.jobs import tasks as jobs
+    from runner.jobs.mail import MailConfig
 
     selected = names or tuple(JOBS)
     project = obj.project

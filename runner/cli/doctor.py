@@ -30,8 +30,8 @@ def doctor(obj, fail_on: str, fmt: str) -> None:
       runner doctor --fail-on warn || page-oncall "checkout health"
       ALERT_ABANDONMENT_RATE=80 runner doctor --fail-on warn --format json
     """
-    from runner import doctor as doctor_mod
-    from runner.alerts import Thresholds
+    from runner.reporting import doctor as doctor_mod
+    from runner.reporting.alerts import Thresholds
 
     thresholds = Thresholds.from_env()
     conn = obj.connect("doctor")

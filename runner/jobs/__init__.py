@@ -1,0 +1,1 @@
+"""The scheduled jobs (expire, remind, cleanup, ...), their e-mail, their schedules."""

@@ -1,0 +1,1 @@
+"""Stripe Checkout: creating sessions, recording webhooks, the Stripe gateway."""

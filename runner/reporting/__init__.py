@@ -1,0 +1,1 @@
+"""Reports, doctor, alerts, metrics and the dashboard: reading the data back."""
