@@ -1,0 +1,1 @@
+"""Tools for the DBA beyond applying: data tests, lint, the documentation site, demo data."""
