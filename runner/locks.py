@@ -21,13 +21,22 @@ APPLY_LOCK = 1
 # Taken inside fold_checkout_session_rollup() and rebuild_checkout_session_rollup() (transaction-scoped),
 # so folds and rebuilds take turns; sql/functions/checkout_session_rollup.sql spells it out.
 ROLLUP_FOLD_LOCK = 2
-# Jobs use 10 and up (see runner/jobs.py).
+# Jobs use 10 and up, one key each. Keep a job's key once shipped: a running old version and a new one must
+# contend for the same lock.
+JOB_LOCKS: dict[str, int] = {"expire": 10, "remind": 11, "cleanup": 12, "send-email": 13, "rollup": 14}
 
 # One Stripe event id: (WEBHOOK_EVENT_LOCK_CLASS, hashtext(event id)), transaction-scoped, taken in SQL by
 # record_webhook_event, process_webhook_event and fail_webhook_event (sql/macros/common.sql,
 # lock_webhook_event), so concurrent deliveries of one event process it once. A class of its own: a hash
 # can never collide with the keys above.
 WEBHOOK_EVENT_LOCK_CLASS = 0x43534557  # "CSEW"
+
+
+def template_globals() -> dict[str, object]:
+    """The keys above for the SQL templates (`{{ locks.lock_class }}`, ...): SQL that takes a lock names the
+    same numbers as the Python that takes it, from this one place."""
+    return {"lock_class": LOCK_CLASS, "apply": APPLY_LOCK, "rollup_fold": ROLLUP_FOLD_LOCK,
+            "webhook_event_class": WEBHOOK_EVENT_LOCK_CLASS, "jobs": dict(JOB_LOCKS)}
 
 
 def lock_holder(conn: psycopg.Connection, key: int) -> str:

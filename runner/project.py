@@ -82,7 +82,10 @@ class Project:
         )
         env.filters["sql_literal"] = sql_literal
         env.filters["sql_ident"] = sql_ident
-        env.globals.update(settings=self.settings, plans=self.config.get("plans", []))
+        from runner import locks
+
+        env.globals.update(settings=self.settings, plans=self.config.get("plans", []),
+                           locks=locks.template_globals())
         return env
 
     def render(self, name: str) -> str:

@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from runner.cli import FORMAT, Context, emit
-from runner.jobs.tasks import EXIT_SKIPPED, JOBS, RunResult, Tally
+from runner.jobs.catalogue import (
+    DEFAULT_CLEANUP_BATCH,
+    DEFAULT_EXPIRE_BATCH,
+    DEFAULT_FOLD_BATCH,
+    EXIT_SKIPPED,
+    JOBS,
+)
+from runner.jobs.tasks import RunResult, Tally
 
 BATCH_SIZE = click.IntRange(min=1)
 
@@ -84,7 +91,7 @@ def job() -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=10_000, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_EXPIRE_BATCH, show_default=True,
               help="Most rows per transaction. Batches start at 1000 rows and adapt to about 0.5 s each, "
                    "so locks are held briefly, one batch at a time.")
 @click.option("--dry-run", is_flag=True, help="Count the overdue sessions; change nothing.")
@@ -150,7 +157,7 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=1_000, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_CLEANUP_BATCH, show_default=True,
               help="Most rows moved per transaction (adapting to about 0.5 s each, like expire).")
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, metavar="DAYS",
               help="Keep completed sessions this long in the live table. Default: settings.retention_days.")
@@ -204,7 +211,7 @@ def send_email(ctx: click.Context, dry_run: bool, fmt: str) -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=100_000, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_FOLD_BATCH, show_default=True,
               help="Most delta rows folded per transaction.")
 @click.option("--dry-run", is_flag=True, help="Count the deltas waiting to be folded; change nothing.")
 @FORMAT

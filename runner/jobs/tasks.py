@@ -18,6 +18,16 @@ from psycopg.types.json import Jsonb
 
 from runner import database
 from runner.errors import JobFailed, LockTimeout
+from runner.jobs.catalogue import (  # noqa: F401 (EXIT_SKIPPED, Job: re-exported for callers)
+    DEFAULT_CLEANUP_BATCH,
+    DEFAULT_EXPIRE_BATCH,
+    DEFAULT_FOLD_BATCH,
+    EXIT_SKIPPED,
+    FIRST_BATCH,
+    JOBS,
+    TARGET_BATCH_SECONDS,
+    Job,
+)
 from runner.locks import advisory_lock
 
 if TYPE_CHECKING:
@@ -29,44 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Outcome = Literal["succeeded", "failed", "skipped", "dry-run"]
-EXIT_SKIPPED = 6
 
 
-@dataclass(frozen=True)
-class Job:
-    """A scheduled job: its name, its advisory lock key, its default schedule (cron syntax)."""
-
-    name: str
-    lock_key: int
-    schedule: str
-    every: str
-    description: str
-
-
-# Lock keys 10 and up belong to jobs (runner/locks.py). Keep a job's key once shipped: a running old
-# version and a new one must contend for the same lock.
-JOBS: dict[str, Job] = {
-    "expire": Job("expire", 10, "0 * * * *", "hourly",
-                  "Expire pending checkout sessions past expires_at, in batches."),
-    "remind": Job("remind", 11, "0 */6 * * *", "every 6 hours",
-                  "Queue one reminder per abandoned checkout (6-24 h old, < 3 attempts), then send the outbox."),
-    "cleanup": Job("cleanup", 12, "30 3 * * 0", "weekly, Sunday 03:30",
-                   "Move completed sessions older than the retention to payment_checkout_sessions_archive."),
-    "send-email": Job("send-email", 13, "*/5 * * * *", "every 5 minutes",
-                      "Deliver the email outbox (verification and reminder emails) over SMTP."),
-    "rollup": Job("rollup", 14, "*/5 * * * *", "every 5 minutes",
-                  "Fold the rollup's appended deltas into checkout_session_rollup, in batches."),
-}
-
-DEFAULT_EXPIRE_BATCH = 10_000
-# Delta rows per fold transaction: a few hundred milliseconds at most, and it locks nothing writers wait for.
-DEFAULT_FOLD_BATCH = 100_000
-DEFAULT_CLEANUP_BATCH = 1_000
-# Batches start at FIRST_BATCH rows and adapt so each transaction takes about TARGET_BATCH_SECONDS.
-FIRST_BATCH = 1_000
-# 0.25 s leaves room under the 1 s lock-hold ceiling for a slow batch on a busy machine (a 0.5 s
-# target peaked at 1.06 s in the 10M benchmark).
-TARGET_BATCH_SECONDS = 0.25
 
 
 @dataclass

@@ -37,14 +37,14 @@ class JobSchedule:
 
 
 def schedules(thresholds: Thresholds) -> tuple[JobSchedule, ...]:
-    """The jobs cron runs (DESIGN.md) and when each counts as overdue."""
-    return (
-        JobSchedule("expire", "hourly", dt.timedelta(hours=thresholds.expire_overdue_hours)),
-        JobSchedule("remind", "every 6 hours", dt.timedelta(hours=13)),
-        JobSchedule("cleanup", "weekly", dt.timedelta(days=8)),
-        JobSchedule("send-email", "every 5 minutes", dt.timedelta(minutes=30)),
-        # Reports stay exact without it, but slow down as unfolded rollup deltas pile up.
-        JobSchedule("rollup", "every 5 minutes", dt.timedelta(minutes=30)),
+    """The jobs cron runs (runner/jobs/catalogue.py) and when each counts as overdue (expire's from the
+    thresholds). A late rollup keeps reports exact, only slower as unfolded deltas pile up."""
+    from runner.jobs.catalogue import JOBS
+
+    return tuple(
+        JobSchedule(job.name, job.every,
+                    dt.timedelta(hours=thresholds.expire_overdue_hours) if job.name == "expire" else job.overdue_after)
+        for job in JOBS.values()
     )
 
 

@@ -52,7 +52,7 @@ COMMENT ON FUNCTION {{ m.q("checkout_completion_band") }}(TIMESTAMPTZ, TIMESTAMP
 
 {#- The advisory lock (two int4 keys: runner/locks.py's LOCK_CLASS, ROLLUP_FOLD_LOCK) that makes folds and
     rebuilds take turns. -#}
-{% set fold_lock = "1129530707, 2" %}
+{% set fold_lock = locks.lock_class ~ ", " ~ locks.rollup_fold %}
 {% set measures = ["sessions", "retried", "attempts", "complete_seconds"] + bands %}
 
 {#- Append the grouped signed rows (sign, created_at, subscription_plan, status, attempts, completed_at) to

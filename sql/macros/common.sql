@@ -26,5 +26,5 @@ SECURITY DEFINER
     WEBHOOK_EVENT_LOCK_CLASS, then the id's hash), in PL/pgSQL. Deliveries, replays and failure records of one
     event take turns on it; a hash collision only makes two events take turns. -#}
 {% macro lock_webhook_event(event_id) -%}
-PERFORM pg_catalog.pg_advisory_xact_lock(1129530711, pg_catalog.hashtext({{ event_id }}))
+PERFORM pg_catalog.pg_advisory_xact_lock({{ locks.webhook_event_class }}, pg_catalog.hashtext({{ event_id }}))
 {%- endmacro %}
