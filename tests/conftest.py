@@ -46,6 +46,20 @@ def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
     return url, server.cleanup
 
 
+# Long runs kept out of the default `pytest` (deselected by addopts' `-m "not slow"`); `pytest -m slow`
+# runs them, and CI runs everything on one server version. Whole modules: soak, crash, fuzz, properties.
+SLOW_MODULES = {
+    "test_soak.py", "test_crash_apply.py", "test_crash_postgres.py", "test_crash_stripe.py",
+    "test_fuzz_cli.py", "test_fuzz_http.py", "test_properties.py", "test_properties_webhook.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """A superuser-ish URL of the test server (not of a test database)."""
@@ -91,6 +105,8 @@ def make_database(pg_admin_url: str) -> Iterator[Callable[..., str]]:
         return make_conninfo(pg_admin_url, dbname=name)
 
     yield make
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return  # the suite's own server: its whole data folder is deleted with it, no need to drop one by one
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
