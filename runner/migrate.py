@@ -61,10 +61,10 @@ class ApplyResult:
 
 # -- history -----------------------------------------------------------------------------------------
 def ensure_history(conn: psycopg.Connection, project: Project) -> None:
-    """Create the schema and the history table when missing (under the apply lock)."""
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {project.schema}")
+    """Create the schema and the history table when missing (under the apply lock), in one round trip."""
     conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {project.history_table} (
+        f"""CREATE SCHEMA IF NOT EXISTS {project.schema};
+            CREATE TABLE IF NOT EXISTS {project.history_table} (
               id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
               kind           TEXT NOT NULL CHECK (kind IN ('versioned', 'repeatable')),
               version        INTEGER,
@@ -85,13 +85,21 @@ def history_exists(conn: psycopg.Connection, project: Project) -> bool:
 
 
 def applied(conn: psycopg.Connection, project: Project) -> dict[str, dict]:
-    """The latest history row of every file name."""
-    if not history_exists(conn, project):
-        return {}
-    rows = conn.execute(
-        f"""SELECT DISTINCT ON (name) name, kind, version, checksum, applied_at, id
-              FROM {project.history_table} ORDER BY name, id DESC"""
-    ).fetchall()
+    """The latest history row of every file name (none on a database never applied to)."""
+    query = f"""SELECT DISTINCT ON (name) name, kind, version, checksum, applied_at, id
+                  FROM {project.history_table} ORDER BY name, id DESC"""
+    if conn.autocommit:
+        # One round trip: on a new database the missing table is the answer, not a second query first.
+        import psycopg
+
+        try:
+            rows = conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return {}
+    else:  # inside the caller's transaction an error would abort it: ask the catalogue first
+        if not history_exists(conn, project):
+            return {}
+        rows = conn.execute(query).fetchall()
     return {
         r[0]: {"kind": r[1], "version": r[2], "checksum": r[3], "applied_at": r[4].isoformat(), "id": r[5]}
         for r in rows
@@ -143,9 +151,11 @@ def status(conn: psycopg.Connection, project: Project) -> list[FileStatus]:
 def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Literal["apply", "reapply"]]]:
     """What apply would run, in order. Raises DriftError when an applied versioned file was edited."""
     done = applied(conn, project)
+    files = project.files()
+    versioned = [f for f in files if f.kind == "versioned"]
     drifted = [
         (f, done[f.name]["checksum"])
-        for f in project.versioned()
+        for f in versioned
         if f.name in done and done[f.name]["checksum"] != f.checksum
     ]
     if drifted:
@@ -159,13 +169,15 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
         )
     max_applied = max((r["version"] for r in done.values() if r["version"] is not None), default=0)
     steps: list[tuple[SqlFile, Literal["apply", "reapply"]]] = []
-    for f in project.versioned():
+    for f in versioned:
         if f.name not in done:
             if f.version is not None and f.version < max_applied:
                 log.warning("%s has a lower version than one already applied; applying it now", f.label)
             steps.append((f, "apply"))
     finals = []
-    for f in project.repeatables():
+    for f in files:
+        if f.kind != "repeatable":
+            continue
         if f.finally_:
             finals.append(f)
             continue
@@ -295,11 +307,16 @@ def apply(
     project.files()
     conn = connect()
     try:
+        # Look before locking: a database whose history already holds every file at its checksum needs
+        # nothing, not even the lock (one query for the commonest apply, CI's no-op). Whatever is pending
+        # is planned again under the lock, where another apply may just have done it.
+        pending = plan(conn, project)
         if dry_run:
-            for f, action in plan(conn, project):
+            for f, action in pending:
                 result.steps.append(StepResult(f.name, f.kind, action))
                 if on_step:
                     on_step(f, action)
+        if dry_run or not pending:
             result.seconds = time.monotonic() - start
             return result
         with advisory_lock(conn, APPLY_LOCK, lock_timeout, what="apply") as waited:
