@@ -16,6 +16,14 @@ VERSIONED_NAME = re.compile(r"^V(?P<version>\d+)__(?P<description>[A-Za-z0-9_]+)
 REPEATABLE_NAME = re.compile(r"^(?P<description>[A-Za-z0-9_]+)\.sql$")
 DIRECTIVE = re.compile(r"^--\s*(?P<key>depends|runner)\s*:\s*(?P<value>.*?)\s*$")
 CONFIG_FILE = "project.toml"
+# A file creating one of the project's objects: CREATE [OR REPLACE] TABLE|VIEW|FUNCTION {{ m.q("name") }}.
+CREATED_OBJECT = re.compile(
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNLOGGED\s+|MATERIALIZED\s+)?(TABLE|VIEW|FUNCTION|PROCEDURE)\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?\{\{\s*m\.q\(\s*[\"'](\w+)[\"']\s*\)\s*\}\}",
+    re.IGNORECASE,
+)
+# settings.platform: "postgres" (any PostgreSQL 14-18) or "supabase" (its roles, auth.users, RLS).
+PLATFORMS = ("postgres", "supabase")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class Project:
         )
         env.filters["sql_literal"] = sql_literal
         env.filters["sql_ident"] = sql_ident
+        env.globals["project_objects"] = self.created_objects
         from runner import locks
 
         env.globals.update(settings=self.settings, plans=self.config.get("plans", []),
@@ -128,6 +137,17 @@ class Project:
             depends=tuple(directives.get("depends", ())),
             finally_=kind == "repeatable" and "finally" in directives.get("runner", ()),
         )
+
+    def created_objects(self) -> dict[str, list[str]]:
+        """The tables (and views) and functions the project's files create in its schema, by name, from their
+        source (`CREATE [OR REPLACE] TABLE|VIEW|FUNCTION {{ m.q("name") }}`) plus the history table; for
+        sql/functions/supabase_access.sql, which must touch these and not the other objects of a shared schema."""
+        found: dict[str, set[str]] = {"tables": {self.settings["history_table"]}, "functions": set()}
+        for folder in ("tables", "functions"):
+            for path in sorted((self.sql_dir / folder).glob("*.sql")):
+                for kind, name in CREATED_OBJECT.findall(path.read_text(encoding="utf-8")):
+                    found["functions" if kind.upper() in ("FUNCTION", "PROCEDURE") else "tables"].add(name)
+        return {kind: sorted(names) for kind, names in found.items()}
 
     def versioned(self) -> list[SqlFile]:
         """The files of sql/tables/, in version order."""
@@ -331,6 +351,12 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
     if settings.get("app_role") is not None and settings.get("app_role") == settings.get("reporting_role"):
         raise ConfigError(f"{path}: settings.app_role and settings.reporting_role must differ")
+    # Which platform the templates build for (sql/functions/supabase_access.sql): absent means "postgres".
+    platform = settings.setdefault("platform", "postgres")
+    if platform not in PLATFORMS:
+        raise ConfigError(
+            f"{path}: settings.platform must be one of {', '.join(map(repr, PLATFORMS))}, got {platform!r}"
+        )
     if "manage_roles" in settings and not isinstance(settings["manage_roles"], bool):
         raise ConfigError(f"{path}: settings.manage_roles must be true or false, got {settings['manage_roles']!r}")
     for key in ("expiry_hours", "retention_days"):
