@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class RunnerError(Exception):
     """Base class: a problem the user can act on, reported as one line."""
@@ -40,9 +43,13 @@ class DriftError(RunnerError):
 
 
 class LockTimeout(RunnerError):
-    """Another process held the apply lock for longer than the timeout."""
+    """Another process held the lock for longer than the timeout; `holder` says who (pid, application, ...)."""
 
     exit_code = 5
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
 class VerifyFailed(RunnerError):
@@ -61,6 +68,23 @@ class ReportParameterError(ReportError):
 
 class HealthCheckFailed(RunnerError):
     """`runner doctor` found checks at or above the --fail-on level."""
+
+
+# -- data tests and lint (runner/quality/datatests.py, runner/quality/lint.py) -------------------------
+
+
+class DataTestSelectionError(RunnerError):
+    """`--select` matched no data test."""
+
+    exit_code = 2
+
+
+class DataTestsFailed(RunnerError):
+    """One or more data tests returned rows (or could not run)."""
+
+
+class LintFailed(RunnerError):
+    """`runner lint` found problems in the project."""
 
 
 # -- scheduled jobs and email (runner/jobs.py, runner/mail.py, runner/schedule.py) ----------------------
@@ -122,3 +146,51 @@ class WebhookSignatureError(RunnerError):
 
     http_status = 400
     code = "invalid_signature"
+
+
+class WebhookSecretNotInDatabase(RunnerError):
+    """The service verified a delivery but the database did not (its webhook_secrets lack the secret).
+
+    A deployment mistake: 503, so Stripe retries once `runner webhook secret set` has added it."""
+
+    http_status = 503
+    code = "webhook_secret_not_in_database"
+
+
+# -- database errors mapped to the runner's (psycopg imported only when one is handled) ---------------
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when an error means the database is unreachable (retry later), not that a statement failed.
+
+    psycopg raises OperationalError for both; SQLSTATE tells them apart (class 08 connection exception,
+    57P01-57P03 shutdown / cannot connect now, 53300 too many connections; none: the socket broke)."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300", "3D000")
+
+
+@contextmanager
+def sql_errors() -> Iterator[None]:
+    """Turn the SQL functions' documented SQLSTATEs into the runner's errors (and so into HTTP statuses)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        if connection_lost(exc):
+            raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from exc
+        message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+        if exc.sqlstate in ("22023", "22P02", "22001"):
+            raise InvalidRequest(message) from None
+        if exc.sqlstate == "P0002":
+            raise NotFound(message) from None
+        if exc.sqlstate == "55000":
+            raise Conflict(message) from None
+        raise

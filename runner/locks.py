@@ -70,7 +70,8 @@ def advisory_lock(conn: psycopg.Connection, key: int, timeout: float, what: str)
             held = f"for over {timeout:g}s" if timeout else "now"
             raise LockTimeout(
                 f"another {what} holds the lock {held}: {holder}. Wait for it, or if it is stuck end it "
-                f"with: SELECT pg_terminate_backend(<pid>);"
+                f"with: SELECT pg_terminate_backend(<pid>);",
+                holder=holder,
             )
         if not announced:
             log.info("waiting for the %s lock held by %s", what, lock_holder(conn, key))

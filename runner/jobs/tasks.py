@@ -235,7 +235,7 @@ def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Calla
                 return _run_locked(conn, job, started, on_batch, options)
         except LockTimeout as exc:
             result = RunResult(name, "skipped", seconds=time.monotonic() - started,
-                               error=f"another run of this job holds its lock: {_holder(str(exc))}")
+                               error=f"another run of this job holds its lock: {exc.holder}")
             result.run_id = _record_skipped(conn, name, result.error)
             log.info("%s", result.summary())
             return result
@@ -294,12 +294,6 @@ def _record_skipped(conn: psycopg.Connection, name: str, error: str) -> int | No
     except Exception as exc:  # noqa: BLE001 - recording is best effort; the skip itself stands
         log.error("could not record the skipped run of %s: %s", name, _one_line(exc))
         return None
-
-
-def _holder(message: str) -> str:
-    # LockTimeout's message: "another run of job X holds the lock now: pid ... . Wait for it, ..."
-    holder = message.split(": ", 1)[-1]
-    return holder.split(". Wait for it", 1)[0]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,8 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,12 +25,15 @@ import stripe
 from psycopg.rows import dict_row
 
 from runner import error_log
-from runner.errors import (
+from runner.errors import (  # noqa: F401 (re-exported)
     Conflict,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
     PaymentProviderError,
+    connection_lost,
+    first_line,
+    sql_errors,
 )
 from runner.payments import stripe_gateway
 from runner.settings import Settings
@@ -95,39 +97,6 @@ def session_json(row: dict[str, Any]) -> dict[str, Any]:
         "completedAt": ts(row["completed_at"]),
         "updatedAt": ts(row["updated_at"]),
     }
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """True when an error means the database is unreachable (retry later), not that a statement failed.
-
-    psycopg raises OperationalError for both; SQLSTATE tells them apart (class 08 connection exception,
-    57P01-57P03 shutdown / cannot connect now, 53300 too many connections; none: the socket broke)."""
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = getattr(exc, "sqlstate", None)
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300", "3D000")
-
-
-@contextmanager
-def sql_errors() -> Iterator[None]:
-    """Turn the SQL functions' documented SQLSTATEs into the runner's errors (and so into HTTP statuses)."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        if connection_lost(exc):
-            raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from exc
-        message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-        if exc.sqlstate in ("22023", "22P02", "22001"):
-            raise InvalidRequest(message) from None
-        if exc.sqlstate == "P0002":
-            raise NotFound(message) from None
-        if exc.sqlstate == "55000":
-            raise Conflict(message) from None
-        raise
 
 
 def parse_uuid(value: Any, name: str) -> uuid.UUID:
