@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -58,6 +57,8 @@ class Project:
     # configuration it renders from changes.
     _env: Any = field(default=None, init=False, repr=False, compare=False)
     _env_key: str | None = field(default=None, init=False, repr=False, compare=False)
+    # files() of the last render, under the render cache's key of its inputs (runner/render_cache.py).
+    _files: tuple[str, list[SqlFile]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -182,7 +183,21 @@ class Project:
         return [f for f in ordered if not f.finally_] + [f for f in ordered if f.finally_]
 
     def files(self) -> list[SqlFile]:
-        return self.versioned() + self.repeatables()
+        """Every table file, then every function file, in apply order, rendered. Rendered again only when
+        a file under sql/, the configuration or the runner changed (runner/render_cache.py): unchanged,
+        they come from this object or from the cache of an earlier run, without importing Jinja."""
+        from runner import render_cache
+
+        key = render_cache.key(self)
+        if self._files is not None and self._files[0] == key:
+            return list(self._files[1])
+        files = render_cache.load(self, key)
+        if files is None:
+            files = self.versioned() + self.repeatables()
+            if render_cache.key(self) == key:  # not edited while rendering: the entry is true for its key
+                render_cache.store(self, key, files)
+        self._files = (key, files)
+        return list(files)
 
     def find(self, name: str) -> str:
         """Resolve a user-given file name (sql/tables/V001__x.sql, tables/V001__x.sql, V001__x) to sql/-relative."""
@@ -301,6 +316,8 @@ def _dependency_order(files: dict[str, SqlFile]) -> list[SqlFile]:
 # -- locating the project ----------------------------------------------------------------------------
 def packaged_sql_dir() -> Path | None:
     """The sql/ tree shipped inside the installed package (None when absent, e.g. an editable install)."""
+    import importlib.resources  # here, not at the top: it costs more than the rest of this module
+
     packaged = Path(str(importlib.resources.files("runner") / "sql"))
     return packaged if (packaged / CONFIG_FILE).is_file() else None
 

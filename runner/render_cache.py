@@ -1,0 +1,132 @@
+"""The render cache: every table and function file's rendered SQL and checksum, kept between runs, so a
+command whose project has not changed neither imports Jinja nor renders a template.
+
+An entry is used only when everything a rendering reads is byte for byte what it was: every file under
+sql/ (templates, macros, project.toml), the loaded configuration, the runner's version and its core
+modules (the renderer, its filters and globals), and Jinja's own files. Anything else changed, and the
+project is rendered again and the entry replaced: the cache can make a command faster, never different.
+
+Where: `RUNNER_CACHE_DIR` when set (empty: no cache), else `.runner/cache/` beside the project's sql/
+folder (where the embedded PostgreSQL keeps its data; the folder ignores itself in git); for an sql/
+inside a Python package (the one shipped in the wheel), the user's cache folder instead. A folder that cannot be written
+means no cache, never an error; deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner import __version__
+
+if TYPE_CHECKING:
+    from runner.project import Project, SqlFile
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "RUNNER_CACHE_DIR"
+FORMAT = 1  # of the entry; bump when SqlFile's fields change
+_FIELDS = ("kind", "name", "version", "description", "rendered", "checksum", "transactional", "depends",
+           "finally_")
+
+
+def folder(project: Project) -> Path | None:
+    """The cache folder for `project`, or None when caching is off."""
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    if (project.sql_dir.parent / "__init__.py").is_file():  # the sql/ of an installed package: not there
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "checkout-sessions-runner"
+    return project.sql_dir.parent / ".runner" / "cache"
+
+
+def key(project: Project) -> str:
+    """A digest of everything the rendered files depend on (file contents, not modification times, for
+    the project; the installed code by size and modification time)."""
+    digest = hashlib.sha256(f"format {FORMAT}\0runner {__version__}\0{project.sql_dir}\0".encode())
+    digest.update(repr(project.config).encode())
+    # The core modules hold the renderer, its filters and the values it gives templates (locks' keys);
+    # an editable install changes them without changing the version.
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        _stat_into(digest, path)
+    _stat_into(digest, _jinja_origin())
+    for path in sorted(p for p in project.sql_dir.rglob("*") if p.is_file()):
+        digest.update(f"\0{path.relative_to(project.sql_dir).as_posix()}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stat_into(digest, path: Path | None) -> None:
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        st = None
+    digest.update(f"\0{path}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}".encode())
+
+
+def _jinja_origin() -> Path | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("jinja2")
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _entry(project: Project) -> Path | None:
+    place = folder(project)
+    if place is None:
+        return None
+    name = hashlib.sha256(str(project.sql_dir).encode()).hexdigest()[:16]
+    return place / f"render-{name}.json"
+
+
+def load(project: Project, wanted_key: str) -> list[SqlFile] | None:
+    """The cached files for this key, or None (no entry, another key, unreadable)."""
+    from runner.project import SqlFile
+
+    path = _entry(project)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != wanted_key:
+            return None
+        return [SqlFile(**{**{f: item[f] for f in _FIELDS}, "depends": tuple(item["depends"])})
+                for item in data["files"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            log.debug("render cache %s unreadable (%s): rendering", path, exc)
+        return None
+
+
+def store(project: Project, wanted_key: str, files: list[SqlFile]) -> None:
+    """Keep the rendered files under this key (atomically: a reader sees the old entry or the new one)."""
+    path = _entry(project)
+    if path is None:
+        return
+    data = {"key": wanted_key, "runner": __version__, "sql_dir": str(project.sql_dir),
+            "files": [{f: getattr(sql_file, f) for f in _FIELDS} for sql_file in files]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# runner's render cache: safe to delete, never to commit\n*\n")
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".render-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:  # read-only project, full disk: rendering again next time is the cost
+        log.debug("render cache %s not written (%s)", path, exc)
