@@ -324,7 +324,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics():
-        from runner import metrics as metrics_mod  # owned by the metrics work; imported on first use
+        from runner.reporting import metrics as metrics_mod  # imported on first use
 
         with state.connection() as conn:
             body, content_type = metrics_mod.render(conn)
