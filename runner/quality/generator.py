@@ -10,7 +10,8 @@ Shape of the data (deterministic for a seed and `now`; "random" below is a hash 
 - several sessions per user, geometric: every user has one, 75% a second, 56% a third... (mean 4).
 - a user's sessions are spread over the `days` (default 365) before `now`, in order; plans weighted
   55/35/10 over the catalogue's active plans (prices and currency from `subscription_plans`).
-- statuses: earlier sessions of a user are completed 33% / expired 52% / canceled 10% / failed 5%; the
+- statuses: earlier sessions of a user are completed 33% / expired 52% / canceled 10% / failed 5% (those
+  still inside their expiry window: completed 60%, canceled 30%, failed 10%, never expired); the
   latest one is pending 60% while still inside its expiry window (else completed 35%, canceled 5%), and
   past it pending 2% (`stale_pending`: work for the expire job; what is not left pending is expired),
   completed 35%, expired 50%, canceled 9%, failed 4%.
@@ -142,6 +143,9 @@ WITH s AS (
            WHEN latest THEN
              CASE WHEN r3 < %(stale)s THEN 'pending' WHEN r3 < 0.02 THEN 'expired' WHEN r3 < 0.37 THEN 'completed' WHEN r3 < 0.87 THEN 'expired'
                   WHEN r3 < 0.96 THEN 'canceled' ELSE 'failed' END
+           WHEN created_at + %(expiry)s * INTERVAL '1 hour' > %(now)s::timestamptz THEN
+             -- an earlier session still inside its expiry window cannot have expired yet
+             CASE WHEN r3 < 0.60 THEN 'completed' WHEN r3 < 0.90 THEN 'canceled' ELSE 'failed' END
            ELSE
              CASE WHEN r3 < 0.33 THEN 'completed' WHEN r3 < 0.85 THEN 'expired'
                   WHEN r3 < 0.95 THEN 'canceled' ELSE 'failed' END
