@@ -59,6 +59,18 @@ class Settings:
     pool_max_size: int = 10
     pool_timeout: float = 5.0
     log_format: str = "text"
+    # Seconds a request's headers and body may take to arrive before a 408 (runner/web/front.py).
+    body_timeout: float = 10.0
+    # Seconds a query of the service or a job may run before PostgreSQL cancels it (0: no limit).
+    statement_timeout: float = 5.0
+    # Stripe Checkout Sessions one user may have created per window (0: no limit).
+    checkout_rate_limit: int = 10
+    checkout_rate_window: int = 600
+    # /metrics: seconds its snapshot is reused; the bearer token it asks for (none: open).
+    metrics_max_age: float = 5.0
+    metrics_token: str | None = field(default=None, repr=False)
+    # A bearer token that opens /dashboard only (the service token opens it too).
+    dashboard_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +104,13 @@ class Settings:
             pool_max_size=pool_max,
             pool_timeout=_number(env, "RUNNER_POOL_TIMEOUT", 5.0, float, minimum=0.1),
             log_format=log_format,
+            body_timeout=_number(env, "RUNNER_BODY_TIMEOUT", 10.0, float, minimum=0.1),
+            statement_timeout=_number(env, "RUNNER_STATEMENT_TIMEOUT", 5.0, float),
+            checkout_rate_limit=_number(env, "CHECKOUT_RATE_LIMIT", 10),
+            checkout_rate_window=_number(env, "CHECKOUT_RATE_WINDOW", 600, minimum=1),
+            metrics_max_age=_number(env, "METRICS_MAX_AGE", 5.0, float),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            dashboard_token=env.get("DASHBOARD_TOKEN") or None,
         )
 
     def with_(self, **changes) -> Settings:

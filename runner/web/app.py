@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import time
 import uuid
 from http import HTTPStatus
@@ -17,15 +16,14 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, g, jsonify, request
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import Forbidden, HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from runner.database import application_name
 from runner.errors import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound, RunnerError
 from runner.payments import checkout, webhook
 from runner.settings import Settings
-from runner.web import auth
+from runner.web import auth, pool
 from runner.web.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -35,35 +33,6 @@ USER_STATUSES = ("canceled",)  # what a customer may do to their own pending ses
 SERVICE_STATUSES = ("canceled", "expired", "failed")
 
 
-# A connection used this recently is lent without a round trip unless its socket says otherwise
-# (HikariCP's aliveBypassWindow, which is 0.5 s).
-CHECK_IDLE_SECONDS = 1.0
-
-
-class _Pool(ConnectionPool):
-    """psycopg_pool's pool, noting when each connection comes back (for `check_connection`). Not a
-    `reset=` callback: that moves every return to the pool's worker thread, a thread hand-off per request."""
-
-    def putconn(self, conn: psycopg.Connection) -> None:
-        conn._runner_idle_since = time.monotonic()
-        super().putconn(conn)
-
-
-def check_connection(conn: psycopg.Connection) -> None:
-    """The pool's check before lending a connection: psycopg_pool's round trip, but only for a suspect
-    connection: idle longer than CHECK_IDLE_SECONDS, or with input waiting while idle (the goodbye of a
-    server shutting down or of pg_terminate_backend, a reset). Probing every checkout cost one round trip
-    per request. A connection that breaks anyway fails its request with a 503 (Stripe retries) and the
-    pool replaces it."""
-    idle_since = getattr(conn, "_runner_idle_since", None)
-    if idle_since is not None and time.monotonic() - idle_since < CHECK_IDLE_SECONDS:
-        poller = select.poll()
-        poller.register(conn.pgconn.socket, select.POLLIN)
-        if not poller.poll(0):
-            return
-    ConnectionPool.check_connection(conn)
-
-
 class ServiceState:
     """What the routes share: settings, the connection pool, the Stripe client (built on first use)."""
 
@@ -71,18 +40,10 @@ class ServiceState:
         if not settings.database_url:
             raise ConfigError("DATABASE_URL is not set: the service needs a database")
         self.settings = settings
-        self.pool = _Pool(
-            settings.database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            timeout=settings.pool_timeout,
-            kwargs={"autocommit": True, "application_name": application_name("serve")},
-            # A connection the database dropped (restart, failover) is replaced before a request gets it;
-            # one in steady use is not probed (see check_connection).
-            check=check_connection,
-            name="runner-serve",
-            open=True,
-        )
+        # Fails fast on a database that does not answer, recovers as soon as it does (runner/web/pool.py).
+        self.pool = pool.make_pool(settings.database_url, min_size=settings.pool_min_size,
+                                   max_size=settings.pool_max_size, timeout=settings.pool_timeout,
+                                   statement_timeout=settings.statement_timeout)
         self._stripe = None
 
     def stripe_client(self):
@@ -315,7 +276,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         try:
-            with state.pool.connection(timeout=min(settings.pool_timeout, 2.0)) as conn:
+            # At most 1 s waiting for a connection (and its check), then 0.5 s for the answer: 503 within 2 s.
+            with state.pool.connection(timeout=min(settings.pool_timeout, 1.0)) as conn, \
+                    pool.deadline(conn, pool.CHECK_SECONDS):
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
             log.warning("health check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
