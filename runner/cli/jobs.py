@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,7 +22,9 @@ from runner.jobs.catalogue import (
     EXIT_SKIPPED,
     JOBS,
 )
-from runner.jobs.tasks import RunResult, Tally
+
+if TYPE_CHECKING:  # the jobs themselves (and psycopg) load only when a job runs: `runner job list` stays quick
+    from runner.jobs.tasks import RunResult, Tally
 
 BATCH_SIZE = click.IntRange(min=1)
 
@@ -62,6 +64,8 @@ def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) 
 
 
 def _dry_run(ctx: click.Context, obj: Context, name: str, fmt: str, count, extra: dict | None = None) -> None:
+    from runner.jobs.tasks import RunResult
+
     started = time.monotonic()
     conn = obj.connect(f"job {name} --dry-run")
     try:
