@@ -78,6 +78,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "runner.cli.reports:report",
     "doctor": "runner.cli.doctor:doctor",
     "dashboard": "runner.cli.dashboard:dashboard",
+    "test": "runner.cli.quality:test",
     "demo": "runner.cli.demo:demo",
 }
 
