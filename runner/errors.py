@@ -52,6 +52,10 @@ class LockTimeout(RunnerError):
         self.holder = holder
 
 
+class AdoptionError(RunnerError):
+    """`runner adopt` cannot go on (something to fix by hand, or a step that kept failing); safe to re-run."""
+
+
 class VerifyFailed(RunnerError):
     """One or more verification checks failed."""
 
