@@ -57,10 +57,13 @@ CREATE OR REPLACE TRIGGER payment_checkout_sessions_before_write
 
 -- A completed session implies an active subscription, whoever completes it (the webhook through
 -- complete_checkout_session, a support engineer in psql, a backfill). Statement-level with transition
--- tables: one UPDATE of users per statement, however many rows it touched.
+-- tables: one UPDATE of users per statement, however many rows it touched. The owner's rights: whoever may
+-- update a session need not be granted users (Supabase's service_role links stripe_session_id directly, and
+-- PostgreSQL checks the UPDATE's privileges even when it matches no row).
 CREATE OR REPLACE FUNCTION {{ m.q("activate_subscriptions_on_completion") }}()
 RETURNS TRIGGER
 LANGUAGE plpgsql
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 BEGIN

@@ -8,6 +8,9 @@ CREATE OR REPLACE FUNCTION {{ m.q("complete_checkout_session") }}(
 )
 RETURNS BOOLEAN
 LANGUAGE plpgsql
+-- The owner's rights, like every entry point: a caller granted EXECUTE (Supabase's service_role, the
+-- reference's webhook) needs no table privileges.
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
