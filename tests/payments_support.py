@@ -28,7 +28,8 @@ from .fake_stripe import API_KEY, FakeStripe
 WEBHOOK_SECRET = "whsec_test_current"
 OLD_WEBHOOK_SECRET = "whsec_test_previous"
 JWT_SECRET = "jwt-secret-for-tests-0123456789abcdef"
-SERVICE_TOKEN = "service-token-for-tests"
+# At least 32 bytes: `runner serve` refuses shorter secrets.
+SERVICE_TOKEN = "service-token-for-tests-0123456789abcdef"
 
 
 @pytest.fixture
@@ -93,6 +94,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "RUNNER_POOL_MAX_SIZE": str(settings.pool_max_size),
         "RUNNER_POOL_TIMEOUT": str(settings.pool_timeout),
         "RUNNER_LOG_FORMAT": settings.log_format,
+        "RUNNER_BODY_TIMEOUT": str(settings.body_timeout),
+        "RUNNER_STATEMENT_TIMEOUT": str(settings.statement_timeout),
+        "CHECKOUT_RATE_LIMIT": str(settings.checkout_rate_limit),
+        "CHECKOUT_RATE_WINDOW": str(settings.checkout_rate_window),
+        "METRICS_MAX_AGE": str(settings.metrics_max_age),
+        "METRICS_TOKEN": settings.metrics_token or "",
+        "DASHBOARD_TOKEN": settings.dashboard_token or "",
     }
     assert Settings.from_env(env) == settings, "settings_env must round-trip every field"
     return env

@@ -20,6 +20,13 @@ def deliver(client, body: str, **sign_kwargs):
     return client.post(URL, data=body, headers=sign(body, **sign_kwargs))
 
 
+def delivery(body: str):
+    """What the route hands the library for a body signed with the current secret."""
+    from runner.payments import webhook
+
+    return webhook.Delivery.of(body.encode(), sign(body)["Stripe-Signature"])
+
+
 def counts(conn) -> tuple:
     return conn.execute(
         "SELECT (SELECT count(*) FROM webhook_events), (SELECT count(*) FROM email_outbox),"
@@ -199,10 +206,18 @@ def test_bad_signatures_are_refused_and_nothing_changes(client, conn, make_user,
 
 @pytest.mark.parametrize("body", ['{"id": "evt_1", "type": ', "[1, 2]", '{"type": "x", "data": {"object": {}}}',
                                   '{"id": "evt_1", "type": "checkout.session.completed"}'])
-def test_malformed_events_are_400(client, conn, body):
+def test_signed_malformed_events_are_stored_rejected_with_their_body_and_answered_200(client, conn, body):
+    """Stripe signed it, so retrying cannot change it: a trace (row, raw body, reason, error_logs), then 2xx."""
     response = deliver(client, body)
-    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request"
-    assert counts(conn) == (0, 0, 0, 0)
+    assert response.status_code == 200 and response.json["status"] == "rejected", response.json
+    assert response.json["outcome"].startswith("rejected: ")
+    assert counts(conn) == (1, 0, 0, 0)
+    raw_body, error, status = conn.execute("SELECT raw_body, error, status FROM webhook_events").fetchone()
+    assert (raw_body, status) == (body, "rejected") and error
+    assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'webhook'").fetchone()[0] == 1
+    again = deliver(client, body)
+    assert again.json["duplicate"] is True and again.json["eventId"] == response.json["eventId"]
+    assert conn.execute("SELECT deliveries FROM webhook_events").fetchone()[0] == 2
 
 
 def test_oversized_body_is_413(client, conn):
@@ -290,11 +305,9 @@ def test_a_connection_whose_statements_were_deallocated_prepares_again(app, conn
     state = app.extensions["runner"]
     first, second = new_session(conn, make_user()), new_session(conn, make_user())
     with state.connection() as pooled:
-        assert webhook.handle(pooled, webhook.parse_event(checkout_event("completed", first).encode()),
-                              False).outcome == "completed"
+        assert webhook.handle(pooled, delivery(checkout_event("completed", first)), False).outcome == "completed"
         pooled.execute("DEALLOCATE ALL")
-        assert webhook.handle(pooled, webhook.parse_event(checkout_event("completed", second).encode()),
-                              False).outcome == "completed"
+        assert webhook.handle(pooled, delivery(checkout_event("completed", second)), False).outcome == "completed"
     assert counts(conn) == (2, 2, 2, 2)
 
 
@@ -325,7 +338,7 @@ def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_po
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pooled.info.backend_pid,))
         with pytest.raises(DatabaseUnavailable):
-            webhook.handle(pooled, webhook.parse_event(body.encode()), False)
+            webhook.handle(pooled, delivery(body), False)
     assert counts(conn) == (0, 0, 0, 0)
     retried = deliver(client, body)
     assert retried.status_code == 200 and retried.json["outcome"] == "completed"

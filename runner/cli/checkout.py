@@ -56,11 +56,12 @@ def create(obj: Context, user_id: str, plan: str, fmt: str) -> None:
 
 @click.group()
 def webhook() -> None:
-    """Stored Stripe webhook events.
+    """Stored Stripe webhook events, and the signing secrets the database checks them with.
 
     \b
     Examples:
       runner webhook replay evt_1PzQ2bLkdIwHu7ix0ABCDEF
+      runner webhook secret set          # stores STRIPE_WEBHOOK_SECRET's secret(s)
     """
 
 
@@ -89,3 +90,88 @@ def replay(obj: Context, event_id: str, fmt: str) -> None:
     finally:
         conn.close()
     emit(outcome.as_dict(), fmt, f"{event_id}: {outcome.status} ({outcome.outcome or 'no change'})")
+
+
+@webhook.group()
+def secret() -> None:
+    """The Stripe webhook signing secrets the database verifies each delivery with (owner only).
+
+    record_webhook_event checks Stripe-Signature against these, so the service's database credential alone
+    cannot record an event. Run as the database owner (the role of `runner apply`). To rotate: set the new
+    secret, update STRIPE_WEBHOOK_SECRET (old,new while Stripe signs with both), then remove the old one.
+
+    \b
+    Examples:
+      runner webhook secret set                      # STRIPE_WEBHOOK_SECRET (comma-separated: each)
+      runner webhook secret set whsec_new...         # or one given
+      runner webhook secret list --format json
+      runner webhook secret remove 3f9a1c0d2e4b5a69  # by the fingerprint `list` prints
+    """
+
+
+@secret.command("set")
+@click.argument("value", required=False, metavar="[SECRET]")
+@FORMAT
+@click.pass_obj
+def secret_set(obj: Context, value: str | None, fmt: str) -> None:
+    """Store a signing secret (SECRET, else each of STRIPE_WEBHOOK_SECRET's); storing one again is a no-op.
+
+    \b
+    Examples:
+      runner webhook secret set
+      runner webhook secret set "$NEW_WEBHOOK_SECRET" --format json
+    """
+    from runner.payments import webhook_secrets
+    from runner.settings import Settings
+
+    values = [value] if value else list(Settings.from_env().stripe_webhook_secrets)
+    conn = obj.connect("webhook secret set")
+    try:
+        stored = webhook_secrets.set_secrets(conn, values)
+    finally:
+        conn.close()
+    emit([s.as_dict() for s in stored], fmt,
+         "\n".join(f"{s.fingerprint} {s.hint}: {'added' if s.added else 'already stored'}" for s in stored))
+
+
+@secret.command("list")
+@FORMAT
+@click.pass_obj
+def secret_list(obj: Context, fmt: str) -> None:
+    """The stored signing secrets (fingerprint, hint, when added); never the secrets themselves.
+
+    \b
+    Examples:
+      runner webhook secret list
+    """
+    from runner.payments import webhook_secrets
+
+    conn = obj.connect("webhook secret list")
+    try:
+        stored = webhook_secrets.list_secrets(conn)
+    finally:
+        conn.close()
+    emit([s.as_dict() for s in stored], fmt,
+         "\n".join(f"{s.fingerprint} {s.hint} added {s.created_at:%Y-%m-%d %H:%M:%S %Z}" for s in stored)
+         or "no webhook signing secret stored: every delivery will be refused (runner webhook secret set)")
+
+
+@secret.command("remove")
+@click.argument("fingerprint")
+@FORMAT
+@click.pass_obj
+def secret_remove(obj: Context, fingerprint: str, fmt: str) -> None:
+    """Remove the secret with FINGERPRINT (as `list` prints it); exit 1 when there is none.
+
+    \b
+    Examples:
+      runner webhook secret remove 3f9a1c0d2e4b5a69
+    """
+    from runner.payments import webhook_secrets
+
+    conn = obj.connect("webhook secret remove")
+    try:
+        webhook_secrets.remove_secret(conn, fingerprint)
+    finally:
+        conn.close()
+    emit({"removed": fingerprint}, fmt, f"removed {fingerprint}")

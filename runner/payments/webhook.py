@@ -1,15 +1,16 @@
 """Stripe webhook deliveries: verify the signature over the raw body, then record and process the event once.
 
 Verification uses the stripe library (`WebhookSignature.verify_header`) against every configured secret, so
-STRIPE_WEBHOOK_SECRET can hold the old and the new secret while rotating. What an event does to its checkout
-session is decided in SQL (`record_webhook_event` / `process_webhook_event`), in one transaction.
+STRIPE_WEBHOOK_SECRET can hold the old and the new secret while rotating. The database verifies the signature
+again over the same raw body (`record_webhook_event`, against its owner-only webhook_secrets: a database
+credential alone cannot record an event), checks the event's shape strictly and decides what it does to its
+checkout session, in one transaction. A signed event it cannot process as sent is stored as rejected.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import psycopg
 import stripe
 from psycopg import pq
 
-from runner.errors import InvalidRequest, NotFound, WebhookSignatureError
+from runner.errors import InvalidRequest, NotFound, WebhookSecretNotInDatabase, WebhookSignatureError
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,39 @@ MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are a few KiB; anything near thi
 
 
 @dataclass(frozen=True)
-class Event:
-    """The parts of a verified event the runner needs, plus its raw JSON (stored as it came)."""
+class Delivery:
+    """A delivery whose signature verified: the raw body and Stripe-Signature header, passed to the database
+    as they came (it checks the signature again), and the event's id and type as far as they can be read (for
+    logs: a signed body that is not a well-formed event is still recorded, as rejected)."""
 
-    id: str
-    type: str
-    livemode: bool | None
-    raw: str
+    body: str
+    signature: str
+    id: str | None
+    type: str | None
+
+    @classmethod
+    def of(cls, payload: bytes, signature: str) -> Delivery:
+        """The delivery of a verified body; InvalidRequest only for what no database text can hold."""
+        try:
+            body = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("body is not UTF-8") from None
+        if "\x00" in body:  # a raw NUL byte: not JSON, and no PostgreSQL text can carry it
+            raise InvalidRequest("body holds a NUL byte, which no Stripe event does")
+        event_id = event_type = None
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict):
+            event_id = data["id"][:255] if isinstance(data.get("id"), str) else None
+            event_type = data["type"][:255] if isinstance(data.get("type"), str) else None
+        return cls(body, signature, event_id, event_type)
+
+    @property
+    def label(self) -> str:
+        """The event as logs name it: its id, or `unparsed` for a body without one."""
+        return self.id or "unparsed"
 
 
 @dataclass(frozen=True)
@@ -81,63 +108,11 @@ def verify_signature(payload: bytes, header: str | None, secrets: tuple[str, ...
         raise WebhookSignatureError(f"Stripe-Signature timestamp {timestamp} is in the future")
 
 
-def parse_event(payload: bytes) -> Event:
-    """The event in a verified body; InvalidRequest when it is not a Stripe event object."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequest("body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("body must be a JSON object (a Stripe event)")
-    event_id, event_type = data.get("id"), data.get("type")
-    # Printable: no NUL, line break or lone surrogate in what is stored, logged and keyed on.
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255 or not event_id.isprintable():
-        raise InvalidRequest("event has no valid id")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 255 or not event_type.isprintable():
-        raise InvalidRequest("event has no valid type")
-    if not isinstance(data.get("data"), dict) or not isinstance(data["data"].get("object"), dict):
-        raise InvalidRequest("event has no data.object")
-    problem = _unstorable(data)
-    if problem:
-        raise InvalidRequest(f"event cannot be stored: {problem}")
-    livemode = data.get("livemode")
-    return Event(event_id, event_type, livemode if isinstance(livemode, bool) else None, payload.decode("utf-8"))
-
-
-def _unstorable(value: Any) -> str | None:
-    """Why PostgreSQL's jsonb would refuse this parsed JSON (a 500 on every redelivery), or None.
-
-    JSON allows what jsonb does not: \\u0000, lone surrogates (\\ud800), numbers beyond any float
-    (1e999999). Stripe sends none of them; a body that does is refused before the database sees it.
-    Iterative: a deeply nested body must not exhaust the stack.
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return "a string holds a NUL character"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a string holds a lone surrogate"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "a number is out of range"
-    return None
-
-
 # The service's one statement per delivery, prepared once per connection under a name of its own (psycopg's
 # own prepared statements are named _pg3_*). Parameters and results travel as text.
 RECORD_STATEMENT = b"runner_record_webhook_event"
-RECORD_SQL = (b"SELECT status, outcome, checkout_session_id, duplicate"
-              b" FROM record_webhook_event($1::text, $2::text, $3::jsonb, $4::boolean)")
+RECORD_SQL = (b"SELECT event_id, status, outcome, checkout_session_id, duplicate"
+              b" FROM record_webhook_event($1::text, $2::text, $3::boolean, $4::integer)")
 
 
 def _record(conn: psycopg.Connection, params: list[str]) -> tuple:
@@ -172,25 +147,37 @@ def _check(conn: psycopg.Connection, result: pq.abc.PGresult) -> None:
     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
-def handle(conn: psycopg.Connection, event: Event, expected_livemode: bool) -> Outcome:
-    """Record the event and process it unless an earlier delivery did; one transaction (autocommit conn)."""
+def handle(conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool, tolerance: int = 300) -> Outcome:
+    """Record the event and process it unless an earlier delivery did; one transaction (autocommit conn).
+
+    The database checks the signature again (record_webhook_event); WebhookSecretNotInDatabase when it does
+    not verify there although it did here: the database's webhook_secrets lack the secret.
+    """
     from runner.payments.checkout import sql_errors
 
-    with sql_errors():
-        status, outcome, session_id, duplicate = _record(
-            conn, [event.id, event.type, event.raw, "true" if expected_livemode else "false"])
-    result = Outcome(event.id, status, outcome, session_id, duplicate == "t")
+    try:
+        with sql_errors():
+            event_id, status, outcome, session_id, duplicate = _record(
+                conn, [delivery.body, delivery.signature, "true" if expected_livemode else "false", str(tolerance)])
+    except psycopg.errors.InvalidAuthorizationSpecification as exc:  # SQLSTATE 28000
+        reason = (exc.diag.message_primary if exc.diag else None) or str(exc)
+        log.error("Stripe event %s verified with STRIPE_WEBHOOK_SECRET but not in the database (%s): add the "
+                  "secret with `runner webhook secret set` as the database owner", delivery.label, reason)
+        raise WebhookSecretNotInDatabase(
+            "the database does not hold this webhook signing secret; retry later") from None
+    result = Outcome(event_id, status, outcome, session_id, duplicate == "t")
     if result.status == "rejected" and not result.duplicate:
-        log.warning("Stripe event %s (%s) rejected: %s", event.id, event.type, result.outcome)
+        log.warning("Stripe event %s (%s) rejected: %s", event_id, delivery.type, result.outcome)
     return result
 
 
-def record_failure(conn: psycopg.Connection, event: Event, error: str) -> None:
+def record_failure(conn: psycopg.Connection, delivery: Delivery, error: str, tolerance: int = 300) -> None:
     """Mark an event whose processing failed unexpectedly (Stripe's retry processes it again)."""
     try:
-        conn.execute("SELECT fail_webhook_event(%s, %s, %s::jsonb, %s)", (event.id, event.type, event.raw, error[:2000]))
+        conn.execute("SELECT fail_webhook_event(%s, %s, %s, %s)",
+                     (delivery.body, delivery.signature, error[:2000], tolerance))
     except Exception as exc:  # noqa: BLE001 - best effort: the 500 already tells Stripe to retry
-        log.warning("could not record the failure of event %s: %s", event.id, exc)
+        log.warning("could not record the failure of event %s: %s", delivery.label, exc)
 
 
 def replay(conn: psycopg.Connection, event_id: str, expected_livemode: bool) -> Outcome:

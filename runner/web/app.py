@@ -182,22 +182,24 @@ class WebhookRoute:
         try:
             # The raw bytes Stripe signed; over MAX_BODY_BYTES raises 413.
             payload = get_input_stream(environ, max_content_length=webhook.MAX_BODY_BYTES).read()
-            webhook.verify_signature(payload, environ.get("HTTP_STRIPE_SIGNATURE"),
-                                     settings.stripe_webhook_secrets, settings.webhook_tolerance)
-            event = webhook.parse_event(payload)
+            signature = environ.get("HTTP_STRIPE_SIGNATURE")
+            webhook.verify_signature(payload, signature, settings.stripe_webhook_secrets, settings.webhook_tolerance)
+            # The raw body and header go down as they came: the database verifies them again.
+            delivery = webhook.Delivery.of(payload, signature)
+            tolerance = settings.webhook_tolerance
             try:
                 with self.state.connection() as conn:
-                    outcome = webhook.handle(conn, event, settings.stripe_livemode)
-            except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, InvalidRequest):
+                    outcome = webhook.handle(conn, delivery, settings.stripe_livemode, tolerance)
+            except (psycopg.OperationalError, PoolTimeout, RunnerError):  # mapped below (400, 503, ...)
                 raise
             except Exception as exc:
-                log.exception("processing Stripe event %s (%s) failed", event.id, event.type)
+                log.exception("processing Stripe event %s (%s) failed", delivery.label, delivery.type)
                 try:
                     with self.state.connection() as conn:
-                        webhook.record_failure(conn, event, f"{type(exc).__name__}: {exc}")
+                        webhook.record_failure(conn, delivery, f"{type(exc).__name__}: {exc}", tolerance)
                 except (psycopg.Error, PoolTimeout) as failure:
-                    log.warning("could not record the failure of event %s: %s", event.id, failure)
-                return 500, _error_body("processing_failed", f"event {event.id} could not be processed; retry")
+                    log.warning("could not record the failure of event %s: %s", delivery.label, failure)
+                return 500, _error_body("processing_failed", f"event {delivery.label} could not be processed; retry")
         except Exception as exc:  # noqa: BLE001 - mapped like every route's: 400, 413, 503, else a logged 500
             status, code, message = error_answer(exc, "POST", self.PATH)
             return status, _error_body(code, message)

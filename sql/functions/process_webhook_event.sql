@@ -1,4 +1,4 @@
--- depends: complete_checkout_session
+-- depends: complete_checkout_session, webhook_signature
 -- What a Stripe checkout event does to its checkout session. apply_webhook_event decides and does it;
 -- record_webhook_event (a new delivery) and process_webhook_event (`runner webhook replay`, a stored event
 -- again) call it under the event's lock and write the event's row once. Safe to run twice on one event.
@@ -46,7 +46,8 @@ BEGIN
     v_outcome := 'event type not handled';
   ELSIF jsonb_typeof(v_obj) IS DISTINCT FROM 'object' OR v_obj ->> 'object' IS DISTINCT FROM 'checkout.session' THEN
     v_problem := 'data.object is not a checkout.session';
-  ELSIF (p_payload ->> 'livemode')::boolean IS DISTINCT FROM p_expected_livemode THEN
+  ELSIF (CASE WHEN jsonb_typeof(p_payload -> 'livemode') = 'boolean' THEN (p_payload -> 'livemode')::boolean END)
+        IS DISTINCT FROM p_expected_livemode THEN
     v_problem := format('event livemode is %s, this service runs with livemode %s',
                         coalesce(p_payload ->> 'livemode', 'missing'), p_expected_livemode);
   END IF;
@@ -85,8 +86,8 @@ BEGIN
       v_problem := format('metadata userId %s is not the session''s user', v_obj -> 'metadata' ->> 'userId');
     ELSIF v_completing AND lower(v_obj ->> 'currency') IS DISTINCT FROM v_currency THEN
       v_problem := format('currency %s, expected %s', coalesce(v_obj ->> 'currency', 'missing'), v_currency);
-    ELSIF v_completing AND (v_obj ->> 'amount_total') IS DISTINCT FROM
-                           stripe_amount_minor_units(v_row.plan_price, v_currency)::text THEN
+    ELSIF v_completing AND v_obj -> 'amount_total' IS DISTINCT FROM  -- a JSON number: "2999" is not 2999
+                           to_jsonb(stripe_amount_minor_units(v_row.plan_price, v_currency)) THEN
       v_problem := format('amount_total %s, expected %s (%s %s)', coalesce(v_obj ->> 'amount_total', 'missing'),
                           stripe_amount_minor_units(v_row.plan_price, v_currency), v_row.plan_price, v_currency);
     END IF;
@@ -150,6 +151,7 @@ AS $$
 DECLARE
   v_event webhook_events%ROWTYPE;
   v_result RECORD;
+  v_problem TEXT;
 BEGIN
   {{ m.lock_webhook_event("p_event_id") }};
   SELECT * INTO v_event FROM webhook_events w WHERE w.stripe_event_id = p_event_id FOR UPDATE;
@@ -157,7 +159,15 @@ BEGIN
     RAISE EXCEPTION 'unknown webhook event: %', coalesce(quote_literal(left(p_event_id, 80)), 'NULL')
       USING ERRCODE = 'P0002';
   END IF;
-  v_result := apply_webhook_event(v_event.stripe_event_id, v_event.topic, v_event.payload, p_expected_livemode);
+  -- A stored event is checked as strictly as a new delivery (one stored before that check may not pass it).
+  v_problem := webhook_event_problem(v_event.payload);
+  IF v_problem IS NOT NULL THEN
+    SELECT 'rejected' AS status, 'rejected: ' || v_problem AS outcome, NULL::uuid AS checkout_session_id,
+           v_problem AS error
+      INTO v_result;
+  ELSE
+    v_result := apply_webhook_event(v_event.stripe_event_id, v_event.topic, v_event.payload, p_expected_livemode);
+  END IF;
   UPDATE webhook_events w
      SET status = v_result.status, outcome = v_result.outcome, error = v_result.error, processed_at = now(),
          checkout_session_id = v_result.checkout_session_id
