@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import jwt
+import psycopg
 import pytest
 import requests
 import stripe
@@ -41,8 +42,18 @@ def fake_stripe() -> Iterator[FakeStripe]:
         fake.stop()
 
 
+def store_webhook_secrets(url: str, *secrets: str) -> None:
+    """Store signing secrets in the database's webhook_secrets, as the owner (`runner webhook secret set`)."""
+    from runner.payments import webhook_secrets
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        webhook_secrets.set_secrets(conn, secrets or (WEBHOOK_SECRET, OLD_WEBHOOK_SECRET))
+
+
 @pytest.fixture
 def settings(db_url: str, fake_stripe: FakeStripe) -> Settings:
+    # The database checks every delivery's signature too: it holds the same secrets as the service.
+    store_webhook_secrets(db_url)
     return Settings(
         database_url=db_url,
         stripe_secret_key=API_KEY,
