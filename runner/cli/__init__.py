@@ -6,15 +6,16 @@ Exit codes: 0 success; 1 error; 2 usage error; 3 `apply --check`: changes pendin
 
 from __future__ import annotations
 
-import json
-import logging
+import functools
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_PENDING = 3
 
@@ -80,6 +81,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "dashboard": "runner.cli.dashboard:dashboard",
     "test": "runner.cli.quality:test",
     "demo": "runner.cli.demo:demo",
+    "docs": "runner.cli.docs:docs",
+    "adopt": "runner.cli.adopt:adopt",
 }
 
 
@@ -141,15 +144,18 @@ def _lazy_help(target: str) -> str:
     """The help of a lazy command ("module:attribute") from its module's source, without importing it:
     the decorator's help=/short_help= or the function's docstring. Empty when it cannot be found."""
     import ast
-    import importlib.util
 
     module, attr = target.split(":")
+    source = _module_source(module)
     try:
-        spec = importlib.util.find_spec(module)
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    except (ImportError, ValueError, AttributeError, TypeError, OSError, SyntaxError):
-        # not found or unreadable: the command itself will say so when used
-        return ""
+        # Only the command's own lines (decorators, def, body): parsing every module whole was most of
+        # `runner --help`'s time. The whole module when those lines do not stand alone.
+        tree = ast.parse(_definition(source, attr))
+    except SyntaxError:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return ""
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:
             for decorator in node.decorator_list:
@@ -163,8 +169,41 @@ def _lazy_help(target: str) -> str:
     return ""
 
 
+@functools.cache
+def _module_source(module: str) -> str:
+    """A module's source text, without importing it; empty when it cannot be found or read."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+        with open(spec.origin, encoding="utf-8") as source:
+            return source.read()
+    except (ImportError, ValueError, AttributeError, TypeError, OSError):
+        return ""  # the command itself will say what is wrong when used
+
+
+def _definition(source: str, name: str) -> str:
+    """The top-level `def name` of `source` with its decorators and body ("" when there is none)."""
+    lines = source.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"def {name}(")), None)
+    if start is None:
+        return ""
+    first = start
+    while first > 0 and lines[first - 1][:1] in ("@", " ", "\t", ")"):  # decorators and their continuations
+        first -= 1
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t", ")")):
+        end += 1
+    return "\n".join(lines[first:end])
+
+
 def emit(data: Any, fmt: str, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if fmt == "json" else text)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(text)
 
 
 FORMAT = click.option(
@@ -191,6 +230,8 @@ def cli(ctx: click.Context, database_url: str | None, project_dir: str | None, v
       runner status --format json
     """
     if verbose:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     ctx.obj = Context(database_url, project_dir)
