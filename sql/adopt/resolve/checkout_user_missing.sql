@@ -1,0 +1,31 @@
+-- Resolves sql/tests/checkout_user_missing.sql: the missing user is added back (id from the sessions, email
+-- of the newest one, subscription 'inactive', created when the first session was), so no session is lost to
+-- the foreign key. The added users are logged with before = NULL.
+{% import "macros/common.sql" as m %}
+WITH offending AS (
+  SELECT failing.id, failing.user_id
+    FROM (
+{% include "tests/checkout_user_missing.sql" %}
+    ) AS failing
+   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
+   ORDER BY failing.id
+   LIMIT %(batch)s
+), added AS (
+  INSERT INTO {{ m.q("users") }} (id, email, subscription_status, created_at)
+  SELECT u.user_id,
+         (SELECT c.email FROM {{ m.q("payment_checkout_sessions") }} c
+           WHERE c.user_id = u.user_id ORDER BY c.created_at DESC NULLS LAST, c.id DESC LIMIT 1),
+         'inactive',
+         coalesce((SELECT min(c.created_at) FROM {{ m.q("payment_checkout_sessions") }} c WHERE c.user_id = u.user_id),
+                  now())
+    FROM (SELECT DISTINCT user_id FROM offending) u
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id, to_jsonb({{ m.q("users") }}.*) AS after
+), logged AS (
+  INSERT INTO {{ m.q("runner_adoption_log") }} (table_name, row_id, rule, before, after)
+  SELECT 'users', a.id::text, 'checkout_user_missing', NULL, a.after FROM added a
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM logged) AS changed,
+       (SELECT count(*) FROM offending) AS seen,
+       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
