@@ -29,7 +29,7 @@ from psycopg.conninfo import make_conninfo
 
 from runner import migrate
 
-from .payments_support import ServeProcess, checkout_event, new_session, sign
+from .payments_support import ServeProcess, checkout_event, new_session, sign, store_webhook_secrets
 
 EVENTS = int(os.environ.get("CRASH_PG_EVENTS", "60"))
 KILLS = int(os.environ.get("CRASH_PG_KILLS", "2"))
@@ -90,6 +90,7 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
         conn.execute("CREATE DATABASE crash")
     db_url = make_conninfo(admin, dbname="crash")
     migrate.apply(lambda: psycopg.connect(db_url, autocommit=True), project)
+    store_webhook_secrets(db_url)
     login = f"t_login_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE {project.settings['app_role']}")

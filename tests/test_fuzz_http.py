@@ -32,6 +32,7 @@ from .payments_support import (
     checkout_event,
     new_session,
     sign,
+    store_webhook_secrets,
     user_token,
 )
 from .reliability_support import DB_PASSWORD, budget, deeply_nested, json_values, leaks, nasty_text
@@ -46,6 +47,7 @@ ROUTES = [("POST", CREATE), ("GET", SESSION), ("POST", SESSION), ("PATCH", SESSI
 
 @pytest.fixture
 def settings_with_password(db_url, fake_stripe) -> Settings:
+    store_webhook_secrets(db_url)
     return Settings(
         database_url=make_conninfo(db_url, password=DB_PASSWORD), stripe_secret_key=API_KEY,
         stripe_webhook_secrets=(WEBHOOK_SECRET, OLD_WEBHOOK_SECRET), stripe_api_base=fake_stripe.url,
@@ -212,13 +214,17 @@ SIGNED_REGRESSIONS = {
 
 
 @pytest.mark.parametrize("case", sorted(SIGNED_REGRESSIONS))
-def test_signed_but_unstorable_events_are_400(client, conn, caplog, case):
+def test_signed_but_unstorable_events_are_stored_rejected_with_their_raw_body(client, conn, caplog, case):
+    """Stripe signed it, so a retry cannot change it: one rejected row keeps the body as sent and the reason,
+    and the answer is 2xx (issue 14 point 4); nothing completes."""
     caplog.set_level(logging.DEBUG)
     body = SIGNED_REGRESSIONS[case]
     response = client.post(WEBHOOK, data=body, headers=sign(body))
     check(response, caplog)
-    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request"
-    assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 0
+    assert response.status_code == 200 and response.json["status"] == "rejected", response.json
+    assert conn.execute("SELECT status, raw_body, error IS NOT NULL FROM webhook_events").fetchall() == [
+        ("rejected", body, True)]
+    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("path", [CREATE, SESSION])

@@ -52,8 +52,9 @@ class Delivery:
         except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict):
-            event_id = data["id"][:255] if isinstance(data.get("id"), str) else None
-            event_type = data["type"][:255] if isinstance(data.get("type"), str) else None
+            # Printable only: what is logged must not carry a line break of its own (a forged log line).
+            event_id, event_type = (value[:255] if isinstance(value, str) and value.isprintable() else None
+                                    for value in (data.get("id"), data.get("type")))
         return cls(body, signature, event_id, event_type)
 
     @property
