@@ -102,6 +102,10 @@ class JobFailed(RunnerError):
     """A job run failed; what earlier batches did is kept and the run is recorded as failed."""
 
 
+class PgCronError(RunnerError):
+    """pg_cron is missing here, or the project is not applied: nothing was scheduled."""
+
+
 class MailError(RunnerError):
     """The SMTP server could not be reached or refused the login; the queued emails stay queued."""
 
@@ -122,6 +126,24 @@ class Unauthorized(RunnerError):
 
     http_status = 401
     code = "unauthorized"
+
+
+class Forbidden(RunnerError):
+    """Valid credentials that do not open this route (a user's token on /dashboard)."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class RateLimited(RunnerError):
+    """Too many requests of one kind from one user; `retry_after` seconds until the next is allowed."""
+
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(RunnerError):

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from flask import Flask, Response, g, jsonify, request
 from psycopg_pool import PoolTimeout
-from werkzeug.exceptions import Forbidden, HTTPException
+from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from runner.errors import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound, RunnerError
@@ -31,6 +31,15 @@ access_log = logging.getLogger("runner.access")
 
 USER_STATUSES = ("canceled",)  # what a customer may do to their own pending session
 SERVICE_STATUSES = ("canceled", "expired", "failed")
+# The dashboard is self-contained (inline styles and SVG, no script, nothing fetched): the policy allows
+# exactly that. Never cached: it shows business figures.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ServiceState:
@@ -45,6 +54,7 @@ class ServiceState:
                                    max_size=settings.pool_max_size, timeout=settings.pool_timeout,
                                    statement_timeout=settings.statement_timeout)
         self._stripe = None
+        self.metrics = None  # /metrics' snapshot (runner/reporting/metrics.py), made on the first scrape
 
     def stripe_client(self):
         if self._stripe is None:
@@ -289,20 +299,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics():
+        auth.authorize_metrics(request.headers.get("Authorization"), settings)
         from runner.reporting import metrics as metrics_mod  # imported on first use
 
-        with state.connection() as conn:
-            body, content_type = metrics_mod.render(conn)
-        return Response(body, content_type=content_type)
+        if state.metrics is None:
+            state.metrics = metrics_mod.Snapshot(state.connection, settings.metrics_max_age)
+        return Response(state.metrics.body(), content_type=metrics_mod.CONTENT_TYPE)
 
     @app.get("/dashboard")
     def dashboard():
-        if not _principal().is_service:
-            raise Forbidden("the dashboard needs the service token")
+        auth.authorize_dashboard(request.headers.get("Authorization"), settings)
         from runner.reporting import dashboard as dashboard_mod
 
         with state.connection() as conn:
             html = dashboard_mod.render(conn)
-        return Response(html, content_type="text/html; charset=utf-8")
+        return Response(html, content_type="text/html; charset=utf-8", headers=DASHBOARD_HEADERS)
 
     return app

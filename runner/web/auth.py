@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from runner.errors import Unauthorized
+from runner.errors import Forbidden, Unauthorized
 from runner.settings import Settings
 
 
@@ -56,3 +56,24 @@ def authenticate(authorization: str | None, settings: Settings) -> Principal:
         return Principal(user_id=uuid.UUID(str(claims["sub"])))
     except ValueError:
         raise Unauthorized("invalid token: sub is not a user id") from None
+
+
+def same_token(token: str, expected: str | None) -> bool:
+    """Constant-time comparison with a configured token (never equal to an unset one)."""
+    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def authorize_dashboard(authorization: str | None, settings: Settings) -> None:
+    """/dashboard opens with DASHBOARD_TOKEN (which can do nothing else) or the service token; a user's JWT
+    is Forbidden, anything else Unauthorized."""
+    token = bearer_token(authorization)
+    if same_token(token, settings.dashboard_token) or same_token(token, settings.service_token):
+        return
+    if not authenticate(authorization, settings).is_service:  # a valid user token: known, not allowed
+        raise Forbidden("the dashboard needs DASHBOARD_TOKEN or the service token")
+
+
+def authorize_metrics(authorization: str | None, settings: Settings) -> None:
+    """/metrics is open unless METRICS_TOKEN is set; then it needs that bearer token."""
+    if settings.metrics_token and not same_token(bearer_token(authorization), settings.metrics_token):
+        raise Unauthorized("invalid token for /metrics (expected: Bearer <METRICS_TOKEN>)")

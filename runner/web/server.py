@@ -94,6 +94,7 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
     from granian.log import LogLevels
     from granian.server import Server
 
+    check_secrets(settings)
     _check_can_listen(host, port)  # before granian, which fails on it with a Python and a Rust backtrace
 
     class RunnerServer(Server):
@@ -127,6 +128,20 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
     server.on_startup(started)
     server.on_shutdown(lambda: log.info("stopped"))
     server.serve(target_loader=partial(load_app, settings, log_format, threads, processes), wrap_loader=False)
+
+
+# A bearer token or an HMAC key shorter than this is refused at start: 32 bytes is what `openssl rand -hex 16`
+# prints, and what RFC 7518 asks of an HS256 key.
+MIN_SECRET_BYTES = 32
+
+
+def check_secrets(settings) -> None:
+    """ConfigError naming the first secret that is set but shorter than MIN_SECRET_BYTES."""
+    for name, value in (("JWT_SECRET", settings.jwt_secret), ("SERVICE_TOKEN", settings.service_token),
+                        ("DASHBOARD_TOKEN", settings.dashboard_token), ("METRICS_TOKEN", settings.metrics_token)):
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{name} is {len(value.encode())} bytes: runner serve needs at least "
+                              f"{MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)")
 
 
 def _check_can_listen(host: str, port: int) -> None:
