@@ -47,36 +47,51 @@ def folder(project: Project) -> Path | None:
 
 def key(project: Project) -> str:
     """A digest of everything the rendered files depend on (file contents, not modification times, for
-    the project; the installed code by size and modification time)."""
+    the project; the installed code by size and modification time). Plain os calls, not pathlib: this
+    runs on every command that reads the project, and pathlib's objects cost more than the reading."""
     digest = hashlib.sha256(f"format {FORMAT}\0runner {__version__}\0{project.sql_dir}\0".encode())
     digest.update(repr(project.config).encode())
     # The core modules hold the renderer, its filters and the values it gives templates (locks' keys);
     # an editable install changes them without changing the version.
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        _stat_into(digest, path)
+    with os.scandir(os.path.dirname(__file__)) as entries:
+        for entry in sorted((e for e in entries if e.name.endswith(".py")), key=lambda e: e.name):
+            _stat_into(digest, entry.path)
     _stat_into(digest, _jinja_origin())
-    for path in sorted(p for p in project.sql_dir.rglob("*") if p.is_file()):
-        digest.update(f"\0{path.relative_to(project.sql_dir).as_posix()}\0".encode())
-        digest.update(path.read_bytes())
+    root = str(project.sql_dir)
+    for rel, path in _files_under(root):
+        digest.update(f"\0{rel}\0".encode())
+        with open(path, "rb") as source:
+            digest.update(source.read())
     return digest.hexdigest()
 
 
-def _stat_into(digest, path: Path | None) -> None:
+def _files_under(root: str) -> list[tuple[str, str]]:
+    """(path relative to root with /, full path) of every file under root, sorted."""
+    found = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        subfolders.sort()
+        rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
+        for name in names:
+            found.append((name if rel_folder == "." else f"{rel_folder}/{name}", os.path.join(folder, name)))
+    return sorted(found)
+
+
+def _stat_into(digest, path: str | None) -> None:
     try:
-        st = path.stat() if path is not None else None
+        st = os.stat(path) if path is not None else None
     except OSError:
         st = None
     digest.update(f"\0{path}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}".encode())
 
 
-def _jinja_origin() -> Path | None:
+def _jinja_origin() -> str | None:
     import importlib.util
 
     try:
         spec = importlib.util.find_spec("jinja2")
     except (ImportError, ValueError):
         return None
-    return Path(spec.origin) if spec is not None and spec.origin else None
+    return spec.origin if spec is not None else None
 
 
 def _entry(project: Project) -> Path | None:
