@@ -80,6 +80,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "doctor": "runner.cli.doctor:doctor",
     "dashboard": "runner.cli.dashboard:dashboard",
     "test": "runner.cli.quality:test",
+    "lint": "runner.cli.quality:lint",
     "demo": "runner.cli.demo:demo",
     "docs": "runner.cli.docs:docs",
     "adopt": "runner.cli.adopt:adopt",
@@ -242,9 +243,11 @@ def cli(ctx: click.Context, database_url: str | None, project_dir: str | None, v
 @click.option("--check", is_flag=True, help=f"Exit {EXIT_PENDING} when something is pending, 0 when not; change nothing.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               envvar="RUNNER_LOCK_TIMEOUT", help="How long to wait for another apply (env RUNNER_LOCK_TIMEOUT).")
+@click.option("--lint", "lint_first", is_flag=True,
+              help="Run `runner lint` first (summary on stderr); stop with exit 1 on any finding.")
 @FORMAT
 @click.pass_obj
-def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, fmt: str) -> None:
+def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_first: bool, fmt: str) -> None:
     """Apply pending tables (once each, in order) and changed functions.
 
     Each file runs in its own transaction together with its history row; an advisory lock makes
@@ -256,10 +259,15 @@ def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, fmt: st
       runner apply --dry-run             # plan and rendered SQL
       runner apply --check || echo "migrations pending (exit 3)"
       runner apply --format json
+      runner apply --check --lint        # CI: lint findings exit 1, pending files exit 3
     """
     from runner import migrate
 
     project = obj.project
+    if lint_first:
+        from runner.quality import lint
+
+        lint.lint(project, obj.url, on_result=lambda r: click.echo(r.to_text(), err=True))
     if check or dry_run:
         result = migrate.apply(lambda: obj.connect("apply --check"), project, dry_run=True)
         if fmt == "json":

@@ -58,3 +58,34 @@ def test(obj, select: tuple[str, ...], sample: int, list_only: bool, fmt: str) -
     failed = [r.name for r in results if not r.passed]
     if failed:
         raise DataTestsFailed(f"{len(failed)} of {len(results)} data tests failed: {', '.join(failed)}")
+
+
+@click.command()
+@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.option("--no-db", is_flag=True,
+              help="Skip plpgsql_check: no database is used (templates and squawk only).")
+@FORMAT
+@click.pass_obj
+def lint(obj, files: tuple[str, ...], no_db: bool, fmt: str) -> None:
+    """Check the project before it reaches a database: Jinja, squawk, plpgsql_check.
+
+    Every template must render (errors name the file and line); every versioned file's rendered SQL goes
+    through squawk for DDL that locks existing tables (an index without CONCURRENTLY, a constraint
+    validated at once, a type change that rewrites the table); every PL/pgSQL function body goes through
+    plpgsql_check on a scratch database of the server (created and dropped), when the server has the
+    extension; otherwise the output says they were not checked. Acknowledge a finding in its file with
+    `-- lint: ignore <rule> because <reason>`. Exit 0 when clean, 1 on any finding.
+
+    \b
+    Examples:
+      runner lint
+      runner lint sql/tables/V100__add_coupon.sql --no-db
+      DATABASE_URL=postgresql://postgres@localhost:5432/postgres runner lint --format json
+      runner apply --check --lint          # in CI: lint, then exit 3 if files are pending
+    """
+    from runner.quality import lint as lint_mod
+
+    def show(result) -> None:
+        click.echo(json.dumps(result.as_dict(), indent=2) if fmt == "json" else result.to_text())
+
+    lint_mod.lint(obj.project, None if no_db else obj.url, files, on_result=show)
