@@ -39,6 +39,7 @@ WEBHOOK = "/api/payments/webhook"
 APP_FUNCTIONS = {
     "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
     "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status",
+    "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
     "record_webhook_event", "fail_webhook_event", "process_webhook_event", "log_error",
     "expire_old_checkout_sessions", "archive_completed_checkout_sessions",
     "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
@@ -368,7 +369,7 @@ def test_apply_without_createrole_names_the_setting_then_works_with_roles_made_b
         assert owner.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
                              "AND relkind = 'r' AND relowner <> current_user::regrole").fetchone()[0] == 0
         assert owner.execute(f"SELECT has_function_privilege('t_app_{suffix}', "
-                             "'get_or_create_checkout_session(uuid,text,text,numeric,text)', 'EXECUTE'), "
+                             "'get_or_create_checkout_session(uuid,text,text,numeric,text,jsonb)', 'EXECUTE'), "
                              f"has_table_privilege('t_app_{suffix}', 'users', 'SELECT'), "
                              f"has_table_privilege('t_rep_{suffix}', 'job_runs', 'SELECT')").fetchone() == (
             True, False, True)

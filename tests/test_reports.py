@@ -214,7 +214,11 @@ def test_retry_stats_equal_raw_query(seeded, project):
                     round(count(*) FILTER (WHERE attempts > 1 AND status = 'completed') * 100.0
                           / count(*) FILTER (WHERE attempts > 1), 2),
                     round(count(*) FILTER (WHERE attempts <= 1 AND status = 'completed') * 100.0
-                          / count(*) FILTER (WHERE attempts <= 1), 2)
+                          / count(*) FILTER (WHERE attempts <= 1), 2),
+                    (SELECT count(*) FROM payment_checkout_stripe_sessions
+                      WHERE linked_at > now() - INTERVAL '30 days'),
+                    (SELECT count(*) FROM payment_checkout_stripe_sessions
+                      WHERE linked_at > now() - INTERVAL '30 days' AND replaced_at IS NOT NULL)
                FROM payment_checkout_sessions WHERE created_at > now() - INTERVAL '30 days'"""
     ref, ours = both(seeded, project, raw, "retry_stats")
     assert tuple(ours[0].values()) == ref[0]

@@ -31,6 +31,7 @@ from runner.errors import (  # noqa: F401 (re-exported)
     InvalidRequest,
     NotFound,
     PaymentProviderError,
+    RateLimited,
     connection_lost,
     first_line,
     sql_errors,
@@ -60,9 +61,16 @@ STRIPE_KEY_LINKS = 4
 # Functions only: the service's database role may EXECUTE them and has no table privileges
 # (sql/functions/privileges.sql).
 SESSION_SQL = """
-SELECT s.*, t.plan_name, t.stripe_price_id, t.billing_interval, t.amount_minor, t.plan_currency
+SELECT s.*, t.plan_name, t.stripe_price_id, t.billing_interval, t.amount_minor, t.plan_currency,
+       checkout_stripe_session_ids(s.id) AS stripe_session_ids
   FROM get_checkout_session(%s) s
  CROSS JOIN LATERAL checkout_plan_terms(s.subscription_plan, s.plan_price, s.currency) t"""
+# Every Stripe session the row has had, oldest first (payment_checkout_stripe_sessions; docs/audit-trail.md).
+WITH_STRIPE_IDS = "SELECT s.*, checkout_stripe_session_ids(s.id) AS stripe_session_ids FROM {} s"
+GET_OR_CREATE_SQL = "SELECT get_or_create_checkout_session(%s, %s, %s, NULL, 'stripe', %s::jsonb)"
+# Stripe's metadata: at most 50 keys of at most 40 characters (no square brackets), values of at most 500.
+STRIPE_METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+RUNNER_METADATA_KEYS = ("userId", "plan", "checkoutSessionId")
 
 
 @dataclass(frozen=True)
@@ -90,13 +98,40 @@ def session_json(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "provider": row["payment_provider"],
         "stripeSessionId": row["stripe_session_id"],
+        "stripeSessionIds": row.get("stripe_session_ids") or [],
         "checkoutUrl": row["checkout_url"] if row["status"] == "pending" else None,
         "attempts": row["attempts"],
         "createdAt": ts(row["created_at"]),
         "expiresAt": ts(row["expires_at"]),
         "completedAt": ts(row["completed_at"]),
         "updatedAt": ts(row["updated_at"]),
+        "metadata": row.get("metadata") or {},
     }
+
+
+def metadata_param(value: Any) -> str | None:
+    """The app's metadata from a request as the JSON get_or_create_checkout_session takes; the function
+    checks its size, keys and depth (checkout_metadata_problem: 22023, so 400)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object")
+    return json.dumps(value, separators=(",", ":"))
+
+
+def stripe_metadata(row: dict[str, Any]) -> dict[str, str]:
+    """What the Stripe session carries as metadata: the row's metadata within Stripe's limits (a value that is
+    not a string as its JSON text; an entry Stripe would refuse, from a row written before the limits, is left
+    out), then the runner's own keys, which the webhook trusts."""
+    sent: dict[str, str] = {}
+    for key, value in sorted((row.get("metadata") or {}).items()):
+        if value is None or key in RUNNER_METADATA_KEYS or not STRIPE_METADATA_KEY.match(key):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        if len(text) <= 500 and len(sent) < 50 - len(RUNNER_METADATA_KEYS):
+            sent[key] = text
+    return {**sent, "userId": str(row["user_id"]), "plan": row["subscription_plan"],
+            "checkoutSessionId": str(row["id"])}
 
 
 def parse_uuid(value: Any, name: str) -> uuid.UUID:
@@ -169,7 +204,7 @@ def stripe_params(row: dict[str, Any], settings: Settings, expires_at: int) -> d
             },
             "quantity": 1,
         }
-    metadata = {"userId": str(row["user_id"]), "plan": row["subscription_plan"], "checkoutSessionId": str(row["id"])}
+    metadata = stripe_metadata(row)
     return {
         "mode": "subscription",
         "line_items": [line_item],
@@ -211,6 +246,28 @@ def spent_key(exc: stripe.StripeError) -> bool:
         headers.get("idempotent-replayed") == "true" or headers.get("stripe-should-retry") == "false")
 
 
+def take_stripe_session_quota(conn: psycopg.Connection, row: dict[str, Any], settings: Settings) -> None:
+    """Count one more Stripe Checkout Session for the row's user, or raise RateLimited (429, Retry-After)
+    when CHECKOUT_RATE_LIMIT of them were created within the last CHECKOUT_RATE_WINDOW seconds; an
+    error_logs row (category rate_limit) records the refusal. Counted in the database, under a per-user
+    lock: the limit holds across service processes and concurrent requests."""
+    limit, window = settings.checkout_rate_limit, settings.checkout_rate_window
+    if limit <= 0:
+        return
+    with sql_errors():
+        wait = conn.execute("SELECT take_stripe_session_quota(%s, %s, %s)",
+                            (row["user_id"], limit, window)).fetchone()[0]
+    if not wait:
+        return
+    message = (f"user {row['user_id']} reached the limit of {limit} Stripe checkout sessions per {window} s "
+               f"(checkout session {row['id']}): refused, next allowed in {wait} s")
+    error_log.record(conn, "rate_limit", message, user_id=str(row["user_id"]), checkout_session_id=str(row["id"]),
+                     limit=limit, window_seconds=window, retry_after=wait)
+    log.warning("%s", message)
+    raise RateLimited(f"too many new checkout sessions: at most {limit} per {window} seconds; retry in {wait} "
+                      "seconds", retry_after=wait)
+
+
 def create_stripe_session(
     conn: psycopg.Connection, client: stripe.StripeClient, row: dict[str, Any], params: dict[str, Any], key: str
 ) -> StripeSession:
@@ -238,20 +295,21 @@ def create_checkout(
     user_id: Any,
     plan: Any,
     email: str | None = None,
+    metadata: Any = None,
 ) -> CheckoutResult:
     """Start or resume the user's checkout for a plan and return the Stripe Checkout URL.
 
-    `conn` must be in autocommit mode: the row is committed before Stripe is called, so a Stripe failure
-    leaves it pending (and logged in error_logs) for the next attempt.
+    `metadata` (the app's context, a small JSON object) is stored on the row (merged into it on a resume)
+    and sent to Stripe. `conn` must be in autocommit mode: the row is committed before Stripe is called, so
+    a Stripe failure leaves it pending (and logged in error_logs) for the next attempt.
     """
     user_id = parse_uuid(user_id, "userId")
     plan = parse_plan(plan)
+    metadata = metadata_param(metadata)
     client = stripe_client() if callable(stripe_client) else stripe_client
     with sql_errors():
         email = email or _user_email(conn, user_id)
-        session_id = conn.execute(
-            "SELECT get_or_create_checkout_session(%s, %s, %s, NULL, 'stripe')", (user_id, email, plan)
-        ).fetchone()[0]
+        session_id = conn.execute(GET_OR_CREATE_SQL, (user_id, email, plan, metadata)).fetchone()[0]
         row = _row(conn, session_id)
 
     if row["stripe_session_id"] and row["checkout_url"]:
@@ -267,6 +325,7 @@ def create_checkout(
         log.info("Stripe session %s of %s is %s: creating a new one", row["stripe_session_id"], row["id"],
                  existing.status if existing else "gone")
 
+    take_stripe_session_quota(conn, row, settings)  # RateLimited (429) before anything is sent to Stripe
     generation = row["stripe_sessions_created"]
     expires_at = stripe_expires_at(row["created_at"], row["expires_at"])
     params = stripe_params(row, settings, expires_at)
@@ -285,15 +344,15 @@ def create_checkout(
     return CheckoutResult(session_json(row), row["checkout_url"], resumed=row["stripe_session_id"] != created.id)
 
 
-def start_session(conn: psycopg.Connection, user_id: Any, plan: Any, email: str | None = None) -> dict[str, Any]:
+def start_session(conn: psycopg.Connection, user_id: Any, plan: Any, email: str | None = None,
+                  metadata: Any = None) -> dict[str, Any]:
     """The reference's POST /checkout-session: get or create the database row only (no Stripe call)."""
     user_id = parse_uuid(user_id, "userId")
     plan = parse_plan(plan)
+    metadata = metadata_param(metadata)
     with sql_errors():
         email = email or _user_email(conn, user_id)
-        session_id = conn.execute(
-            "SELECT get_or_create_checkout_session(%s, %s, %s, NULL, 'stripe')", (user_id, email, plan)
-        ).fetchone()[0]
+        session_id = conn.execute(GET_OR_CREATE_SQL, (user_id, email, plan, metadata)).fetchone()[0]
         return session_json(_row(conn, session_id))
 
 
@@ -307,11 +366,24 @@ def get_session(conn: psycopg.Connection, session_id: Any, user_id: uuid.UUID | 
     return session_json(row)
 
 
+def session_for_stripe_session(conn: psycopg.Connection, stripe_session_id: Any,
+                               user_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """The session that has or had this Stripe session (a replaced one too); with user_id, only that user's."""
+    if not isinstance(stripe_session_id, str) or not stripe_session_id.strip() or len(stripe_session_id) > 255:
+        raise InvalidRequest("stripeSessionId must be a Stripe Checkout Session id (cs_...)")
+    with sql_errors():
+        session_id = conn.execute("SELECT checkout_session_for_stripe_session(%s)", (stripe_session_id,)).fetchone()[0]
+        row = _row(conn, session_id) if session_id is not None else None
+    if row is None or (user_id is not None and row["user_id"] != user_id):
+        raise NotFound(f"no checkout session has Stripe session {stripe_session_id}")
+    return session_json(row)
+
+
 def latest_session(conn: psycopg.Connection, user_id: Any) -> dict[str, Any]:
     """The user's most recent session (the reference's get_latest_checkout_session)."""
     user_id = parse_uuid(user_id, "userId")
     with sql_errors(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT * FROM get_latest_checkout_session(%s)", (user_id,)).fetchone()
+        row = cur.execute(WITH_STRIPE_IDS.format("get_latest_checkout_session(%s)"), (user_id,)).fetchone()
     if row is None:
         raise NotFound(f"no checkout session for user {user_id}")
     return session_json(row)
@@ -323,5 +395,6 @@ def set_status(conn: psycopg.Connection, session_id: Any, status: Any, user_id: 
     if not isinstance(status, str):
         raise InvalidRequest("status must be a string: canceled, expired or failed")
     with sql_errors(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT * FROM set_checkout_session_status(%s, %s, %s)", (session_id, status, user_id)).fetchone()
+        row = cur.execute(WITH_STRIPE_IDS.format("set_checkout_session_status(%s, %s, %s)"),
+                          (session_id, status, user_id)).fetchone()
     return session_json(row)

@@ -20,7 +20,8 @@ from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from runner.errors import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound, RunnerError
+from runner import error_log
+from runner.errors import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound, RateLimited, RunnerError
 from runner.payments import checkout, webhook
 from runner.settings import Settings
 from runner.web import auth, pool
@@ -53,6 +54,10 @@ class ServiceState:
         self.pool = pool.make_pool(settings.database_url, min_size=settings.pool_min_size,
                                    max_size=settings.pool_max_size, timeout=settings.pool_timeout,
                                    statement_timeout=settings.statement_timeout)
+        # Database failures the routes meet, counted and written to error_logs (category database) from a
+        # thread of its own once the database answers again (runner/error_log.py).
+        self.database_errors = error_log.BackgroundWriter(error_log.DatabaseErrors("runner serve"),
+                                                          lambda: self.pool.connection(timeout=2.0))
         self._stripe = None
         self.metrics = None  # /metrics' snapshot (runner/reporting/metrics.py), made on the first scrape
 
@@ -68,6 +73,7 @@ class ServiceState:
         return self.pool.connection()
 
     def close(self) -> None:
+        self.database_errors.close()
         self.pool.close()
 
 
@@ -204,6 +210,7 @@ class WebhookRoute:
                 raise
             except Exception as exc:
                 log.exception("processing Stripe event %s (%s) failed", delivery.label, delivery.type)
+                self.state.database_errors.note(exc)  # failed SQL, a serialization failure: category database
                 try:
                     with self.state.connection() as conn:
                         webhook.record_failure(conn, delivery, f"{type(exc).__name__}: {exc}", tolerance)
@@ -211,6 +218,7 @@ class WebhookRoute:
                     log.warning("could not record the failure of event %s: %s", delivery.label, failure)
                 return 500, _error_body("processing_failed", f"event {delivery.label} could not be processed; retry")
         except Exception as exc:  # noqa: BLE001 - mapped like every route's: 400, 413, 503, else a logged 500
+            self.state.database_errors.note(exc)
             status, code, message = error_answer(exc, "POST", self.PATH)
             return status, _error_body(code, message)
         # Every verified event is answered 2xx, a rejected (mismatching) one included: Stripe's retries
@@ -238,7 +246,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(psycopg.errors.InsufficientPrivilege)
     @app.errorhandler(Exception)
     def failed(exc: Exception):
-        return error_response(*error_answer(exc, request.method, request.path))
+        state.database_errors.note(exc)
+        response = error_response(*error_answer(exc, request.method, request.path))
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.post("/api/payments/create-checkout")
     def create_checkout():
@@ -246,7 +258,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         body = _json_body()
         user_id = _acting_user(principal, body.get("userId"))
         with state.connection() as conn:
-            result = checkout.create_checkout(conn, state.stripe_client, settings, user_id, body.get("plan"))
+            result = checkout.create_checkout(conn, state.stripe_client, settings, user_id, body.get("plan"),
+                                              metadata=body.get("metadata"))
         return jsonify({"checkoutSessionId": result.session["id"], "url": result.url,
                         "resumed": result.resumed, "session": result.session})
 
@@ -254,14 +267,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     def get_checkout_session():
         principal = _principal()
         session_id, user_param = request.args.get("sessionId"), request.args.get("userId")
+        stripe_session_id = request.args.get("stripeSessionId")  # current or replaced (docs/audit-trail.md)
+        if session_id and stripe_session_id:
+            raise InvalidRequest("give sessionId or stripeSessionId, not both")
         with state.connection() as conn:
-            if session_id:
+            if session_id or stripe_session_id:
                 owner = None if principal.is_service else principal.user_id
                 if user_param is not None:
                     owner = _acting_user(principal, user_param)
+                if stripe_session_id:
+                    return jsonify({"session": checkout.session_for_stripe_session(conn, stripe_session_id, owner)})
                 return jsonify({"session": checkout.get_session(conn, session_id, owner)})
             if principal.is_service and user_param is None:
-                raise InvalidRequest("sessionId or userId is required with the service token")
+                raise InvalidRequest("sessionId, stripeSessionId or userId is required with the service token")
             return jsonify({"session": checkout.latest_session(conn, _acting_user(principal, user_param))})
 
     @app.post("/api/payments/checkout-session")
@@ -270,7 +288,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         body = _json_body()
         user_id = _acting_user(principal, body.get("userId"))
         with state.connection() as conn:
-            return jsonify({"session": checkout.start_session(conn, user_id, body.get("plan"))})
+            return jsonify({"session": checkout.start_session(conn, user_id, body.get("plan"),
+                                                              metadata=body.get("metadata"))})
 
     @app.patch("/api/payments/checkout-session")
     def update_checkout_session():
@@ -293,6 +312,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     pool.deadline(conn, pool.CHECK_SECONDS):
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
+            state.database_errors.note(exc)
             log.warning("health check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
             return jsonify({"status": "unavailable", "database": "unreachable"}), 503
         return jsonify({"status": "ok", "database": "ok"})

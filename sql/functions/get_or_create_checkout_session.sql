@@ -1,12 +1,18 @@
--- depends: checkout_session_rules
--- The reference's entry point for starting (or resuming) a checkout.
+-- depends: checkout_session_rules, checkout_metadata
+-- The reference's entry point for starting (or resuming) a checkout. The reference's five named parameters
+-- call it unchanged; p_metadata (the app's context, see checkout_metadata.sql) is optional. Exactly one
+-- function of this name exists: the reference's five-argument one is dropped here (an adopted database has
+-- it), since two overloads would make a call with five arguments ambiguous. privileges.sql grants it again.
 {% import "macros/common.sql" as m %}
+DROP FUNCTION IF EXISTS {{ m.q("get_or_create_checkout_session") }}(UUID, TEXT, TEXT, NUMERIC, TEXT);
+
 CREATE OR REPLACE FUNCTION {{ m.q("get_or_create_checkout_session") }}(
   p_user_id  UUID,
   p_email    TEXT,
   p_plan     TEXT,
   p_price    NUMERIC DEFAULT NULL,
-  p_provider TEXT DEFAULT 'stripe'
+  p_provider TEXT DEFAULT 'stripe',
+  p_metadata JSONB DEFAULT NULL
 )
 RETURNS UUID
 LANGUAGE plpgsql
@@ -17,6 +23,7 @@ DECLARE
   v_plan subscription_plans%ROWTYPE;
   v_id   UUID;
   v_open BOOLEAN;
+  v_problem TEXT;
 BEGIN
   -- Validate everything before writing anything.
   IF p_user_id IS NULL THEN
@@ -31,6 +38,11 @@ BEGIN
     RAISE EXCEPTION 'unknown payment provider: %', coalesce(quote_literal(left(p_provider, 80)), 'NULL')
       USING ERRCODE = '22023',
             HINT = 'Accepted providers: {{ settings.providers | join(", ") }}.';
+  END IF;
+  v_problem := checkout_metadata_problem(p_metadata);
+  IF v_problem IS NOT NULL THEN
+    RAISE EXCEPTION '%', v_problem USING ERRCODE = '22023',
+      HINT = 'A JSON object: at most 20 keys, 4096 bytes, 3 levels; values up to 500 characters.';
   END IF;
   IF p_price IS NOT NULL AND p_price <= 0 THEN
     RAISE EXCEPTION 'p_price must be positive, got %', p_price USING ERRCODE = '22023';
@@ -64,22 +76,29 @@ BEGIN
      FOR UPDATE;
   IF FOUND THEN
     IF v_open THEN
-      UPDATE payment_checkout_sessions SET attempts = attempts + 1 WHERE id = v_id;
+      -- Resumed: the newer context wins key by key, the earlier keys stay.
+      UPDATE payment_checkout_sessions
+         SET attempts = attempts + 1,
+             metadata = CASE WHEN p_metadata IS NULL OR p_metadata = '{}'::jsonb THEN metadata
+                             ELSE metadata || p_metadata END
+       WHERE id = v_id;
       RETURN v_id;
     END IF;
     UPDATE payment_checkout_sessions SET status = 'expired' WHERE id = v_id;
   END IF;
 
   INSERT INTO payment_checkout_sessions
-    (user_id, email, subscription_plan, plan_price, payment_provider, currency, status, attempts)
+    (user_id, email, subscription_plan, plan_price, payment_provider, currency, status, attempts, metadata)
   VALUES
-    (p_user_id, p_email, p_plan, v_plan.price, p_provider, v_plan.currency, 'pending', 1)
+    (p_user_id, p_email, p_plan, v_plan.price, p_provider, v_plan.currency, 'pending', 1,
+     coalesce(p_metadata, '{}'::jsonb))
   RETURNING id INTO v_id;
   RETURN v_id;
 END;
 $$;
 
-COMMENT ON FUNCTION {{ m.q("get_or_create_checkout_session") }}(UUID, TEXT, TEXT, NUMERIC, TEXT) IS
-  'Returns the user''s open pending session for the plan (attempts + 1) or creates one at the catalogue '
-  'price. Safe under concurrent calls: one pending row per (user, plan). Raises 22023 for a bad email, '
-  'provider, plan or price, P0002 for an unknown user; nothing is written then.';
+COMMENT ON FUNCTION {{ m.q("get_or_create_checkout_session") }}(UUID, TEXT, TEXT, NUMERIC, TEXT, JSONB) IS
+  'Returns the user''s open pending session for the plan (attempts + 1, p_metadata merged into its metadata) '
+  'or creates one at the catalogue price with p_metadata. Safe under concurrent calls: one pending row per '
+  '(user, plan). Raises 22023 for a bad email, provider, plan, price or metadata (checkout_metadata_problem), '
+  'P0002 for an unknown user; nothing is written then.';

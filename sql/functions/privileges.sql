@@ -26,7 +26,8 @@
     Adding a call there means adding its function here (tests/test_privileges.py runs them as this role). -#}
 {% set app_functions = [
   "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
-  "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status",
+  "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status", "take_stripe_session_quota",
+  "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
   "record_webhook_event", "fail_webhook_event", "log_error",
 ] %}
 {#- What runner/jobs/ (tasks.py, mail.py) calls (tests/test_privileges.py runs every job as this role). -#}
@@ -36,11 +37,13 @@
   "start_job_run", "finish_job_run", "record_skipped_job_run", "job_run_history",
   "count_overdue_checkout_sessions", "count_archivable_checkout_sessions", "count_due_emails",
   "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas",
+  "log_error",
 ] %}
 {#- What sql/reports/ reads (tests/test_privileges.py runs every report as the reporting role). -#}
 {% set reporting_tables = [
   "payment_checkout_sessions", "checkout_session_rollup", "webhook_events", "error_logs", "job_runs",
   "checkout_session_rollup_delta", "checkout_session_rollup_current",
+  "payment_checkout_stripe_sessions", "payment_checkout_sessions_archive",
 ] %}
 
 {% if settings.manage_roles %}

@@ -1,4 +1,4 @@
--- depends: complete_checkout_session, webhook_signature
+-- depends: complete_checkout_session, webhook_signature, stripe_session_history
 -- What a Stripe checkout event does to its checkout session. apply_webhook_event decides and does it;
 -- record_webhook_event (a new delivery) and process_webhook_event (`runner webhook replay`, a stored event
 -- again) call it under the event's lock and write the event's row once. Safe to run twice on one event.
@@ -39,6 +39,7 @@ DECLARE
   v_problem  TEXT;
   v_completing BOOLEAN;
   v_currency TEXT;
+  v_earlier  BOOLEAN := FALSE;
 BEGIN
   IF p_topic NOT IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded',
                      'checkout.session.async_payment_failed', 'checkout.session.expired') THEN
@@ -53,13 +54,21 @@ BEGIN
   END IF;
 
   IF v_status = 'processed' AND v_problem IS NULL THEN
-    -- Our row: the metadata we set, else client_reference_id, else the Stripe session id.
+    -- Our row: the metadata we set, else client_reference_id, else the Stripe session id (current, else
+    -- one the row had before: payment_checkout_stripe_sessions).
     v_ref := coalesce(v_obj -> 'metadata' ->> 'checkoutSessionId', v_obj ->> 'client_reference_id');
     IF v_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
       SELECT * INTO v_row FROM payment_checkout_sessions s WHERE s.id = v_ref::uuid FOR UPDATE;
     END IF;
     IF v_row.id IS NULL AND v_obj ->> 'id' IS NOT NULL THEN
       SELECT * INTO v_row FROM payment_checkout_sessions s WHERE s.stripe_session_id = v_obj ->> 'id' FOR UPDATE;
+      IF v_row.id IS NULL THEN
+        SELECT s.* INTO v_row
+          FROM payment_checkout_stripe_sessions h
+          JOIN payment_checkout_sessions s ON s.id = h.checkout_session_id
+         WHERE h.stripe_session_id = v_obj ->> 'id'
+           FOR UPDATE OF s;
+      END IF;
     END IF;
     v_completing := p_topic = 'checkout.session.async_payment_succeeded'
       OR (p_topic = 'checkout.session.completed'
@@ -69,11 +78,22 @@ BEGIN
       SELECT lower(p.currency) INTO v_currency FROM subscription_plans p WHERE p.code = v_row.subscription_plan;
     END IF;
 
+    IF v_row.stripe_session_id IS DISTINCT FROM v_obj ->> 'id' AND v_row.stripe_session_id IS NOT NULL THEN
+      v_earlier := EXISTS (SELECT 1 FROM payment_checkout_stripe_sessions h
+                            WHERE h.stripe_session_id = v_obj ->> 'id' AND h.checkout_session_id = v_row.id);
+    END IF;
+
     IF v_row.id IS NULL THEN
       v_problem := format('no checkout session matches (checkoutSessionId %s, Stripe session %s)',
                           coalesce(v_ref, 'missing'), coalesce(v_obj ->> 'id', 'missing'));
-    ELSIF v_row.stripe_session_id IS DISTINCT FROM v_obj ->> 'id' AND v_row.stripe_session_id IS NOT NULL THEN
-      IF v_completing THEN
+    ELSIF v_row.stripe_session_id IS DISTINCT FROM v_obj ->> 'id' AND v_row.stripe_session_id IS NOT NULL
+          AND NOT (v_completing AND v_earlier AND v_row.status <> 'completed') THEN
+      IF v_completing AND v_earlier THEN
+        -- Paid twice: once through the current Stripe session, once through one it replaced.
+        v_problem := format('checkout session %s was already paid through Stripe session %s; this payment '
+                            'through its earlier Stripe session %s needs a refund',
+                            v_row.id, v_row.stripe_session_id, v_obj ->> 'id');
+      ELSIF v_completing THEN
         v_problem := format('Stripe session %s is not the one linked to checkout session %s (%s)',
                             v_obj ->> 'id', v_row.id, v_row.stripe_session_id);
       ELSE
@@ -104,6 +124,11 @@ BEGIN
                          'livemode', p_payload -> 'livemode'));
   ELSIF v_status = 'processed' THEN
     IF v_completing THEN
+      IF v_earlier THEN
+        -- Paid through a Stripe session the row had replaced (the money wins): that one becomes current
+        -- again, and the one it replaced is kept in payment_checkout_stripe_sessions.
+        UPDATE payment_checkout_sessions s SET stripe_session_id = v_obj ->> 'id' WHERE s.id = v_row.id;
+      END IF;
       IF complete_checkout_session(v_row.id, v_obj ->> 'id', v_obj ->> 'customer') THEN
         v_outcome := 'completed';
         PERFORM enqueue_email('verification', v_row.email, 'verification:' || v_row.id, v_row.user_id, v_row.id,

@@ -1,0 +1,217 @@
+"""The reference's audit trail (issue 18): every Stripe session kept and findable, database errors in
+error_logs (category database), a deleted user's data gone from every table, the app's metadata on a checkout."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+
+from .payments_support import bearer, checkout_event, new_session, session_row, sign, user_token
+
+WEBHOOK = "/api/payments/webhook"
+SESSION = "/api/payments/checkout-session"
+CREATE = "/api/payments/create-checkout"
+
+
+def relink(conn, row: dict) -> str:
+    """Link the row to a new Stripe session, as create-checkout does after the previous one expired."""
+    generation = conn.execute("SELECT stripe_sessions_created FROM payment_checkout_sessions WHERE id = %s",
+                              (row["id"],)).fetchone()[0]
+    new_id = f"cs_test_{uuid.uuid4().hex}"
+    assert conn.execute("SELECT link_stripe_session(%s, %s, %s, NULL, %s)",
+                        (row["id"], new_id, f"https://checkout.stripe.test/c/pay/{new_id}", generation)
+                        ).fetchone()[0] is True
+    return new_id
+
+
+def deliver(client, body: str):
+    return client.post(WEBHOOK, data=body, headers=sign(body))
+
+
+# 1. Every Stripe session a checkout row had is kept and findable.
+
+def test_every_stripe_session_of_a_row_is_kept_and_leads_back_to_it(conn, make_user):
+    row = new_session(conn, make_user())
+    first = row["stripe_session_id"]
+    second = relink(conn, row)
+    third = relink(conn, row)
+
+    assert session_row(conn, row["id"])["stripe_session_id"] == third
+    assert conn.execute("SELECT checkout_stripe_session_ids(%s)", (row["id"],)).fetchone()[0] == [first, second, third]
+    for stripe_id in (first, second, third):
+        assert conn.execute("SELECT checkout_session_for_stripe_session(%s)", (stripe_id,)).fetchone()[0] == row["id"]
+    assert conn.execute("SELECT checkout_session_for_stripe_session('cs_test_unknown')").fetchone()[0] is None
+    replaced = conn.execute("SELECT stripe_session_id FROM payment_checkout_stripe_sessions "
+                            "WHERE checkout_session_id = %s AND replaced_at IS NOT NULL ORDER BY linked_at",
+                            (row["id"],)).fetchall()
+    assert sorted(r[0] for r in replaced) == sorted([first, second])
+
+
+def test_a_dba_update_of_the_column_is_kept_too(conn, make_user):
+    row = new_session(conn, make_user())
+    conn.execute("UPDATE payment_checkout_sessions SET stripe_session_id = 'cs_test_by_hand' WHERE id = %s",
+                 (row["id"],))
+    assert conn.execute("SELECT checkout_stripe_session_ids(%s)", (row["id"],)).fetchone()[0] == [
+        row["stripe_session_id"], "cs_test_by_hand"]
+
+
+def test_archived_rows_keep_their_stripe_sessions(conn, make_user):
+    row = new_session(conn, make_user())
+    old = row["stripe_session_id"]
+    current = relink(conn, row)
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', completed_at = now() - interval '200 days',"
+                 " created_at = now() - interval '201 days', expires_at = now() - interval '200 days' WHERE id = %s",
+                 (row["id"],))
+    assert conn.execute("SELECT archive_completed_checkout_sessions()").fetchone()[0] == 1
+    assert conn.execute("SELECT checkout_session_for_stripe_session(%s)", (old,)).fetchone()[0] == row["id"]
+    assert conn.execute("SELECT checkout_stripe_session_ids(%s)", (row["id"],)).fetchone()[0] == [old, current]
+
+
+def test_an_event_for_a_replaced_stripe_session_without_metadata_finds_its_row(client, conn, make_user):
+    row = new_session(conn, make_user())
+    old = row["stripe_session_id"]
+    relink(conn, row)
+    body = json.loads(checkout_event("expired", row, stripe_session_id=old))
+    obj = body["data"]["object"]
+    del obj["metadata"], obj["client_reference_id"]
+    response = deliver(client, json.dumps(body))
+    assert response.status_code == 200
+    assert (response.json["status"], response.json["outcome"], response.json["checkoutSessionId"]) == (
+        "ignored", "event for a replaced Stripe session", str(row["id"]))
+    assert session_row(conn, row["id"])["status"] == "pending"
+
+
+def test_a_payment_through_a_replaced_stripe_session_completes_the_row(client, conn, make_user):
+    row = new_session(conn, make_user())
+    old = row["stripe_session_id"]
+    current = relink(conn, row)
+    body = json.loads(checkout_event("completed", row, stripe_session_id=old))
+    del body["data"]["object"]["metadata"], body["data"]["object"]["client_reference_id"]
+    response = deliver(client, json.dumps(body))
+    assert (response.json["status"], response.json["outcome"]) == ("processed", "completed")
+    after = session_row(conn, row["id"])
+    assert (after["status"], after["stripe_session_id"]) == ("completed", old)
+    # The session it paid through is current again; the other one is still on record.
+    assert set(conn.execute("SELECT checkout_stripe_session_ids(%s)", (row["id"],)).fetchone()[0]) == {old, current}
+
+    # A second payment, through the other Stripe session: rejected for a person (a refund), nothing changes.
+    twice = deliver(client, checkout_event("completed", row, stripe_session_id=current))
+    assert twice.json["status"] == "rejected"
+    assert "already paid through Stripe session" in twice.json["outcome"]
+    assert session_row(conn, row["id"])["stripe_session_id"] == old
+
+
+def test_an_unknown_stripe_session_is_still_refused(client, conn, make_user):
+    row = new_session(conn, make_user())
+    response = deliver(client, checkout_event("completed", row, stripe_session_id="cs_test_someone_else"))
+    assert response.json["status"] == "rejected" and "is not the one linked" in response.json["outcome"]
+
+
+def test_the_api_finds_a_checkout_by_any_of_its_stripe_sessions(client, conn, make_user):
+    user, other = make_user(), make_user()
+    row = new_session(conn, user)
+    old = row["stripe_session_id"]
+    current = relink(conn, row)
+    mine = bearer(user_token(user))
+    for stripe_id in (old, current):
+        response = client.get(SESSION, query_string={"stripeSessionId": stripe_id}, headers=mine)
+        assert response.status_code == 200, response.json
+        assert response.json["session"]["id"] == str(row["id"])
+        assert response.json["session"]["stripeSessionId"] == current
+        assert response.json["session"]["stripeSessionIds"] == [old, current]
+    # Another user's Stripe session is as unknown as a made-up one; both ids at once is a mistake.
+    assert client.get(SESSION, query_string={"stripeSessionId": old},
+                      headers=bearer(user_token(other))).status_code == 404
+    assert client.get(SESSION, query_string={"stripeSessionId": "cs_test_nope"}, headers=mine).status_code == 404
+    both = client.get(SESSION, query_string={"stripeSessionId": old, "sessionId": str(row["id"])}, headers=mine)
+    assert both.status_code == 400 and "not both" in both.json["error"]["message"]
+
+
+def test_the_lookup_report_finds_live_and_archived_rows_by_a_replaced_stripe_session(conn, project, make_user):
+    from runner.reporting import reports
+
+    row = new_session(conn, make_user())
+    old = row["stripe_session_id"]
+    current = relink(conn, row)
+    found = reports.run(conn, project, "session_lookup", {"stripe_session_id": old}).records()
+    assert [(r["id"], r["current_stripe_session_id"], r["stripe_session_ids"], r["archived"]) for r in found] == [
+        (row["id"], current, f"{old} {current}", False)]
+    assert reports.run(conn, project, "session_lookup", {}).records() == []
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', completed_at = now() - interval '200 days',"
+                 " created_at = now() - interval '201 days', expires_at = now() - interval '200 days' WHERE id = %s",
+                 (row["id"],))
+    conn.execute("SELECT archive_completed_checkout_sessions()")
+    found = reports.run(conn, project, "session_lookup", {"stripe_session_id": old}).records()
+    assert [(r["id"], r["archived"]) for r in found] == [(row["id"], True)]
+    stats = reports.run(conn, project, "retry_stats", {}).records()[0]
+    assert (stats["stripe_sessions"], stats["stripe_sessions_replaced"]) == (2, 1)
+
+
+# 4. The app's metadata on a checkout.
+
+def test_metadata_is_stored_merged_on_resume_shown_and_sent_to_stripe(client, conn, make_user, fake_stripe):
+    user = make_user()
+    headers = bearer(user_token(user))
+    context = {"campaign": "spring", "referrer": "newsletter", "page": {"path": "/pricing", "ab": [1, 2]}}
+    response = client.post(CREATE, json={"plan": "pro", "metadata": context}, headers=headers)
+    assert response.status_code == 200, response.json
+    assert response.json["session"]["metadata"] == context
+    sent = fake_stripe.created()[0]
+    assert {k: v for k, v in sent.items() if k.startswith("metadata[")} == {
+        "metadata[campaign]": "spring", "metadata[referrer]": "newsletter",
+        "metadata[page]": '{"ab":[1,2],"path":"/pricing"}',
+        "metadata[userId]": str(user), "metadata[plan]": "pro", "metadata[checkoutSessionId]": response.json["checkoutSessionId"]}
+
+    again = client.post(SESSION, json={"plan": "pro", "metadata": {"campaign": "summer", "utm_source": "ads"}},
+                        headers=headers)
+    assert again.json["session"]["metadata"] == {**context, "campaign": "summer", "utm_source": "ads"}
+    shown = client.get(SESSION, query_string={"sessionId": response.json["checkoutSessionId"]}, headers=headers)
+    assert shown.json["session"]["metadata"]["utm_source"] == "ads"
+
+
+@pytest.mark.parametrize(("metadata", "message"), [
+    (["not", "an", "object"], "metadata must be a JSON object"),
+    ({"userId": "someone-else"}, "reserved by the project"),
+    ({"CheckoutSessionId": "x"}, "reserved by the project"),
+    ({"runner_anything": 1}, "reserved by the project"),
+    ({"bad[key]": 1}, "must be 1-40 letters"),
+    ({"k" * 41: 1}, "must be 1-40 letters"),
+    ({"note": "x" * 501}, "longer than 500 characters"),
+    ({f"k{i}": i for i in range(21)}, "more than 20 keys"),
+    ({"a": {"b": {"c": {"d": 1}}}}, "nested more than 3 levels"),
+    ({"a": [[["deep"]]]}, "nested more than 3 levels"),
+    ({"a": "y" * 450, "b": "y" * 450, "c": "y" * 450, "d": "y" * 450, "e": "y" * 450, "f": "y" * 450,
+      "g": "y" * 450, "h": "y" * 450, "i": "y" * 450, "j": "y" * 450}, "at most 4096"),
+])
+def test_bad_metadata_is_a_400_and_writes_nothing(client, conn, make_user, metadata, message):
+    user = make_user()
+    for path in (CREATE, SESSION):
+        response = client.post(path, json={"plan": "pro", "metadata": metadata}, headers=bearer(user_token(user)))
+        assert response.status_code == 400, response.json
+        assert message in response.json["error"]["message"]
+    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0] == 0
+
+
+def test_the_reference_call_with_five_named_parameters_still_works(conn, make_user):
+    user = make_user()
+    sid = conn.execute("SELECT get_or_create_checkout_session(p_user_id => %s, p_email => 'r@example.com', "
+                       "p_plan => 'pro', p_price => 29.99, p_provider => 'stripe')", (user,)).fetchone()[0]
+    assert session_row(conn, sid)["metadata"] == {}
+    assert conn.execute("SELECT count(*), min(pg_get_function_identity_arguments(oid)) FROM pg_proc "
+                        "WHERE proname = 'get_or_create_checkout_session'").fetchone() == (
+        1, "p_user_id uuid, p_email text, p_plan text, p_price numeric, p_provider text, p_metadata jsonb")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="reserved"):
+        conn.execute("SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', p_metadata => %s)",
+                     (user, json.dumps({"plan": "free"})))
+
+
+def test_metadata_beyond_stripes_limits_from_an_older_row_is_left_out_of_stripe(conn, make_user):
+    from runner.payments.checkout import stripe_metadata
+
+    row = {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "subscription_plan": "pro",
+           "metadata": {"ok": "yes", "long": "z" * 501, "bad[key]": "x", "userId": "forged", "gone": None, "n": 3}}
+    assert stripe_metadata(row) == {"n": "3", "ok": "yes", "userId": str(row["user_id"]), "plan": "pro",
+                                    "checkoutSessionId": str(row["id"])}
