@@ -1,14 +1,16 @@
 """Least privilege: the roles `runner apply` maintains (sql/functions/privileges.sql).
 
-The service and the jobs run as a login role that is a member of the application role: they work end to
-end, yet that role can neither read nor write a table, nor call a function it is not listed for. The
-reporting role runs every report and /metrics, and cannot write. PUBLIC has nothing.
+The service runs as a login role that is a member of the application role, the jobs as one of the jobs role:
+they work end to end, yet neither role can read or write a table, nor call a function it is not listed for,
+nor record a Stripe event without Stripe's signature. The reporting role runs every report and /metrics, and
+cannot write. PUBLIC has nothing.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,17 +37,20 @@ CREATE = "/api/payments/create-checkout"
 SESSION = "/api/payments/checkout-session"
 WEBHOOK = "/api/payments/webhook"
 
-# What the service and the jobs call: exactly what the application role may EXECUTE.
+# What the service calls: exactly what the application role may EXECUTE.
 APP_FUNCTIONS = {
     "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
     "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status",
     "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
-    "record_webhook_event", "fail_webhook_event", "process_webhook_event", "log_error",
+    "record_webhook_event", "fail_webhook_event", "log_error",
+}
+# What the jobs call: exactly what the jobs role may EXECUTE.
+JOBS_FUNCTIONS = {
     "expire_old_checkout_sessions", "archive_completed_checkout_sessions",
     "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
     "start_job_run", "finish_job_run", "record_skipped_job_run", "job_run_history",
     "count_overdue_checkout_sessions", "count_archivable_checkout_sessions", "count_due_emails",
-    "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas",
+    "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas", "log_error",
 }
 
 
@@ -77,6 +82,11 @@ def login_role(pg_admin_url: str, db_url: str) -> Iterator[Callable[[str], str]]
 @pytest.fixture
 def app_url(login_role, project) -> str:
     return login_role(project.settings["app_role"])
+
+
+@pytest.fixture
+def jobs_url(login_role, project) -> str:
+    return login_role(project.settings["jobs_role"])
 
 
 @pytest.fixture
@@ -147,14 +157,15 @@ def test_the_service_runs_as_the_application_role(settings, app_url, conn, make_
     assert conn.execute("SELECT kind FROM email_outbox").fetchall() == [("verification",)]
     assert conn.execute("SELECT category, count(*) FROM error_logs GROUP BY 1 ORDER BY 1").fetchall() == [
         ("stripe", 1), ("webhook", 1)]
-    with psycopg.connect(app_url, autocommit=True) as app_conn:
-        replayed = webhook.replay(app_conn, json.loads(body)["id"], False)
-    assert replayed.outcome == "already completed"
+    # Replaying a stored event is the owner's (`runner webhook replay`), not the service's.
+    with psycopg.connect(app_url, autocommit=True) as app_conn, pytest.raises(errors.InsufficientPrivilege):
+        webhook.replay(app_conn, json.loads(body)["id"], False)
+    assert webhook.replay(conn, json.loads(body)["id"], False).outcome == "already completed"
 
 
-def test_the_jobs_run_as_the_application_role(app_url, conn, project):
+def test_the_jobs_run_as_the_jobs_role(jobs_url, conn, project):
     def connect():
-        return psycopg.connect(app_url, autocommit=True)
+        return psycopg.connect(jobs_url, autocommit=True)
 
     overdue = add_sessions(conn, 3, created="now() - interval '2 days'", expires="now() - interval '1 day'")
     add_sessions(conn, 2, created="now() - interval '200 days'", status="completed",
@@ -174,7 +185,7 @@ def test_the_jobs_run_as_the_application_role(app_url, conn, project):
         assert len(smtp.inbox.messages) == 1
     assert (reminded.details["queued"], reminded.details["sent"], sent.rows) == (1, 1, 0)
 
-    # A second copy while one holds the lock is skipped and recorded, as the app role too.
+    # A second copy while one holds the lock is skipped and recorded, as the jobs role too.
     from runner.locks import LOCK_CLASS
 
     with connect() as holder:
@@ -248,6 +259,13 @@ def test_the_application_role_cannot_read_or_write_any_table(app_url, conn, make
     assert refused == len(tables) * len(statements)
 
 
+def test_the_jobs_role_may_execute_exactly_the_functions_the_jobs_call(jobs_url, conn):
+    with psycopg.connect(jobs_url, autocommit=True) as jobs_conn:
+        allowed = {name for name, signature, *_ in project_functions(conn)
+                   if jobs_conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]}
+    assert allowed == JOBS_FUNCTIONS
+
+
 def test_the_application_role_may_execute_exactly_the_functions_it_needs(app_url, conn, make_user):
     functions = project_functions(conn)
     with psycopg.connect(app_url, autocommit=True) as app_conn:
@@ -267,7 +285,7 @@ def test_the_application_role_may_execute_exactly_the_functions_it_needs(app_url
 
 def test_what_the_application_role_calls_runs_as_the_owner_with_a_pinned_search_path(conn):
     rows = {name: (definer, config) for name, _, definer, config in project_functions(conn)}
-    for name in APP_FUNCTIONS:
+    for name in APP_FUNCTIONS | JOBS_FUNCTIONS:
         definer, config = rows[name]
         assert definer, f"{name} is not SECURITY DEFINER"
     for name, (definer, config) in rows.items():
@@ -447,3 +465,60 @@ def test_metrics_as_the_application_role_alone_names_the_missing_grant(settings,
     assert response.status_code == 503
     assert response.json["error"]["code"] == "database_privileges"
     assert "reporting role" in response.json["error"]["message"]
+
+
+# -- a stolen credential cannot pay ------------------------------------------------------------------------------
+FORGERS = ("app_role", "jobs_role", "reporting_role")
+
+
+@pytest.mark.parametrize("group", FORGERS)
+def test_a_stolen_credential_of_any_role_cannot_complete_a_session(login_role, project, conn, make_user, group):
+    """Connected as a member of each role, every call that could record or apply a made-up
+    checkout.session.completed refuses it: without Stripe's signature (no header, a header signed with
+    another secret, a stale or future one, another body's) no row changes, no user is activated."""
+    from .payments_support import new_session, store_webhook_secrets
+
+    store_webhook_secrets(conn.info.dsn)
+    row = new_session(conn, make_user())
+    body = checkout_event("completed", row)
+    url = login_role(project.settings.get(group, "checkout_jobs"))
+    now = int(time.time())
+    headers = [
+        None, "", "t=1", f"t={now}", f"t={now},v1=" + "0" * 64,
+        sign(body, secret="whsec_attacker")["Stripe-Signature"],  # the attacker's own secret
+        sign(body, timestamp=now - 3600)["Stripe-Signature"],  # a real signature, stale
+        sign(body, timestamp=now + 3600)["Stripe-Signature"],  # ... or minted for the future
+        sign(body.replace('"paid"', '"paid" '))["Stripe-Signature"],  # a real signature of another body
+    ]
+    with psycopg.connect(url, autocommit=True) as forger:
+        for header in headers:
+            with pytest.raises((errors.InvalidAuthorizationSpecification, errors.InsufficientPrivilege)):
+                forger.execute("SELECT * FROM record_webhook_event(%s, %s, false, 300)", (body, header))
+            with pytest.raises((errors.InvalidAuthorizationSpecification, errors.InsufficientPrivilege)):
+                forger.execute("SELECT fail_webhook_event(%s, %s, 'x', 300)", (body, header))
+        # A tolerance of its own choosing does not make the attacker's secret Stripe's.
+        with pytest.raises((errors.InvalidAuthorizationSpecification, errors.InsufficientPrivilege)):
+            forger.execute("SELECT * FROM record_webhook_event(%s, %s, false, 2147483647)",
+                           (body, sign(body, secret="whsec_attacker")["Stripe-Signature"]))
+        for call, args in (
+                ("SELECT * FROM process_webhook_event(%s, false)", (json.loads(body)["id"],)),
+                ("SELECT * FROM apply_webhook_event('evt_x', 'checkout.session.completed', %s::jsonb, false)",
+                 (body,)),
+                ("SELECT complete_checkout_session(%s, 'cs_test_x')", (row["id"],)),
+                ("SELECT * FROM set_webhook_secret('whsec_attacker')", ()),
+                ("SELECT remove_webhook_secret('whsec_test_current')", ()),
+                ("SELECT * FROM webhook_secrets", ()),
+                (("INSERT INTO webhook_secrets (fingerprint, hint, inner_key, outer_key) "
+                  "SELECT 'x', 'x', inner_key, outer_key FROM webhook_hmac_keys('whsec_attacker')"), ()),
+                ("SELECT stripe_signature_problem(%s, %s, 300)", (body, f"t={now},v1=00"))):
+            with pytest.raises(errors.InsufficientPrivilege):
+                forger.execute(call, args)
+    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone()[0] \
+        == "pending"
+    assert conn.execute("SELECT count(*) FROM users WHERE subscription_status = 'active'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM webhook_secrets").fetchone()[0] == 2
+    # The same event, signed by Stripe's secret, completes it as the service's role: the check is no wall.
+    with psycopg.connect(login_role(project.settings["app_role"]), autocommit=True) as service:
+        assert service.execute("SELECT status, outcome FROM record_webhook_event(%s, %s, false, 300)",
+                               (body, sign(body)["Stripe-Signature"])).fetchone() == ("processed", "completed")
