@@ -8,6 +8,7 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from .payments_support import bearer, checkout_event, new_session, session_row, sign, user_token
 
@@ -215,3 +216,94 @@ def test_metadata_beyond_stripes_limits_from_an_older_row_is_left_out_of_stripe(
            "metadata": {"ok": "yes", "long": "z" * 501, "bad[key]": "x", "userId": "forged", "gone": None, "n": 3}}
     assert stripe_metadata(row) == {"n": "3", "ok": "yes", "userId": str(row["user_id"]), "plan": "pro",
                                     "checkoutSessionId": str(row["id"])}
+
+
+# 3. Deleting a user leaves nothing of them in any table the project owns.
+
+def find_everywhere(conn, needles: list[str]) -> list[tuple[str, str, str]]:
+    """(table, column, value) of every row of every table in the schema whose column, as text, holds one of
+    the needles (case-insensitive): every column of every table, read from the catalogue."""
+    columns = conn.execute(
+        "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+        "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY 1, 2").fetchall()
+    assert len({table for table, _ in columns}) >= 10
+    hits = []
+    for table, column in columns:
+        query = sql.SQL("SELECT {col}::text FROM {table} WHERE strpos(lower({col}::text), lower(%s)) > 0").format(
+            col=sql.Identifier(column), table=sql.Identifier(table))
+        for needle in needles:
+            hits += [(table, column, value) for (value,) in conn.execute(query, (needle,)).fetchall()]
+    return hits
+
+
+def test_deleting_a_user_removes_or_redacts_them_in_every_table(client, conn, make_user):
+    email = f"Forget.Me+{uuid.uuid4().hex[:6]}@Example.com"
+    user = make_user(email)
+    bystander = make_user()
+    kept = new_session(conn, bystander)
+
+    # A checkout paid through the webhook (the event carries the email), after a replaced Stripe session, with
+    # the app's metadata naming the user; a second one paid long ago and archived; mail to the address
+    # without a user id; an error and an unrelated Stripe event that name them.
+    paid_id = conn.execute("SELECT get_or_create_checkout_session(%s, %s, 'pro', p_metadata => %s)",
+                           (user, email, json.dumps({"referrer": email}))).fetchone()[0]
+    conn.execute("SELECT link_stripe_session(%s, 'cs_test_forget_1', 'https://checkout.stripe.test/1', NULL, 0)",
+                 (paid_id,))
+    paid = session_row(conn, paid_id)
+    relink(conn, paid)
+    paid = session_row(conn, paid_id)
+    event = json.loads(checkout_event("completed", paid))
+    event["data"]["object"].update(customer_email=email, customer_details={"email": email, "name": "Forget Me"})
+    assert deliver(client, json.dumps(event)).json["outcome"] == "completed"
+
+    old_id = conn.execute("SELECT get_or_create_checkout_session(%s, %s, 'basic')", (user, email)).fetchone()[0]
+    conn.execute("SELECT link_stripe_session(%s, 'cs_test_forget_old', 'https://checkout.stripe.test/o', NULL, 0)",
+                 (old_id,))
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', completed_at = now() - interval '200 days',"
+                 " created_at = now() - interval '201 days', expires_at = now() - interval '200 days' WHERE id = %s",
+                 (old_id,))
+    assert conn.execute("SELECT archive_completed_checkout_sessions()").fetchone()[0] == 1
+    conn.execute("SELECT enqueue_email('reminder', %s, 'no-user-id', NULL)", (email.lower(),))
+    conn.execute("SELECT log_error('stripe', %s, %s)", (f"card declined for {email}",
+                                                        json.dumps({"user_id": str(user), "plan": "pro"})))
+    other_event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "customer.updated", "livemode": False,
+                   "created": 1, "data": {"object": {"id": "cus_forget", "object": "customer", "email": email,
+                                                     "metadata": {"userId": str(user)}}}}
+    assert deliver(client, json.dumps(other_event)).json["status"] == "ignored"
+
+    needles = [str(user), email]
+    before = find_everywhere(conn, needles)
+    assert {table for table, _, _ in before} >= {
+        "users", "payment_checkout_sessions", "payment_checkout_sessions_archive", "payment_checkout_stripe_sessions",
+        "email_outbox", "webhook_events", "error_logs"}
+    events_before = conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
+
+    conn.execute("DELETE FROM users WHERE id = %s", (user,))
+
+    assert find_everywhere(conn, needles) == []
+    # What is kept: the events (a redelivery is still recognised, not applied again), the error, the bystander.
+    assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == events_before
+    redelivered = deliver(client, json.dumps(event))
+    assert redelivered.status_code == 200 and redelivered.json["duplicate"] is True
+    assert conn.execute("SELECT payload -> 'data' -> 'object' FROM webhook_events WHERE stripe_event_id = %s",
+                        (event["id"],)).fetchone()[0] == {
+        "id": paid["stripe_session_id"], "object": "checkout.session", "status": "complete",
+        "payment_status": "paid", "amount_total": 2999, "currency": "usd"}
+    assert conn.execute("SELECT message, context FROM error_logs WHERE category = 'stripe'").fetchone() == (
+        "card declined for [deleted]", {"user_id": "[deleted]", "plan": "pro"})
+    assert session_row(conn, kept["id"]) is not None
+    assert conn.execute("SELECT count(*) FROM payment_checkout_stripe_sessions WHERE user_id = %s",
+                        (bystander,)).fetchone()[0] == 1
+
+
+def test_a_failed_deletion_leaves_everything_as_it_was(conn, make_user):
+    user = make_user()
+    row = new_session(conn, user)
+    conn.execute("SELECT log_error('stripe', %s)", (f"about {user}",))
+    with pytest.raises(psycopg.errors.RaiseException), conn.transaction():
+        conn.execute("DELETE FROM users WHERE id = %s", (user,))
+        conn.execute("DO $$ BEGIN RAISE EXCEPTION 'the app changed its mind'; END $$")
+    assert session_row(conn, row["id"]) is not None
+    assert conn.execute("SELECT message FROM error_logs").fetchone()[0] == f"about {user}"
+    assert conn.execute("SELECT count(*) FROM payment_checkout_stripe_sessions").fetchone()[0] == 1
