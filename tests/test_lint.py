@@ -188,3 +188,24 @@ def test_apply_check_lint_stops_before_anything_on_a_finding(empty_db_url, sql_c
     assert out.stderr.rstrip().splitlines()[-1].startswith("Error: 1 lint finding(s) (squawk)")
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT to_regclass('payment_checkout_sessions')").fetchone()[0] is None
+
+
+def test_two_lints_at_once_use_their_own_scratch_databases(pg_admin_url, template_db, project):
+    """Each lint's scratch database has its own random name and is dropped: two at once neither collide nor
+    leave anything behind (the roles exist already: template_db applied the project to this server)."""
+    import threading
+
+    results: list[lint.LintResult] = []
+
+    def one() -> None:
+        results.append(lint.run(project, url=pg_admin_url))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 2 and all(r.ok for r in results), [r.to_text() for r in results]
+    assert {r.plpgsql_check for r in results} <= {"checked", "unavailable"}
+    assert len({r.plpgsql_check for r in results}) == 1
+    assert _scratch_databases(pg_admin_url) == 0
