@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from runner import error_log
 from runner.cli import FORMAT, Context, emit
 from runner.jobs.catalogue import (
     DEFAULT_CLEANUP_BATCH,
@@ -59,7 +60,8 @@ def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) 
     from runner.jobs import tasks as jobs
 
     progress = _progress(name, fmt)
-    result = jobs.run(lambda: obj.connect(f"job {name}"), name, on_batch=progress, **options)
+    result = jobs.run(lambda: obj.connect(f"job {name}"), name, on_batch=progress,
+                      spool=error_log.spool_path(obj.url), **options)
     _report(ctx, result, fmt, progress is not None and result.outcome != "skipped")
 
 
@@ -286,6 +288,18 @@ def history(obj: Context, name: str | None, limit: int, fmt: str) -> None:
     emit(rows, fmt, "\n".join(lines) or "No job runs recorded yet.")
 
 
+def _schedule_pg_cron(obj: Context, remove: bool, fmt: str) -> None:
+    from runner.jobs import pg_cron as pg_cron_mod
+
+    conn = obj.connect("schedule --pg-cron")
+    try:
+        jobs = (pg_cron_mod.remove if remove else pg_cron_mod.install)(conn, obj.project)
+    finally:
+        conn.close()
+    emit([j.as_dict() for j in jobs], fmt, "\n".join(
+        f"{j.action:<9}  {j.name:<28} {j.schedule:<12} {j.command}" for j in jobs))
+
+
 @click.command()
 @click.option("--job", "names", multiple=True, type=click.Choice(list(JOBS)),
               help="Only this job (repeatable). Default: every job.")
@@ -293,21 +307,39 @@ def history(obj: Context, name: str | None, limit: int, fmt: str) -> None:
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after this many job runs.")
 @click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Stop after this long.")
+@click.option("--pg-cron", is_flag=True,
+              help="Instead: install (or update) expire, cleanup and rollup as pg_cron jobs in the database, then exit.")
+@click.option("--remove", is_flag=True, help="With --pg-cron: unschedule those pg_cron jobs.")
+@FORMAT
 @click.pass_obj
 def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int | None,
-             duration: float | None) -> None:
+             duration: float | None, pg_cron: bool, remove: bool, fmt: str) -> None:
     """Run the jobs on their schedules in the foreground (UTC), for platforms without cron.
 
     Each run prints its summary line; a failing job prints one `Error:` line and the scheduler keeps
     going. SIGTERM or Ctrl-C stop it after the current job. Jobs keep their advisory locks, so running
     two schedulers (or a scheduler and cron) is safe: the second copy of a job is skipped.
 
+    With --pg-cron, nothing runs here: the jobs that need no outside service (expire, cleanup, rollup)
+    are scheduled inside the database by pg_cron (Supabase's cron), each one SQL call that takes the
+    same lock as `runner job` and records its run in job_runs. Run it again to update them in place.
+    remind and send-email need SMTP: keep them on `runner job` (see docs/supabase.md).
+
     \b
     Examples:
       runner schedule
       runner schedule --job expire --job cleanup
       runner schedule --run-now --max-runs 4      # each job once, then exit
+      runner schedule --pg-cron                   # expire, cleanup, rollup into pg_cron
+      runner schedule --pg-cron --remove --format json
     """
+    if remove and not pg_cron:
+        raise click.UsageError("--remove goes with --pg-cron")
+    if pg_cron:
+        if names or run_now or max_runs is not None or duration is not None:
+            raise click.UsageError("--pg-cron takes no --job, --run-now, --max-runs or --duration")
+        _schedule_pg_cron(obj, remove, fmt)
+        return
     from runner.errors import RunnerError
     from runner.jobs import schedule as schedule_mod
     from runner.jobs import tasks as jobs
@@ -324,7 +356,8 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
         return {}
 
     def run_job(name: str) -> None:
-        result = jobs.run(lambda: obj.connect(f"job {name}"), name, **options(name))
+        result = jobs.run(lambda: obj.connect(f"job {name}"), name, spool=error_log.spool_path(obj.url),
+                          **options(name))
         click.echo(result.summary(), err=result.outcome == "skipped")
 
     def on_error(name: str, exc: Exception) -> None:
