@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
+import functools
 import logging
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from runner import __version__
 from runner.errors import DriftError, MigrationError
 from runner.locks import APPLY_LOCK, advisory_lock
 from runner.project import Project, SqlFile
@@ -203,7 +201,11 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
 
 
 # -- applying ----------------------------------------------------------------------------------------
+@functools.cache
 def _client() -> str:
+    import getpass
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
@@ -211,12 +213,20 @@ def _client() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+@functools.cache
+def _runner_version() -> str:
+    """The installed runner's version, read once (the package metadata is slow to read on every file)."""
+    from runner import __version__
+
+    return __version__
+
+
 def _record(conn: psycopg.Connection, project: Project, f: SqlFile, duration_ms: int) -> None:
     conn.execute(
         f"""INSERT INTO {project.history_table}
               (kind, version, name, checksum, duration_ms, client, runner_version)
             VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        (f.kind, f.version, f.name, f.checksum, duration_ms, _client(), __version__),
+        (f.kind, f.version, f.name, f.checksum, duration_ms, _client(), _runner_version()),
     )
 
 

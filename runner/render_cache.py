@@ -2,8 +2,8 @@
 command whose project has not changed neither imports Jinja nor renders a template.
 
 An entry is used only when everything a rendering reads is byte for byte what it was: every file under
-sql/ (templates, macros, project.toml), the loaded configuration, the runner's version and its core
-modules (the renderer, its filters and globals), and Jinja's own files. Anything else changed, and the
+sql/ (templates, macros, project.toml), the loaded configuration, the runner's installed core modules
+(the renderer, its filters and globals: any install or upgrade rewrites them) and Jinja's own files. Anything else changed, and the
 project is rendered again and the entry replaced: the cache can make a command faster, never different.
 
 Where: `RUNNER_CACHE_DIR` when set (empty: no cache), else `.runner/cache/` beside the project's sql/
@@ -20,8 +20,6 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from runner import __version__
 
 if TYPE_CHECKING:
     from runner.project import Project, SqlFile
@@ -49,10 +47,12 @@ def key(project: Project) -> str:
     """A digest of everything the rendered files depend on (file contents, not modification times, for
     the project; the installed code by size and modification time). Plain os calls, not pathlib: this
     runs on every command that reads the project, and pathlib's objects cost more than the reading."""
-    digest = hashlib.sha256(f"format {FORMAT}\0runner {__version__}\0{project.sql_dir}\0".encode())
+    digest = hashlib.sha256(f"format {FORMAT}\0{project.sql_dir}\0".encode())
     digest.update(repr(project.config).encode())
-    # The core modules hold the renderer, its filters and the values it gives templates (locks' keys);
-    # an editable install changes them without changing the version.
+    # The core modules hold the renderer, its filters and the values it gives templates (locks' keys). Their
+    # sizes and modification times stand for the runner's version too: an install or an upgrade rewrites
+    # them, and an editable install changes them without changing the version (reading the version from
+    # the package metadata would cost more than everything else here).
     with os.scandir(os.path.dirname(__file__)) as entries:
         for entry in sorted((e for e in entries if e.name.endswith(".py")), key=lambda e: e.name):
             _stat_into(digest, entry.path)
@@ -126,7 +126,7 @@ def store(project: Project, wanted_key: str, files: list[SqlFile]) -> None:
     path = _entry(project)
     if path is None:
         return
-    data = {"key": wanted_key, "runner": __version__, "sql_dir": str(project.sql_dir),
+    data = {"key": wanted_key, "sql_dir": str(project.sql_dir),
             "files": [{f: getattr(sql_file, f) for f in _FIELDS} for sql_file in files]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
