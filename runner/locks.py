@@ -32,6 +32,10 @@ JOB_LOCKS: dict[str, int] = {"expire": 10, "remind": 11, "cleanup": 12, "send-em
 # lock_webhook_event), so concurrent deliveries of one event process it once. A class of its own: a hash
 # can never collide with the keys above.
 WEBHOOK_EVENT_LOCK_CLASS = 0x43534557  # "CSEW"
+# One user's Stripe Checkout Session quota: (STRIPE_QUOTA_LOCK_CLASS, hashtext(user id)), transaction-scoped,
+# taken by take_stripe_session_quota (sql/functions/take_stripe_session_quota.sql), so concurrent creates of
+# one user count one at a time.
+STRIPE_QUOTA_LOCK_CLASS = 0x43534551  # "CSEQ"
 
 
 def template_globals() -> dict[str, object]:

@@ -40,7 +40,7 @@ WEBHOOK = "/api/payments/webhook"
 # What the service calls: exactly what the application role may EXECUTE.
 APP_FUNCTIONS = {
     "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
-    "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status",
+    "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status", "take_stripe_session_quota",
     "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
     "record_webhook_event", "fail_webhook_event", "log_error",
 }
