@@ -23,6 +23,8 @@ APPLY_LOCK = 1
 ROLLUP_FOLD_LOCK = 2
 # Transaction-scoped, taken by `runner schedule --pg-cron` (runner/jobs/pg_cron.py): two installs take turns.
 SCHEDULE_LOCK = 3
+# Session-scoped, held by `runner demo` (runner/quality/demo.py) while it fills a database: a second one fails.
+DEMO_LOCK = 4
 # Jobs use 10 and up, one key each. Keep a job's key once shipped: a running old version and a new one must
 # contend for the same lock.
 JOB_LOCKS: dict[str, int] = {"expire": 10, "remind": 11, "cleanup": 12, "send-email": 13, "rollup": 14}

@@ -113,6 +113,33 @@ def test_cli_fills_with_yes_then_refuses_a_filled_database_until_reset(db_url, c
     assert conn.execute("SELECT sum(sessions) FROM checkout_session_totals()").fetchone()[0] == 500
 
 
+def test_two_demos_at_once_fill_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from runner.errors import LockTimeout
+
+    barrier = Barrier(2)
+
+    def one(seed: int):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            barrier.wait()
+            try:
+                return demo.fill(conn, seed=seed, sessions=1_500)
+            except (LockTimeout, demo.DemoRefused) as exc:
+                return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(one, (1, 2)))
+    done = [o for o in outcomes if isinstance(o, demo.DemoResult)]
+    refused = [o for o in outcomes if not isinstance(o, demo.DemoResult)]
+    assert len(done) == 1 and len(refused) == 1, outcomes
+    assert "another runner demo holds the lock" in str(refused[0]) or "not empty" in str(refused[0])
+    with psycopg.connect(db_url) as conn:  # only the winner's rows: one seed's users, no mix
+        assert conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0] == 1_500
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == done[0].users
+
+
 def test_check_target():
     demo.check_target(embedded=True, yes=False, where="")
     demo.check_target(embedded=False, yes=True, where="DATABASE_URL x")

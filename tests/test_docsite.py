@@ -33,7 +33,10 @@ window.addEventListener('load', () => {
   for (const p of document.querySelectorAll('svg.depgraph path.edge')) {
     const len = p.getTotalLength();
     const a = p.getPointAtLength(0), b = p.getPointAtLength(len);
-    out.edges.push({from: p.dataset.from, to: p.dataset.to, length: len, x1: a.x, y1: a.y, x2: b.x, y2: b.y});
+    const pts = [];
+    for (let at = 0; at <= len; at += 3) { const q = p.getPointAtLength(at); pts.push([q.x, q.y]); }
+    out.edges.push({from: p.dataset.from, to: p.dataset.to, length: len, x1: a.x, y1: a.y, x2: b.x, y2: b.y,
+                    pts: pts});
   }
   const svg = document.querySelector('svg.depgraph').getBoundingClientRect();
   out.svg = {w: svg.width, h: svg.height};
@@ -215,3 +218,8 @@ def test_headless_chromium_draws_the_dependency_graph(site, project, tmp_path):
         assert abs(e["x1"] - (source["x"] + source["w"])) < 1 and source["y"] <= e["y1"] <= source["y"] + source["h"]
         assert abs(e["x2"] - target["x"]) < 1 and target["y"] <= e["y2"] <= target["y"] + target["h"]
         assert e["x2"] > e["x1"]
+        for x, y in e["pts"]:  # it runs between the boxes, never through a third one
+            for n in probe["nodes"]:
+                if n["name"] not in (e["from"], e["to"]):
+                    assert not (n["x"] + 1 < x < n["x"] + n["w"] - 1 and n["y"] + 1 < y < n["y"] + n["h"] - 1), \
+                        (e["from"], e["to"], n["name"])

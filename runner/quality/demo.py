@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunnerError
+from runner.locks import DEMO_LOCK, advisory_lock
 from runner.quality import generator
 
 if TYPE_CHECKING:
@@ -110,12 +111,23 @@ def history_steps() -> list[tuple[str, str]]:
 
 
 def fill(conn: psycopg.Connection, *, seed: int = DEFAULT_SEED, sessions: int = DEFAULT_SESSIONS,
-         now: Any = None, progress: Callable[[str], None] | None = None) -> DemoResult:
-    """Write the demo quarter into the applied, empty database of `conn` (autocommit)."""
-    started = time.perf_counter()
-    say = progress or (lambda _message: None)
+         now: Any = None, empty_first: bool = False, progress: Callable[[str], None] | None = None) -> DemoResult:
+    """Write the demo quarter into the applied, empty database of `conn` (autocommit); `empty_first`
+    empties the data tables before. Holds the demo lock throughout: a second demo at the same time fails
+    at once (LockTimeout, exit 5) instead of mixing its rows in."""
     if sessions < 1:
         raise DemoRefused(f"--sessions must be at least 1, got {sessions}")
+    with advisory_lock(conn, DEMO_LOCK, 0, "runner demo"):
+        if empty_first:
+            (progress or (lambda _message: None))("demo: emptying the data tables (--reset)")
+            reset(conn)
+        return _fill(conn, seed, sessions, now, progress)
+
+
+def _fill(conn: psycopg.Connection, seed: int, sessions: int, now: Any,
+          progress: Callable[[str], None] | None) -> DemoResult:
+    started = time.perf_counter()
+    say = progress or (lambda _message: None)
     filled = {t: n for t, n in row_counts(conn).items() if n}
     if filled:
         what = ", ".join(f"{n:,} rows in {t}" for t, n in filled.items())
@@ -151,9 +163,6 @@ def run(connect: Callable[[], psycopg.Connection], project: Project, *, seed: in
         say(f"applied {len(applied.steps)} file(s) first")
     conn = connect()
     try:
-        if empty_first:
-            say("demo: emptying the data tables (--reset)")
-            reset(conn)
-        return fill(conn, seed=seed, sessions=sessions, progress=say)
+        return fill(conn, seed=seed, sessions=sessions, empty_first=empty_first, progress=say)
     finally:
         conn.close()

@@ -35,6 +35,8 @@ class Node:
 class Graph:
     nodes: dict[str, Node]
     edges: list[tuple[str, str]]  # (dependency, dependent): the dependency is applied first
+    # per edge, where it crosses the columns between its ends: (left x, right x, y) of each
+    waypoints: dict[tuple[str, str], list[tuple[float, float, float]]]
     width: float
     height: float
 
@@ -68,13 +70,27 @@ def layout(files: list[SqlFile], titles: dict[str, str] | None = None) -> Graph:
             depth[name] = last + late_column(name)
     edges = sorted((d, f.description) for f in files for d in f.depends if d in by_name)
     linked = {n for edge in edges for n in edge}
+    # An arrow spanning several columns gets a waypoint in each column it crosses, holding a row of its
+    # own there, so it runs between the boxes, never through one (the Sugiyama layout's dummy nodes).
+    previous: dict[str, str] = {}  # waypoint -> what precedes it on its arrow
+    chains: dict[tuple[str, str], list[str]] = {}
+    for source, target in edges:
+        chain, before = [], source
+        for column in range(depth[source] + 1, depth[target]):
+            point = f"{source}>{target}@{column}"
+            depth[point], previous[point] = column, before
+            chain.append(point)
+            before = point
+        chains[(source, target)] = chain
 
     columns: dict[int, list[str]] = {}
-    for name in sorted(by_name):
+    for name in sorted(depth):
         columns.setdefault(depth[name], []).append(name)
     position: dict[str, int] = {}
     for column in sorted(columns):
         def key(name: str) -> tuple:
+            if name in previous:
+                return (False, position[previous[name]], name)
             deps = [position[d] for d in by_name[name].depends if d in position]
             return (name not in linked, sum(deps) / len(deps) if deps else -1, name)
 
@@ -83,15 +99,20 @@ def layout(files: list[SqlFile], titles: dict[str, str] | None = None) -> Graph:
             position[name] = row
 
     nodes: dict[str, Node] = {}
+    points: dict[str, tuple[float, float, float]] = {}
     x = PAD
     for column in sorted(columns):
-        width = max(len(n) for n in columns[column]) * CHAR_WIDTH + 20
+        width = max(len(n) for n in columns[column] if n in by_name) * CHAR_WIDTH + 20
         for row, name in enumerate(columns[column]):
-            nodes[name] = Node(name, column, x, PAD + row * (NODE_HEIGHT + ROW_GAP), width,
-                               titles.get(name, name), by_name[name].finally_)
+            y = PAD + row * (NODE_HEIGHT + ROW_GAP)
+            if name in previous:
+                points[name] = (x, x + width, y + NODE_HEIGHT / 2)
+            else:
+                nodes[name] = Node(name, column, x, y, width, titles.get(name, name), by_name[name].finally_)
         x += width + COLUMN_GAP
     height = PAD * 2 + max((len(c) for c in columns.values()), default=0) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
-    return Graph(nodes=nodes, edges=edges, width=max(x - COLUMN_GAP + PAD, 2 * PAD), height=max(height, 2 * PAD))
+    waypoints = {edge: [points[p] for p in chain] for edge, chain in chains.items()}
+    return Graph(nodes=nodes, edges=edges, waypoints=waypoints, width=max(x - COLUMN_GAP + PAD, 2 * PAD), height=max(height, 2 * PAD))
 
 
 def svg(graph: Graph, href: str = "#file-{name}") -> str:
@@ -105,14 +126,17 @@ def svg(graph: Graph, href: str = "#file-{name}") -> str:
     ]
     for source, target in graph.edges:
         a, b = graph.nodes[source], graph.nodes[target]
-        x1, y1 = a.x + a.width, a.y + NODE_HEIGHT / 2
-        x2, y2 = b.x, b.y + NODE_HEIGHT / 2
-        bend = max((x2 - x1) / 2, 20)
-        parts.append(
-            f'<path class="edge" data-from="{escape(source)}" data-to="{escape(target)}" '
-            f'd="M {x1:.1f} {y1:.1f} C {x1 + bend:.1f} {y1:.1f}, {x2 - bend:.1f} {y2:.1f}, {x2:.1f} {y2:.1f}" '
-            'marker-end="url(#arrow)"/>'
-        )
+        x, y = a.x + a.width, a.y + NODE_HEIGHT / 2
+        d = [f"M {x:.1f} {y:.1f}"]
+        for left, right, level in [*graph.waypoints.get((source, target), []), (b.x, None, b.y + NODE_HEIGHT / 2)]:
+            bend = max((left - x) / 2, 20)
+            d.append(f"C {x + bend:.1f} {y:.1f}, {left - bend:.1f} {level:.1f}, {left:.1f} {level:.1f}")
+            x, y = left, level
+            if right is not None:
+                d.append(f"L {right:.1f} {level:.1f}")
+                x = right
+        parts.append(f'<path class="edge" data-from="{escape(source)}" data-to="{escape(target)}" '
+                     f'd="{" ".join(d)}" marker-end="url(#arrow)"/>')
     for node in graph.nodes.values():
         css = "node finally" if node.finally_ else "node"
         parts.append(
