@@ -84,6 +84,19 @@ def test_apply_status_and_a_job_load_no_service_module_and_no_jinja_once_rendere
         assert loaded & (SERVICE_ONLY | {"jinja2"}) == set(), args
 
 
+def test_help_read_from_source_is_each_commands_own(tmp_path):
+    """The list of `runner --help` (read from source) says what each command's imported help says."""
+    import click
+
+    from runner.cli import LAZY_COMMANDS, _lazy_help, cli
+
+    ctx = click.Context(cli)
+    for name in LAZY_COMMANDS:
+        command = cli.get_command(ctx, name)
+        real = (command.short_help or command.help or "").strip().splitlines()
+        assert _lazy_help(LAZY_COMMANDS[name]).strip().splitlines()[:1] == real[:1], name
+
+
 # -- the render cache ------------------------------------------------------------------------------
 @pytest.fixture
 def sql_copy(tmp_path: Path, monkeypatch) -> Path:

@@ -184,7 +184,8 @@ def _module_source(module: str) -> str:
 
 
 def _definition(source: str, name: str) -> str:
-    """The top-level `def name` of `source` with its decorators and body ("" when there is none)."""
+    """The top-level `def name` of `source`: its decorators, signature and docstring, as source that parses
+    on its own ("" when there is none)."""
     lines = source.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(f"def {name}(")), None)
     if start is None:
@@ -192,10 +193,18 @@ def _definition(source: str, name: str) -> str:
     first = start
     while first > 0 and lines[first - 1][:1] in ("@", " ", "\t", ")"):  # decorators and their continuations
         first -= 1
-    end = start + 1
-    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "\t", ")")):
+    end = start
+    while end < len(lines) - 1 and not lines[end].rstrip().endswith(":"):  # a signature over several lines
         end += 1
-    return "\n".join(lines[first:end])
+    body = end + 1
+    while body < len(lines) and not lines[body].strip():
+        body += 1
+    quote = lines[body].strip()[:3] if body < len(lines) else ""
+    if quote not in ('"""', "'''"):
+        return "\n".join([*lines[first:end + 1], "    pass"])
+    close = body if lines[body].strip().count(quote) >= 2 else next(
+        (i for i in range(body + 1, len(lines)) if quote in lines[i]), len(lines) - 1)
+    return "\n".join(lines[first:close + 1])
 
 
 def emit(data: Any, fmt: str, text: str) -> None:
