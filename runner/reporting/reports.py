@@ -13,15 +13,12 @@ passed to PostgreSQL as bound parameters (``%(days)s`` in the file); Jinja rende
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ReportError, ReportParameterError
@@ -245,6 +242,8 @@ def _text(value: Any) -> str:
 
 def _json_value(value: Any) -> Any:
     """JSON: integers and floats are numbers; NUMERIC values are strings, so no digit is lost."""
+    from decimal import Decimal  # here and below: output only; `runner report list` starts without them
+
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal | uuid.UUID):
@@ -255,11 +254,15 @@ def _json_value(value: Any) -> Any:
 
 
 def to_json(result: Result) -> str:
+    import json
+
     rows = [{c: _json_value(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
     return json.dumps(rows, indent=2)
 
 
 def to_csv(result: Result) -> str:
+    import csv
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(result.columns)
@@ -270,6 +273,8 @@ def to_csv(result: Result) -> str:
 
 def to_table(result: Result) -> str:
     """Aligned columns for a person: numbers right-aligned, NULL shown as a blank, a row count below."""
+    from decimal import Decimal
+
     if not result.columns:
         return "(no columns)"
 
