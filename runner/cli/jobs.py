@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner import error_log
 from runner.cli import FORMAT, Context, emit
 from runner.jobs.catalogue import (
     DEFAULT_CLEANUP_BATCH,
@@ -57,6 +56,7 @@ def _report(ctx: click.Context, result: RunResult, fmt: str, shown_progress: boo
 
 
 def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) -> None:
+    from runner import error_log
     from runner.jobs import tasks as jobs
 
     progress = _progress(name, fmt)
@@ -356,6 +356,8 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
         return {}
 
     def run_job(name: str) -> None:
+        from runner import error_log
+
         result = jobs.run(lambda: obj.connect(f"job {name}"), name, spool=error_log.spool_path(obj.url),
                           **options(name))
         click.echo(result.summary(), err=result.outcome == "skipped")
