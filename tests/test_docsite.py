@@ -128,6 +128,30 @@ def test_functions_signature_comment_executors_and_the_depends_graph(site, conn,
     assert html.count('class="node"') + html.count('class="node finally"') == len(project.repeatables())
 
 
+def test_graph_layout_columns_follow_apply_order_and_long_arrows_get_waypoints():
+    from runner.project import SqlFile
+    from runner.quality import depgraph
+
+    def f(name, *depends, late=False):
+        return SqlFile("repeatable", f"functions/{name}.sql", None, name, "", "", depends=depends, finally_=late)
+
+    graph = depgraph.layout([f("rules"), f("complete", "rules"), f("webhook", "complete", "rules"), f("alone"),
+                             f("grants", late=True), f("supabase", "grants", late=True)])
+    column = {n.name: n.column for n in graph.nodes.values()}
+    assert column == {"rules": 0, "alone": 0, "complete": 1, "webhook": 2, "grants": 3, "supabase": 4}
+    assert graph.edges == [("complete", "webhook"), ("grants", "supabase"), ("rules", "complete"),
+                           ("rules", "webhook")]
+    # rules -> webhook skips column 1: it crosses it at a row of its own, below `complete`
+    (left, right, y), = graph.waypoints[("rules", "webhook")]
+    middle = graph.nodes["complete"]
+    assert (left, right) == (middle.x, middle.x + middle.width) and y > middle.y + depgraph.NODE_HEIGHT
+    assert graph.waypoints[("rules", "complete")] == []
+    assert [n.name for n in sorted(graph.nodes.values(), key=lambda n: (n.column, n.y))][:2] == ["rules", "alone"]
+    svg = depgraph.svg(graph)
+    assert svg.count('class="edge"') == 4 and svg.count('class="node finally"') == 2
+    assert f"L {right:.1f} {y:.1f}" in svg  # the waypoint's straight run
+
+
 def test_reports_with_parameters(site, project):
     html = unescape(page(site, "reports"))
     for report in reports.available(project):
