@@ -382,7 +382,8 @@ def test_apply_without_createrole_names_the_setting_then_works_with_roles_made_b
         admin.execute(f"CREATE ROLE t_app_{suffix} NOLOGIN")
         admin.execute(f"CREATE ROLE t_rep_{suffix} NOLOGIN")
     result = migrate.apply(connect, project_mod.load(folder))
-    assert [s.name for s in result.steps] == ["functions/privileges.sql"]
+    # supabase_access.sql, the other `finally` file, follows privileges.sql (comments only on plain PostgreSQL).
+    assert [s.name for s in result.steps] == ["functions/privileges.sql", "functions/supabase_access.sql"]
     with connect() as owner:
         assert owner.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
                              "AND relkind = 'r' AND relowner <> current_user::regrole").fetchone()[0] == 0
@@ -403,16 +404,19 @@ def test_privileges_come_back_after_a_function_is_dropped_and_created_again(empt
                                          "CREATE FUNCTION {{ m.q(\"log_error\") }}("))
     result = migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path))
     assert [(s.name, s.action) for s in result.steps] == [("functions/log_error.sql", "reapply"),
-                                                          ("functions/privileges.sql", "reapply")]
+                                                          ("functions/privileges.sql", "reapply"),
+                                                          ("functions/supabase_access.sql", "reapply")]
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT has_function_privilege('checkout_app', 'log_error(text,text,jsonb)', 'EXECUTE'),"
                             " has_function_privilege('public', 'log_error(text,text,jsonb)', 'EXECUTE')"
                             ).fetchone() == (True, False)
         # Killed between the two files: the privileges are behind the function, so the next apply runs them.
-        conn.execute("DELETE FROM runner_schema_history WHERE id = (SELECT max(id) FROM runner_schema_history)")
+        conn.execute("DELETE FROM runner_schema_history WHERE id IN "
+                     "(SELECT id FROM runner_schema_history ORDER BY id DESC LIMIT 2)")
         conn.commit()
     again = migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path))
-    assert [(s.name, s.action) for s in again.steps] == [("functions/privileges.sql", "reapply")]
+    assert [(s.name, s.action) for s in again.steps] == [("functions/privileges.sql", "reapply"),
+                                                         ("functions/supabase_access.sql", "reapply")]
     assert migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True),
                          project_mod.load(tmp_path)).steps == []
 

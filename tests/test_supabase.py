@@ -314,3 +314,61 @@ def test_unknown_platform_is_a_config_error(tmp_path, project):
     (copy / "project.toml").write_text(toml.replace("[settings]\n", '[settings]\nplatform = "mysql"\n', 1))
     with pytest.raises(ConfigError, match=r"settings\.platform must be one of 'postgres', 'supabase', got 'mysql'"):
         project_mod.load(tmp_path)
+
+
+# -- runner adopt on Supabase ----------------------------------------------------------------------------
+def test_adopt_a_supabase_project_running_the_reference(make_database, pg_admin_url, project):
+    """The reference's team on Supabase: its tables built by `postgres` (so its API roles got ALL on them),
+    users.id referencing auth.users without a cascade, its own sign-up trigger. `runner adopt` as `postgres`
+    keeps every row and call, and leaves the same access rules as a fresh apply."""
+    from runner.adoption import execute as adoption
+    from tests import reference_db
+
+    dbname, owner = sb.make_supabase_database(make_database, pg_admin_url)
+    owner_url = make_conninfo(pg_admin_url, dbname=dbname, user=owner)
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        reference_db.build_schema(conn)
+        conn.execute("ALTER TABLE users ADD CONSTRAINT users_id_fkey FOREIGN KEY (id) REFERENCES auth.users (id)")
+        conn.execute("""CREATE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql
+                        SECURITY DEFINER SET search_path = public AS $$
+                        BEGIN INSERT INTO public.users (id, email) VALUES (NEW.id, NEW.email); RETURN NEW; END $$""")
+        conn.execute("CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users "
+                     "FOR EACH ROW EXECUTE FUNCTION public.handle_new_user()")
+    users = [sb.sign_up(pg_admin_url, dbname) for _ in range(3)]
+    before = []
+    for user_id in users:
+        with sb.as_role(pg_admin_url, dbname, "service_role") as conn:  # the reference's app, before
+            before.append(sb.rpc(conn, "get_or_create_checkout_session", p_user_id=user_id,
+                                 p_email="team@example.com", p_plan="pro", p_price=Decimal("29.99"),
+                                 p_provider="stripe"))
+            conn.commit()
+
+    supabase = sb.supabase_project(project)
+    adoption.adopt(lambda: psycopg.connect(owner_url, autocommit=True), supabase)
+
+    with psycopg.connect(make_conninfo(pg_admin_url, dbname=dbname), autocommit=True) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions")) == sorted(before)
+        # Every project table has RLS; the team's own table (team-edits.sql) is left as the team made it.
+        assert conn.execute("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                            "AND relkind IN ('r', 'p') AND NOT relrowsecurity").fetchall() == [("team_checkout_audit",)]
+        assert conn.execute("SELECT has_table_privilege('anon', 'team_checkout_audit', 'SELECT')").fetchone() == (
+            True,)
+        assert conn.execute("""SELECT confdeltype FROM pg_constraint WHERE conrelid = 'public.users'::regclass
+                                AND confrelid = 'auth.users'::regclass""").fetchall() == [("c",)]
+    with sb.as_role(pg_admin_url, dbname, "anon") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM payment_checkout_sessions")
+    with sb.as_role(pg_admin_url, dbname, "authenticated", users[0]) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions")] == [before[0]]
+    # The app's calls keep working, and a new sign-up (both triggers) still gets its users row.
+    newcomer = sb.sign_up(pg_admin_url, dbname)
+    with sb.as_role(pg_admin_url, dbname, "service_role") as conn:
+        for user_id in (users[1], newcomer):
+            session_id = sb.rpc(conn, "get_or_create_checkout_session", p_user_id=user_id,
+                                p_email="team@example.com", p_plan="pro", p_price=Decimal("29.99"),
+                                p_provider="stripe")
+            conn.execute("UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
+                         (f"cs_{user_id.hex}", session_id))
+            assert sb.rpc(conn, "complete_checkout_session", p_session_id=session_id,
+                          p_stripe_session_id=f"cs_{user_id.hex}", p_stripe_customer_id="cus_team") is True
+        assert session_id not in before and before[1] in [
+            r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions WHERE user_id = %s", (users[1],))]
