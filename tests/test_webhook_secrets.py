@@ -206,3 +206,24 @@ def test_a_delivery_the_database_cannot_verify_is_503_naming_the_fix(client, con
     assert response.status_code == 503 and response.json["error"]["code"] == "webhook_secret_not_in_database"
     assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 0
     assert any("runner webhook secret set" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rejected_event_shows_in_recent_webhooks_and_doctor(client, conn, make_user, project):
+    from runner.reporting import doctor, reports
+    from runner.reporting.alerts import Thresholds
+
+    row = new_session(conn, make_user())
+    body = _event(row, livemode="maybe")
+    assert client.post(URL, data=body, headers=sign(body)).json["status"] == "rejected"
+    unparsed = '{"id": "evt_broken", "type": '
+    assert client.post(URL, data=unparsed, headers=sign(unparsed)).json["status"] == "rejected"
+
+    listed = reports.run(conn, project, "recent_webhooks", {"topic": "all", "status": "rejected"}).records()
+    assert [(r["topic"], r["error"][:30]) for r in listed] == [
+        ("(unparsed)", "the body is not JSON PostgreSQ"),
+        ("checkout.session.completed", 'livemode must be a JSON boolea')]
+    assert reports.run(conn, project, "recent_webhooks", {"status": "rejected"}).records()[0]["stripe_event_id"] \
+        == json.loads(body)["id"]  # the default topic still filters, like the reference's query
+    check = {c.name: c for c in doctor.run(conn, project, Thresholds())}["webhooks"]
+    assert check.level == "warn" and check.detail == "2 signed event(s) rejected in 24 h (rejected 2)"
+    assert "recent_webhooks -p status=rejected -p topic=all" in check.hint

@@ -168,7 +168,7 @@ def handle(conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool
             "the database does not hold this webhook signing secret; retry later") from None
     result = Outcome(event_id, status, outcome, session_id, duplicate == "t")
     if result.status == "rejected" and not result.duplicate:
-        log.warning("Stripe event %s (%s) rejected: %s", event_id, delivery.type, result.outcome)
+        log.warning("Stripe event %s (%s) %s", event_id, delivery.type, result.outcome)  # "rejected: why"
     return result
 
 

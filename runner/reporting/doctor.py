@@ -160,6 +160,11 @@ def _webhooks(conn, project, thresholds) -> Check:
     if backlog is not None and backlog > 10:
         return Check("webhooks", "warn", f"an event has waited {backlog} min unprocessed",
                      "is `runner serve` processing? see `runner report recent_webhooks -p status=received`")
+    rejected = rows["rejected"]["events"]
+    if rejected:  # signed by Stripe yet not processed as sent: Stripe will not retry, a person must look
+        return Check("webhooks", "warn", f"{rejected} signed event(s) rejected in 24 h ({summary})",
+                     "`runner report recent_webhooks -p status=rejected -p topic=all` (error: the reason); "
+                     "the body as sent is webhook_events.raw_body")
     return Check("webhooks", "pass", f"last 24 h: {summary or 'no events'}")
 
 
