@@ -186,7 +186,7 @@ class DatabaseErrors:
     def take(self, path: Path) -> None:
         """Count what the spool file at `path` holds (and empty it), to be written by the next `flush`."""
         try:
-            with _locked(path) as spool:
+            with _locked(path, create=False) as spool:  # no file: nothing spooled
                 lines = spool.read().splitlines()
                 spool.seek(0)
                 spool.truncate()
@@ -205,11 +205,11 @@ class DatabaseErrors:
 
 
 @contextmanager
-def _locked(path: Path):
+def _locked(path: Path, create: bool = True):
     """The spool file, open for reading and writing under an exclusive lock (two jobs may end at once)."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
     with os.fdopen(fd, "r+", encoding="utf-8") as spool:
         fcntl.flock(spool, fcntl.LOCK_EX)
         yield spool

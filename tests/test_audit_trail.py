@@ -3,14 +3,28 @@ error_logs (category database), a deleted user's data gone from every table, the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 import uuid
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from .payments_support import bearer, checkout_event, new_session, session_row, sign, user_token
+from runner import error_log
+from runner.web.app import create_app
+
+from .payments_support import (
+    SERVICE_TOKEN,
+    bearer,
+    checkout_event,
+    new_session,
+    session_row,
+    sign,
+    user_token,
+)
 
 WEBHOOK = "/api/payments/webhook"
 SESSION = "/api/payments/checkout-session"
@@ -307,3 +321,154 @@ def test_a_failed_deletion_leaves_everything_as_it_was(conn, make_user):
     assert session_row(conn, row["id"]) is not None
     assert conn.execute("SELECT message FROM error_logs").fetchone()[0] == f"about {user}"
     assert conn.execute("SELECT count(*) FROM payment_checkout_stripe_sessions").fetchone()[0] == 1
+
+
+# 2. Database failures in error_logs (category database), counted, written once the database answers.
+
+def database_rows(conn) -> list[tuple[str, dict]]:
+    return conn.execute("SELECT message, context FROM error_logs WHERE category = 'database' ORDER BY id").fetchall()
+
+
+def wait_for(condition, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def test_a_storm_of_failures_is_one_row_with_its_count(conn):
+    failures = error_log.DatabaseErrors("test", interval=3600)
+    for _ in range(1000):
+        assert failures.note(psycopg.OperationalError("server closed the connection unexpectedly"))
+    failures.note(psycopg.errors.SerializationFailure("could not serialize access"))
+    assert not failures.note(psycopg.errors.InvalidParameterValue("a caller's bad input"))
+    assert not failures.note(ValueError("not the database"))
+    assert failures.flush(conn) == 2
+    rows = database_rows(conn)
+    assert [(c["kind"], c["sqlstate"], c["count"], c["where"]) for _, c in rows] == [
+        ("connection", None, 1000, "test"), ("serialization", "40001", 1, "test")]
+    assert rows[0][0].startswith("test: database unreachable 1000 times between ")
+    # Within the interval nothing more is written; the counts wait (forced, they go).
+    failures.note(psycopg.OperationalError("again"))
+    assert failures.flush(conn) == 0 and failures.pending == 1
+    assert failures.flush(conn, force=True) == 1 and failures.pending == 0
+
+
+def test_counts_survive_a_database_that_cannot_be_written(conn, db_url):
+    failures = error_log.DatabaseErrors("test", interval=0)
+    failures.note(psycopg.OperationalError("down"))
+    broken = psycopg.connect(db_url, autocommit=True)
+    broken.close()
+    assert failures.flush(broken) == 0 and failures.pending == 1
+    failures.note(psycopg.OperationalError("down"))
+    assert failures.flush(conn) == 1
+    assert [c["count"] for _, c in database_rows(conn)] == [2]
+
+
+def test_the_service_logs_failed_sql_rate_limited(app, client, conn, make_user):
+    state = app.extensions["runner"]
+    state.database_errors.errors.interval = 3600
+    row = new_session(conn, make_user())
+    conn.execute("ALTER FUNCTION get_checkout_session(uuid, uuid) RENAME TO get_checkout_session_gone")
+    try:
+        for _ in range(20):
+            response = client.get(SESSION, query_string={"sessionId": str(row["id"])},
+                                  headers=bearer(SERVICE_TOKEN))
+            assert response.status_code == 500
+    finally:
+        conn.execute("ALTER FUNCTION get_checkout_session_gone(uuid, uuid) RENAME TO get_checkout_session")
+    assert wait_for(lambda: database_rows(conn))  # the first at once, from the writer's thread
+    time.sleep(0.3)
+    assert len(database_rows(conn)) == 1  # the rest wait for the interval
+    state.database_errors.close()  # shutting down writes what is counted
+    rows = database_rows(conn)
+    assert len(rows) <= 2 and sum(c["count"] for _, c in rows) == 20
+    assert {(c["kind"], c["sqlstate"], c["where"]) for _, c in rows} == {("sql", "42883", "runner serve")}
+    assert "get_checkout_session" in rows[0][1]["sample"]
+
+
+def test_the_service_counts_failures_while_the_database_is_away_and_writes_them_when_it_is_back(
+        settings, pg_admin_url, template_db):
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = make_conninfo(pg_admin_url, dbname=name)
+    app = create_app(dataclasses.replace(settings, database_url=url, pool_timeout=0.3, pool_min_size=0))
+    state = app.extensions["runner"]
+    state.database_errors.retry = 0.2
+    try:
+        client = app.test_client()
+        for _ in range(3):
+            assert client.get(SESSION, query_string={"sessionId": str(uuid.uuid4())},
+                              headers=bearer(SERVICE_TOKEN)).status_code == 503
+        assert client.get("/healthz").status_code == 503
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert wait_for(lambda: sum(c["count"] for _, c in database_rows(conn)) == 4), database_rows(conn)
+            kinds = {c["kind"] for _, c in database_rows(conn)}
+            assert kinds <= {"connection", "timeout"} and kinds
+    finally:
+        state.close()
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_job_logs_failed_sql_at_once_and_spools_an_unreachable_database(conn, db_url, tmp_path, project):
+    from runner.errors import JobFailed
+    from runner.jobs import tasks
+
+    spool = tmp_path / "spool.jsonl"
+    conn.execute("ALTER FUNCTION expire_old_checkout_sessions(integer) RENAME TO expire_gone")
+    try:
+        with pytest.raises(JobFailed):
+            tasks.run(lambda: psycopg.connect(db_url, autocommit=True), "expire", spool=spool)
+    finally:
+        conn.execute("ALTER FUNCTION expire_gone(integer) RENAME TO expire_old_checkout_sessions")
+    assert [(c["kind"], c["sqlstate"], c["where"], c["count"]) for _, c in database_rows(conn)] == [
+        ("sql", "42883", "runner job expire", 1)]
+
+    missing = make_conninfo(db_url, dbname=f"t_missing_{uuid.uuid4().hex[:8]}")
+    for _ in range(2):
+        with pytest.raises(psycopg.OperationalError):
+            tasks.run(lambda: psycopg.connect(missing), "expire", spool=spool)
+    # The second run took the first one's line and wrote both back as one: the spool does not grow per run.
+    assert [json.loads(line)["count"] for line in spool.read_text().splitlines()] == [2]
+    # The next run that reaches the database writes them (one row per kind), and empties the spool.
+    assert tasks.run(lambda: psycopg.connect(db_url, autocommit=True), "expire", spool=spool).outcome == "succeeded"
+    assert spool.read_text() == ""
+    latest = database_rows(conn)[-1][1]
+    assert (latest["kind"], latest["count"]) == ("connection", 2)
+    assert "does not exist" in latest["sample"]
+
+    from runner.reporting import doctor, reports
+
+    summary = reports.run(conn, project, "database_errors", {}).records()
+    assert sorted((r["kind"], r["failures"]) for r in summary) == [("connection", 2), ("sql", 1)]
+    check = next(c for c in doctor.run(conn, project) if c.name == "database errors")
+    assert check.level == "warn" and check.detail.startswith("3 failure(s) in 24 h")
+    assert "category = 'database'" in check.hint
+
+
+def test_the_job_cli_spools_per_database(db_url, tmp_path, monkeypatch, pg_admin_url, template_db):
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    monkeypatch.setenv("RUNNER_ERROR_SPOOL", str(tmp_path))
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = make_conninfo(pg_admin_url, dbname=name)
+    down = CliRunner().invoke(cli, ["--database-url", url, "job", "expire"])
+    assert down.exit_code != 0 and down.output.startswith("Error: ")
+    assert [p.name for p in tmp_path.iterdir()] == [error_log.spool_path(url).name]
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        up = CliRunner().invoke(cli, ["--database-url", url, "job", "expire"])
+        assert up.exit_code == 0, up.output
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert [(c["where"], c["kind"], c["count"]) for _, c in database_rows(conn)] == [
+                ("runner job expire", "connection", 1)]
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

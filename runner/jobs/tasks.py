@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg.types.json import Jsonb
 
-from runner import database
+from runner import database, error_log
 from runner.errors import JobFailed, LockTimeout
 from runner.jobs.catalogue import (  # noqa: F401 (EXIT_SKIPPED, Job: re-exported for callers)
     DEFAULT_CLEANUP_BATCH,
@@ -31,6 +31,8 @@ from runner.jobs.catalogue import (  # noqa: F401 (EXIT_SKIPPED, Job: re-exporte
 from runner.locks import advisory_lock
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import psycopg
 
     from runner.jobs.mail import MailConfig
@@ -221,15 +223,21 @@ WORK: dict[str, Callable[..., None]] = {
 
 
 def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Callable[[Tally], None] | None = None,
-        **options: Any) -> RunResult:
+        spool: Path | None = None, **options: Any) -> RunResult:
     """Run job `name` once under its advisory lock, recorded in job_runs.
 
     Returns outcome 'skipped' when another run holds the lock (recorded too); raises JobFailed (after
-    recording the failure) when the work fails. `options` go to the job function."""
+    recording the failure) when the work fails. `options` go to the job function. A database failure is
+    written to error_logs (category database); with `spool` (a file, see error_log.spool_path), one that
+    cannot be written now is kept there and written by the next run that reaches the database."""
     job = JOBS[name]
     started = time.monotonic()
-    conn = connect()
+    failures = error_log.DatabaseErrors(f"runner job {name}", interval=0)
+    if spool is not None:
+        failures.take(spool)
+    conn = None
     try:
+        conn = connect()
         try:
             with advisory_lock(conn, job.lock_key, 0, f"run of job {name}"):
                 return _run_locked(conn, job, started, on_batch, options)
@@ -239,8 +247,28 @@ def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Calla
             result.run_id = _record_skipped(conn, name, result.error)
             log.info("%s", result.summary())
             return result
+    except Exception as exc:
+        failures.note(exc.__cause__ if isinstance(exc, JobFailed) and exc.__cause__ is not None else exc)
+        raise
     finally:
-        conn.close()
+        _write_failures(failures, conn, spool)
+        if conn is not None:
+            conn.close()
+
+
+def _write_failures(failures: error_log.DatabaseErrors, conn: psycopg.Connection | None, spool: Path | None) -> None:
+    """error_logs rows for the database failures of this run (and of earlier runs, from the spool)."""
+    if not failures.pending:
+        return
+    if conn is not None and not conn.closed:
+        if conn.info.transaction_status != 0:  # a failed statement left a transaction open
+            try:
+                conn.rollback()
+            except Exception as exc:  # noqa: BLE001 - the connection is gone: the spool keeps them
+                log.debug("could not roll back before writing error_logs: %s", _one_line(exc))
+        failures.flush(conn, force=True)
+    if failures.pending and spool is not None:
+        failures.save(spool)
 
 
 def _run_locked(conn: psycopg.Connection, job: Job, started: float,

@@ -2,7 +2,8 @@
 
 Schema and functions (the reference's "Verify Migration" and "Check function exists"), the rollup, the
 expire job keeping up, stuck sessions ("Session Not Completing"), webhook failures ("Check webhook logs"),
-errors by category ("Check database logs"), abandonment ("High Abandonment Rate") and the scheduled jobs.
+errors by category and the database failures the service and the jobs met ("Check database logs"),
+abandonment ("High Abandonment Rate") and the scheduled jobs.
 Every question is answered by a report of sql/reports/ so a DBA can run the same query by hand.
 
 A freshly applied database passes, except that jobs which never ran are a warn: on a live system a job
@@ -76,7 +77,7 @@ def run(conn: psycopg.Connection, project: Project, thresholds: Thresholds | Non
     checks = [_server(conn), _schema_status(conn, project), _structure(conn, project)]
     if checks[-1].level == "fail":
         return checks  # the rest read tables that are not there
-    for check in (_rollup, _expiry, _stuck, _webhooks, _errors, _abandonment):
+    for check in (_rollup, _expiry, _stuck, _webhooks, _errors, _database_errors, _abandonment):
         try:
             checks.append(check(conn, project, thresholds))
         except psycopg.Error as exc:
@@ -176,6 +177,18 @@ def _errors(conn, project, thresholds) -> Check:
         return Check("errors", "warn", f"{total} in 24 h ({summary}; ALERT_ERRORS_24H={thresholds.errors_24h})",
                      "`runner report error_summary -p days=1`")
     return Check("errors", "pass", f"last 24 h: {summary}")
+
+
+def _database_errors(conn, project, thresholds) -> Check:
+    rows = _report(conn, project, "database_errors", hours=24)
+    failures = sum(r["failures"] for r in rows)
+    if failures:
+        summary = ", ".join(f"{r['source']} {r['kind']} {r['failures']}" for r in rows[:3])
+        return Check("database errors", "warn", f"{failures} failure(s) in 24 h ({summary}); last: "
+                     f"{max(rows, key=lambda r: r['last_logged'])['last_message'][:200]}",
+                     "SELECT * FROM error_logs WHERE category = 'database' ORDER BY created_at DESC; "
+                     "`runner report database_errors`")
+    return Check("database errors", "pass", "no database failure logged in 24 h")
 
 
 def _abandonment(conn, project, thresholds) -> Check:
