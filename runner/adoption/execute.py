@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import migrate
 from runner.adoption import inspect as inspection
-from runner.adoption.plan import Plan, Step
+from runner.adoption.plan import FunctionDrop, Plan, Step
 from runner.adoption.rules import RULES, Rule, resolution_sql
 from runner.errors import AdoptionError, MigrationError
 from runner.locks import APPLY_LOCK, advisory_lock
@@ -320,10 +320,9 @@ def _apply_rest(run: _Runner, plan: Plan, result: AdoptResult) -> None:
     """The files `runner apply` would run now, in its order, each in one transaction with its history row;
     a function file whose function the database has with other arguments or result drops that one first,
     in the same transaction, so callers never find the function missing."""
-    drops: dict[str, list[str]] = {}
-    schema = run.project.schema
+    drops: dict[str, list[FunctionDrop]] = {}
     for d in plan.function_drops:
-        drops.setdefault(d.file, []).append(f"DROP FUNCTION {schema}.{d.name}({d.arguments})")
+        drops.setdefault(d.file, []).append(d)
     for f, action in migrate.plan(run.conn, run.project):
         run.on_step(f"{action:<7} {f.label}")
         if f.name in drops:
@@ -333,16 +332,26 @@ def _apply_rest(run: _Runner, plan: Plan, result: AdoptResult) -> None:
         result.applied.append(f.name)
 
 
-def _run_with_drops(run: _Runner, f: SqlFile, drops: list[str]) -> None:
+def _run_with_drops(run: _Runner, f: SqlFile, drops: list[FunctionDrop]) -> None:
+    """Drop the database's functions, run the file, and give the roles that could execute the old ones
+    (the app's role, granted by name) EXECUTE on the new ones: one transaction."""
     import psycopg
 
+    schema = run.project.schema
     start = time.monotonic()
     try:
         with run.conn.transaction():
             run.conn.execute(f"SET LOCAL lock_timeout = '{run.timeout_ms}ms'")
-            for sql in drops:
-                run.conn.execute(sql.replace("DROP FUNCTION ", "DROP FUNCTION IF EXISTS ", 1))
+            for d in drops:
+                run.conn.execute(f"DROP FUNCTION IF EXISTS {schema}.{d.name}({d.arguments})")
             run.conn.execute(f.rendered)
+            for d in drops:
+                signatures = [r[0] for r in run.conn.execute(
+                    "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = %s AND p.proname = %s", (schema, d.name))]
+                for role in d.executors:
+                    for signature in signatures:
+                        run.conn.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {role}")
             migrate._record(run.conn, run.project, f, int((time.monotonic() - start) * 1000))
     except psycopg.errors.LockNotAvailable:
         raise

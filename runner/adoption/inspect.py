@@ -186,14 +186,16 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
         versioned = project.versioned()
         if all(f.name in done for f in versioned):
             plan.history = "complete"
-        else:
-            target = build_target(conn, project, live_tables)
+        # Built even when every table file is recorded: an adoption killed while it applied the function
+        # files still has functions of the reference's signatures to replace.
+        target = build_target(conn, project, live_tables)
+        _function_drops(conn, plan, project, target)
+        if plan.history != "complete":
             _plan_versions(plan, project, target, live_tables, done)
             live = read_shapes(conn, project, project.schema, sorted(live_tables))
             for table in plan.adopted_tables:
                 _diff_table(plan, live[table], target.shapes[table], project.schema)
             _team_objects(conn, plan, project, target, live)
-            _function_drops(conn, plan, project, target)
             # The rules judge data against tables a fresh database has (the plan catalogue): create the
             # absent ones here, in this rolled-back transaction, as adoption will.
             for name in plan.create_versions:
@@ -427,7 +429,7 @@ def _function_drops(conn: psycopg.Connection, plan: Plan, project: Project, targ
     for r in conflicting:
         plan.function_drops.append(FunctionDrop(
             name=r["name"], arguments=r["arguments"], result=r["result"],
-            file=target.function_files.get(r["name"], "")))
+            file=target.function_files.get(r["name"], ""), executors=list(r["executors"] or [])))
 
 
 def _count_rules(conn: psycopg.Connection, plan: Plan, project: Project) -> None:

@@ -70,6 +70,7 @@ class FunctionDrop:
     arguments: str
     result: str
     file: str  # the function file that creates ours; the drop runs in its transaction
+    executors: list[str] = field(default_factory=list)  # roles granted EXECUTE on it: granted on ours too
 
 
 @dataclass

@@ -43,6 +43,8 @@ RULES: tuple[Rule, ...] = (
          "the newest stays pending, older ones become expired"),
     Rule("checkout_stripe_session_duplicate", "payment_checkout_sessions",
          "the completed (else newest) row keeps the id; others' moves to metadata"),
+    Rule("completed_sessions_activated_subscription", "users",
+         "subscribed_at and plan from the newest completed session; inactive -> canceled (no access granted)"),
     Rule("webhook_event_incomplete", "webhook_events",
          "topic from the payload's type (else unknown), payload {}, created_at adoption time"),
     Rule("webhook_event_id_missing", "webhook_events", "the payload's id if free, else adopted:<row id>"),

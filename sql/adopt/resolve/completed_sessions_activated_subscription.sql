@@ -1,0 +1,42 @@
+-- Resolves sql/tests/completed_sessions_activated_subscription.sql for users the reference's system never
+-- gave a subscribed_at (it had no such column) or left without a plan or 'inactive' after a payment: the
+-- user's newest completed session gives subscribed_at (its completed_at) and the plan when there is none;
+-- an 'inactive' user becomes 'canceled' (a subscription existed and is not active now: no access is granted
+-- that the old system did not give). Logged per user.
+{% import "macros/common.sql" as m %}
+WITH offending AS (
+  SELECT failing.id, failing.user_id
+    FROM (
+{% include "tests/completed_sessions_activated_subscription.sql" %}
+    ) AS failing
+   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
+   ORDER BY failing.id
+   LIMIT %(batch)s
+), target AS (
+  SELECT u.id, to_jsonb(u) AS before
+    FROM {{ m.q("users") }} u
+   WHERE u.id IN (SELECT user_id FROM offending)
+     FOR UPDATE OF u
+), latest AS (
+  SELECT DISTINCT ON (s.user_id) s.user_id, s.subscription_plan, s.completed_at
+    FROM {{ m.q("payment_checkout_sessions") }} s
+   WHERE s.user_id IN (SELECT id FROM target) AND s.status = 'completed'
+   ORDER BY s.user_id, s.completed_at DESC NULLS LAST, s.id DESC
+), changed AS (
+  UPDATE {{ m.q("users") }} u
+     SET subscription_status = CASE WHEN u.subscription_status = 'inactive' THEN 'canceled' ELSE u.subscription_status END,
+         subscription_plan = coalesce(u.subscription_plan, l.subscription_plan),
+         subscribed_at = coalesce(u.subscribed_at, l.completed_at)
+    FROM target t, latest l
+   WHERE u.id = t.id AND l.user_id = u.id
+  RETURNING u.id, t.before, to_jsonb(u) AS after
+), logged AS (
+  INSERT INTO {{ m.q("runner_adoption_log") }} (table_name, row_id, rule, before, after)
+  SELECT 'users', c.id::text, 'completed_sessions_activated_subscription', c.before, c.after
+    FROM changed c
+   WHERE c.before IS DISTINCT FROM c.after
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM logged) AS changed,
+       (SELECT count(*) FROM offending) AS seen,
+       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
