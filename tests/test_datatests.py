@@ -239,3 +239,13 @@ def test_two_runs_at_once_beside_a_writer_both_pass(db_url, project, conn, healt
         stop.set()
         writer.join(10)
     assert outcomes == [[], []]
+
+
+def test_the_demo_quarter_keeps_every_rule(conn, project):
+    """`runner demo && runner test`: the synthetic quarter a DBA first meets breaks no rule of the schema."""
+    from runner.quality import demo
+
+    demo.fill(conn, seed=2, sessions=2_000)
+    results = datatests.run(conn, project)
+    assert names(results) == [], [r.as_dict() for r in results if not r.passed]
+    assert conn.execute("SELECT count(*) FROM webhook_events WHERE outcome = 'completed'").fetchone()[0] > 100
