@@ -165,6 +165,13 @@ def test_a_function_naming_a_missing_column_is_flagged_by_plpgsql_check(pg_admin
     assert out.stderr.startswith("Error: 1 lint finding(s) (plpgsql_check)")
     assert _scratch_databases(pg_admin_url) == 0
 
+    add(sql_copy, "functions/coupon_of.sql",
+        "-- lint: ignore plpgsql-check because the coupon column arrives with V100, next release\n" + MISSING_COLUMN)
+    acknowledged = lint.run(project_mod.load(sql_copy), url=pg_admin_url)
+    assert acknowledged.ok
+    assert [(f.file, f.acknowledged) for f in acknowledged.acknowledged if f.tool == "plpgsql_check"] == [
+        ("sql/functions/coupon_of.sql", "the coupon column arrives with V100, next release")]
+
 
 def test_without_plpgsql_check_the_output_says_bodies_were_not_checked(pg_admin_url, project):
     if _server_has_plpgsql_check(pg_admin_url):
