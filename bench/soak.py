@@ -240,6 +240,7 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
     fake = FakeStripe().start()
     warmup = duration * 0.2 if warmup is None else warmup
     with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT set_webhook_secret(%s)", (WEBHOOK_SECRET,))  # the database checks signatures too
         user_ids = [r[0] for r in conn.execute(
             "INSERT INTO users (email) SELECT 'soak-' || g || '-' || md5(random()::text) || '@example.com' "
             "FROM generate_series(1, %s) g RETURNING id", (users,))]
