@@ -211,6 +211,18 @@ def test_cli_writes_the_site_and_refuses_a_folder_it_did_not_make(db_url, tmp_pa
     assert "Examples:" in CliRunner().invoke(cli, ["docs", "--help"]).output
 
 
+def test_a_database_never_applied_gets_a_site_saying_so(empty_db_url, project, tmp_path):
+    import psycopg
+
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        site = docsite.build(conn, project, tmp_path / "site", run_tests=False)
+    assert site.tables == 0 and site.functions == 0 and site.reports > 0
+    history = page(tmp_path / "site", "history")
+    assert "Nothing applied here yet: run <code>runner apply</code>." in history
+    assert history.count('data-state="pending"') == len(project.files())
+    assert 'data-result="not-run"' in page(tmp_path / "site", "tests")
+
+
 @pytest.mark.skipif(chromium() is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
 def test_headless_chromium_draws_the_dependency_graph(site, project, tmp_path):
     probe_page = tmp_path / "probe.html"
