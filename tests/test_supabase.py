@@ -99,6 +99,34 @@ def test_every_project_table_has_rls_and_no_api_role_privilege(supa):
             "get_or_create_checkout_session")]
 
 
+def test_runner_apply_from_the_command_line(make_database, pg_admin_url, tmp_path):
+    """What a DBA runs: the project with platform = "supabase", `runner apply` as Supabase's postgres."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+    from tests.conftest import SQL_DIR
+
+    shutil.copytree(SQL_DIR, tmp_path / "sql")
+    toml = tmp_path / "sql" / "project.toml"
+    toml.write_text(re.sub(r'(?m)^platform = "postgres"$', 'platform = "supabase"', toml.read_text()))
+    dbname, owner = sb.make_supabase_database(make_database, pg_admin_url)
+    url = make_conninfo(pg_admin_url, dbname=dbname, user=owner)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--database-url", url, "--project-dir", str(tmp_path), *args],
+                                  env={"DATABASE_URL": None}, catch_exceptions=False)
+
+    applied = run("apply")
+    assert applied.exit_code == 0, applied.output
+    assert "apply    sql/functions/supabase_access.sql" in applied.output
+    assert run("apply", "--check").exit_code == 0
+    with psycopg.connect(make_conninfo(pg_admin_url, dbname=dbname), autocommit=True) as conn:
+        assert conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.payment_checkout_sessions'"
+                            "::regclass").fetchone() == (True,)
+
+
 # -- users are auth users ------------------------------------------------------------------------------
 def test_sign_up_creates_the_users_row_and_delete_cascades(supa):
     url, dbname, _, _ = supa
@@ -156,7 +184,11 @@ def test_anon_reads_nothing_and_calls_nothing(supa):
     start_checkout(supa, user_id)
     with admin(supa) as conn:
         tables = project_tables(conn)
-    for table in tables:
+    with admin(supa) as conn:
+        views = [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('v', 'm')")]
+    assert "checkout_session_rollup_current" in views
+    for table in tables + views:
         with sb.as_role(url, dbname, "anon") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f'SELECT * FROM public."{table}" LIMIT 1')
     for function, arguments in (
