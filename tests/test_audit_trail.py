@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import uuid
 
@@ -472,3 +473,53 @@ def test_the_job_cli_spools_per_database(db_url, tmp_path, monkeypatch, pg_admin
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_failures_noted_and_written_from_many_threads_at_once_are_each_counted_once(conn, db_url):
+    failures = error_log.DatabaseErrors("test", interval=0)
+    done = threading.Event()
+
+    def noter():
+        for _ in range(500):
+            failures.note(psycopg.OperationalError("lost"))
+
+    def writer():
+        with psycopg.connect(db_url, autocommit=True) as own:
+            while not done.wait(0.005):
+                failures.flush(own)
+            failures.flush(own, force=True)
+
+    threads = [threading.Thread(target=noter) for _ in range(8)]
+    flusher = threading.Thread(target=writer)
+    flusher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    flusher.join()
+    assert sum(c["count"] for _, c in database_rows(conn)) == 4000 and failures.pending == 0
+
+
+def test_jobs_saving_and_taking_the_spool_at_once_lose_and_double_nothing(tmp_path):
+    spool = tmp_path / "spool.jsonl"
+    taken = error_log.DatabaseErrors("collector", interval=0)
+
+    def save(n: int):
+        for _ in range(20):
+            one = error_log.DatabaseErrors(f"job {n}")
+            one.note(psycopg.OperationalError("down"))
+            one.save(spool)
+
+    def take():
+        for _ in range(20):
+            taken.take(spool)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(6)] + [
+        threading.Thread(target=take) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken.take(spool)
+    assert taken.pending == 6 * 20
