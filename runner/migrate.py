@@ -230,6 +230,18 @@ def _record(conn: psycopg.Connection, project: Project, f: SqlFile, duration_ms:
     )
 
 
+def _record_sql(conn: psycopg.Connection, project: Project, f: SqlFile) -> str:
+    """_record's INSERT as SQL text with its values quoted, to send in one query with the file."""
+    from psycopg import sql
+
+    return sql.SQL(
+        "INSERT INTO {} (kind, version, name, checksum, duration_ms, client, runner_version) VALUES "
+        "({}, {}, {}, {}, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int, {}, {})"
+    ).format(sql.SQL(project.history_table),
+             *map(sql.Literal, (f.kind, f.version, f.name, f.checksum, _client(), _runner_version()))
+             ).as_string(conn)
+
+
 def split_statements(sql: str) -> list[str]:
     """Split a no-transaction file into statements: on `;` at the end of a line, outside quotes."""
     statements, current = [], []
@@ -277,6 +289,15 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile) -> int:
     import psycopg
 
     start = time.monotonic()
+    if f.transactional and conn.autocommit:
+        # One round trip instead of four (BEGIN, file, history row, COMMIT): the file and its history row
+        # as one simple query, which PostgreSQL runs as one implicit transaction, all of it or nothing.
+        # The row's duration is then the server's own, from the query's arrival to the row.
+        try:
+            conn.execute(f"{f.rendered}\n;\n{_record_sql(conn, project, f)}")
+        except psycopg.Error as exc:
+            raise MigrationError(_describe(exc, f, f.rendered)) from None
+        return int((time.monotonic() - start) * 1000)
     if f.transactional:
         try:
             with conn.transaction():
