@@ -91,6 +91,14 @@ class LintFailed(RunnerError):
     """`runner lint` found problems in the project."""
 
 
+class DemoRefused(RunnerError):
+    """`runner demo` will not write into this database (not the embedded default, or not empty)."""
+
+
+class DocsError(RunnerError):
+    """`runner docs` cannot write the site there (a file, or a folder holding something else)."""
+
+
 # -- scheduled jobs and email (runner/jobs.py, runner/mail.py, runner/schedule.py) ----------------------
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import RunnerError
+from runner.errors import DemoRefused
 from runner.locks import DEMO_LOCK, advisory_lock
 from runner.quality import generator
 
@@ -37,10 +37,6 @@ DEFAULT_SEED = 1
 DATA_TABLES = ("webhook_events", "email_outbox", "error_logs", "job_runs", "payment_checkout_sessions_archive",
                "payment_checkout_sessions", "users")
 STEP = re.compile(r"^-- step: (?P<name>.+)$", re.MULTILINE)
-
-
-class DemoRefused(RunnerError):
-    """runner demo will not write into this database (not the embedded default, or not empty)."""
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
-import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -20,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import RunnerError
+from runner.errors import DocsError, RunnerError
 from runner.quality import depgraph
 
 if TYPE_CHECKING:
     import psycopg
 
     from runner.project import Project
-
-log = logging.getLogger(__name__)
 
 PAGES = ("index", "tables", "functions", "reports", "tests", "history")
 DEFINES = re.compile(
@@ -38,10 +35,6 @@ TABLE_DDL = re.compile(
     r"(?:ONLY\s+)?(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?", re.IGNORECASE)
 CREATE_OR_REPLACE_VIEW = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+VIEW\s+(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?",
                                     re.IGNORECASE)
-
-
-class DocsError(RunnerError):
-    """runner docs cannot write the site (the output folder is a file, or holds something else)."""
 
 
 @dataclass
