@@ -138,7 +138,8 @@ def _fill(conn: psycopg.Connection, seed: int, sessions: int, now: Any,
         for name, statement in history_steps():
             t = time.perf_counter()
             rows = conn.execute(statement, params if "%(" in statement else None).rowcount
-            say(f"  {name}: {max(rows, 0):,} rows ({time.perf_counter() - t:.1f}s)")
+            if rows >= 0:  # -1: not an INSERT (the helpers)
+                say(f"  {name}: {rows:,} rows ({time.perf_counter() - t:.1f}s)")
     while conn.execute("SELECT fold_checkout_session_rollup(100000)").fetchone()[0]:
         pass
     for table in DATA_TABLES:
