@@ -4,6 +4,9 @@ each run), against the interpreter's own start-up (`python -c pass`, the floor).
 
 None of these commands touches a database: `runner report list` reads sql/reports/, `runner job list`
 the jobs' catalogue. A command that does not exist (yet) is left out and the output says so.
+
+A second floor, for what the framework costs: the `--help` of a bare two-command click app (importing
+click and formatting a page is most of `runner --help`; each line notes its ratio to this one too).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from bench import common
 
 GROUP = "cli"
 AIM_RATIO = 4.0  # at most 4x `python -c pass`
+BARE_CLICK = "import click\n@click.group()\ndef g():\n    'A group.'\n@g.command()\ndef a():\n    'A command.'\ng()"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = 7 if args.quick else 25
     runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
     commands = {"python -c pass (floor)": [sys.executable, "-c", "pass"],
+                "bare click app --help (framework floor)": [sys.executable, "-c", BARE_CLICK, "--help"],
                 "runner --help": [runner_bin, "--help"]}
     for extra in (["report", "list"], ["job", "list"]):
         if subprocess.run([runner_bin, *extra], capture_output=True, cwd=common.REPO, check=False).returncode == 0:
@@ -46,11 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         return {"cpu_ms_median": round(median, 1), "cpu_ms_min": round(low, 1), "cpu_ms_max": round(high, 1)}
 
     floor = common.result(floor_name, GROUP, samples[floor_name], params=cpu_params(floor_name))
-    results = [floor]
-    for name in list(commands)[1:]:
+    click_name = list(commands)[1]
+    bare_click = common.result(click_name, GROUP, samples[click_name], baseline=floor, params=cpu_params(click_name))
+    results = [floor, bare_click]
+    for name in list(commands)[2:]:
         r = common.result(name, GROUP, samples[name], baseline=floor, aim=f"<= {AIM_RATIO:g}x python -c pass",
                           params=cpu_params(name))
         r.aim_met = r.ratio is not None and r.ratio <= AIM_RATIO
+        r.note = f"{r.median / bare_click.median:.2f}x the bare click app"
         results.append(r)
     common.print_table(results)
     if args.json:
