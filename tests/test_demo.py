@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.quality import demo
-from runner.reporting import doctor, reports
+from runner.reporting import dashboard, doctor, reports
 
 NOW = "2025-06-01T12:00:00Z"
 # Every generated column except those the clock fills as the rows are written (updated_at, linked_at).
@@ -75,6 +75,8 @@ def test_a_quarter_that_reports_and_doctor_read(conn, project):
     assert "fail" not in checks.values(), checks
     assert all(checks[f"job {job}"] == "pass" for job in ("expire", "remind", "cleanup", "send-email", "rollup"))
     assert checks["expiry"] == checks["rollup"] == checks["webhooks"] == "pass"
+    html = dashboard.render(conn, project)  # 30 days of columns, every plan, every job
+    assert html.count('class="mark bar"') > 30 and "no sessions yet" not in html and "no job has run yet" not in html
 
 
 def test_data_tests_pass_on_the_demo(conn, project):
