@@ -125,13 +125,23 @@ def test_a_failing_run_is_recorded_failed_and_keeps_nothing(conn):
 
 
 # -- the command without pg_cron -----------------------------------------------------------------------
-def test_pg_cron_missing_is_one_error_line_saying_what_to_do(db_url):
+def test_pg_cron_missing_is_one_error_line_saying_what_to_do(db_url, pg_admin_url):
+    with psycopg.connect(pg_admin_url) as admin:
+        if admin.execute("SELECT current_setting('cron.database_name', true)").fetchone()[0]:
+            pytest.skip("this server runs pg_cron: see test_install_from_another_database")
     result = run_cli(db_url, "schedule", "--pg-cron")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: pg_cron is not installed in database ")
-    # Where to go next: how to install it, or (on a server running it elsewhere) which database it is in.
-    assert "CREATE EXTENSION pg_cron" in result.stderr or "(cron.database_name): connect to it" in result.stderr
+    assert "shared_preload_libraries = 'pg_cron'" in result.stderr and "CREATE EXTENSION pg_cron" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_an_unapplied_database_is_refused_first(empty_db_url):
+    result = run_cli(empty_db_url, "schedule", "--pg-cron")
+    assert result.exit_code == 1
+    assert result.stderr.endswith("public.run_scheduled_job does not exist in database "
+                                  f"'{psycopg.conninfo.conninfo_to_dict(empty_db_url)['dbname']}': run "
+                                  "`runner apply` first\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -265,3 +275,21 @@ def test_pg_cron_itself_runs_a_job(cron, project):
     detail = cron.execute("SELECT status FROM cron.job_run_details ORDER BY runid DESC LIMIT 1").fetchone()
     assert detail == ("succeeded",)
 
+
+
+def test_install_from_another_database(cron, db_url):
+    """The project in another database of the server: scheduled from pg_cron's database for it (pg_cron >= 1.4)."""
+    dbname = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
+    installed = json.loads(run_cli(db_url, "schedule", "--pg-cron", "--format", "json").stdout)
+    assert [(j["name"], j["action"]) for j in installed] == [
+        (f"checkout-sessions-{dbname}-{job}", "installed") for job in ("expire", "cleanup", "rollup")]
+    assert cron.execute("SELECT DISTINCT database FROM cron.job").fetchall() == [(dbname,)]
+    again = json.loads(run_cli(db_url, "schedule", "--pg-cron", "--format", "json").stdout)
+    assert [j["action"] for j in again] == ["unchanged"] * 3
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        add_sessions(conn, 1, expires="now() - interval '1 hour'")
+        conn.execute(installed[0]["command"])
+        assert statuses(conn) == {"expired": 1}
+    removed = json.loads(run_cli(db_url, "schedule", "--pg-cron", "--remove", "--format", "json").stdout)
+    assert [j["action"] for j in removed] == ["removed"] * 3
+    assert cron.execute("SELECT count(*) FROM cron.job").fetchone() == (0,)
