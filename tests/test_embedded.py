@@ -26,7 +26,8 @@ def runner_cmd(*args: str, cwd: Path, env: dict[str, str], pythonpath: str | Non
 
 def test_apply_without_database_url_uses_the_embedded_server(tmp_path):
     data_dir = tmp_path / "pgdata"
-    env = {"RUNNER_DATA_DIR": str(data_dir)}
+    # Opted in: without a terminal (as here) a missing DATABASE_URL is otherwise an error (test_unattended.py).
+    env = {"RUNNER_DATA_DIR": str(data_dir), "RUNNER_EMBEDDED": "1"}
     try:
         first = runner_cmd("apply", cwd=REPO, env=env)
         assert first.returncode == 0, first.stderr

@@ -53,6 +53,9 @@ class Context:
             else:
                 from runner import embedded
 
+                refusal = embedded.unattended_refusal()
+                if refusal:
+                    raise RunnerError(refusal)
                 server = embedded.ensure(self.data_dir())
                 click.echo(
                     f"runner: embedded PostgreSQL {server.version} in {server.data_dir} "
@@ -62,10 +65,28 @@ class Context:
                 self._url = server.url
         return self._url
 
-    def connect(self, command: str = "runner", autocommit: bool = True):
+    def component_url(self, role: str) -> str:
+        """The URL `runner serve` (role "app_role") or a job ("jobs_role") connects with: DATABASE_URL as
+        given (the deployment picks the credential); in embedded mode a login role of that group role, never
+        the superuser."""
+        url = self.url
+        if self._database_url:
+            return url
+        from runner import embedded
+
+        cache = self.__dict__.setdefault("_component_urls", {})
+        if role not in cache:
+            group = self.project.settings.get(role) or {"jobs_role": "checkout_jobs"}.get(role, role)
+            login = embedded.SERVE_LOGIN if role == "app_role" else embedded.JOBS_LOGIN
+            cache[role] = embedded.login_role_url(url, login, group)
+        return cache[role]
+
+    def connect(self, command: str = "runner", autocommit: bool = True, role: str | None = None):
+        """A connection as the command's user, or with `role` as component_url(role) gives it."""
         from runner import database
 
-        return database.connect(self.url, command=command, autocommit=autocommit)
+        url = self.component_url(role) if role else self.url
+        return database.connect(url, command=command, autocommit=autocommit)
 
 
 # Commands that live in other modules, imported only when used (keeps `runner --help` fast).

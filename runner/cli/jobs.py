@@ -60,7 +60,7 @@ def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) 
     from runner.jobs import tasks as jobs
 
     progress = _progress(name, fmt)
-    result = jobs.run(lambda: obj.connect(f"job {name}"), name, on_batch=progress,
+    result = jobs.run(lambda: obj.connect(f"job {name}", role="jobs_role"), name, on_batch=progress,
                       spool=error_log.spool_path(obj.url), **options)
     _report(ctx, result, fmt, progress is not None and result.outcome != "skipped")
 
@@ -69,7 +69,7 @@ def _dry_run(ctx: click.Context, obj: Context, name: str, fmt: str, count, extra
     from runner.jobs.tasks import RunResult
 
     started = time.monotonic()
-    conn = obj.connect(f"job {name} --dry-run")
+    conn = obj.connect(f"job {name} --dry-run", role="jobs_role")
     try:
         n = count(conn)
     finally:
@@ -145,7 +145,7 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
 
     obj: Context = ctx.obj
     if dry_run:
-        conn = obj.connect("job remind --dry-run")
+        conn = obj.connect("job remind --dry-run", role="jobs_role")
         try:
             rows = jobs.reminder_candidates(conn)
         finally:
@@ -274,7 +274,7 @@ def history(obj: Context, name: str | None, limit: int, fmt: str) -> None:
     """
     from runner.jobs import tasks as jobs
 
-    conn = obj.connect("job history")
+    conn = obj.connect("job history", role="jobs_role")
     try:
         rows = jobs.history(conn, name, limit)
     finally:
@@ -358,7 +358,7 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
     def run_job(name: str) -> None:
         from runner import error_log
 
-        result = jobs.run(lambda: obj.connect(f"job {name}"), name, spool=error_log.spool_path(obj.url),
+        result = jobs.run(lambda: obj.connect(f"job {name}", role="jobs_role"), name, spool=error_log.spool_path(obj.url),
                           **options(name))
         click.echo(result.summary(), err=result.outcome == "skipped")
 

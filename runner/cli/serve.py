@@ -40,7 +40,14 @@ def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_
 
     settings = Settings.from_env()
     pool_max = settings.pool_max_size if os.environ.get("RUNNER_POOL_MAX_SIZE") else workers
-    settings = settings.with_(database_url=obj.url, log_format=log_format, pool_max_size=pool_max,
+    if not obj._database_url and settings.stripe_webhook_secrets:  # embedded: the superuser seeds, once
+        from runner.payments import webhook_secrets
+
+        with obj.connect("serve") as conn:
+            webhook_secrets.seed_from_env(conn, settings.stripe_webhook_secrets)
+    # Embedded: a login role of checkout_app, not the superuser (DATABASE_URL is used as given).
+    settings = settings.with_(database_url=obj.component_url("app_role"), log_format=log_format,
+                              pool_max_size=pool_max,
                               pool_min_size=min(settings.pool_min_size, pool_max))
     from runner.web import server
 
