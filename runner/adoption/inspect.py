@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TARGET_SCHEMA = "runner_adopt_target"
 INDEX_DEF = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .*)$")
 NOT_NULL_SUFFIX = "_adopt_not_null"
+ADOPTION_LOG = "runner_adoption_log"
 NEW_INDEX_SUFFIX = "_adopt"
 
 
@@ -181,7 +182,9 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
     with conn.transaction(force_rollback=True):
         # Catalogue reads and scratch objects only; never wait long for a lock the app holds.
         conn.execute("SET LOCAL lock_timeout = '5s'")
-        live_tables = set(read_tables(conn, project, project.schema))
+        # The audit table is created (IF NOT EXISTS, unrecorded) at the start of every adoption: it is not
+        # one of the reference's tables, and its versioned file is left to the normal apply.
+        live_tables = set(read_tables(conn, project, project.schema)) - {ADOPTION_LOG}
         done = migrate.applied(conn, project) if migrate.history_exists(conn, project) else {}
         versioned = project.versioned()
         if all(f.name in done for f in versioned):
