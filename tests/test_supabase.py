@@ -63,6 +63,25 @@ def test_applied_by_a_postgres_that_is_not_superuser(supa):
         assert migrate.plan(conn, supabase) == []
 
 
+def test_running_the_file_again_changes_nothing_and_recreates_no_policy(supa):
+    """The file runs after every apply that applied something: then it must not take the tables' ACCESS
+    EXCLUSIVE lock again (policies are recreated only when their definition changed)."""
+    url, dbname, owner, supabase = supa
+    query = "SELECT polrelid::regclass::text, polname, oid FROM pg_policy ORDER BY 1, 2"
+    with admin(supa) as conn:
+        before = conn.execute(query).fetchall()
+    assert ("payment_checkout_sessions", "checkout_sessions_select_own") in [r[:2] for r in before]
+    with psycopg.connect(make_conninfo(url, dbname=dbname, user=owner)) as conn:
+        conn.execute(supabase.render("functions/supabase_access.sql"))
+        locked = conn.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND "
+                              "mode = 'AccessExclusiveLock' AND relation = 'public.payment_checkout_sessions'::regclass"
+                              ).fetchone()
+        conn.commit()
+    assert locked == (0,)
+    with admin(supa) as conn:
+        assert conn.execute(query).fetchall() == before
+
+
 def test_every_project_table_has_rls_and_no_api_role_privilege(supa):
     with admin(supa) as conn:
         tables = project_tables(conn)

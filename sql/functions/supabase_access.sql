@@ -89,6 +89,7 @@ CREATE OR REPLACE TRIGGER zz_{{ schema }}_users_from_auth_users
 -- The auth users who signed up before this apply.
 INSERT INTO {{ m.q("users") }} (id, email)
 SELECT a.id, coalesce(a.email, '') FROM auth.users a
+ WHERE NOT EXISTS (SELECT 1 FROM {{ m.q("users") }} u WHERE u.id = a.id)
 ON CONFLICT (id) DO NOTHING;
 
 -- users.id references auth.users(id) ON DELETE CASCADE: deleting the auth user deletes its users row and
@@ -124,6 +125,22 @@ BEGIN
 END
 $$;
 
+-- A policy is (re)created only when its definition changed (kept in its comment): an apply that changes
+-- nothing here takes no ACCESS EXCLUSIVE lock on the tables the app is using.
+CREATE OR REPLACE FUNCTION pg_temp.checkout_policy(p_table REGCLASS, p_name TEXT, p_definition TEXT)
+RETURNS VOID
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF obj_description((SELECT oid FROM pg_policy WHERE polrelid = p_table AND polname = p_name), 'pg_policy')
+     IS DISTINCT FROM p_definition THEN
+    EXECUTE format('DROP POLICY IF EXISTS %I ON %s', p_name, p_table);
+    EXECUTE format('CREATE POLICY %I ON %s %s', p_name, p_table, p_definition);
+    EXECUTE format('COMMENT ON POLICY %I ON %s IS %L', p_name, p_table, p_definition);
+  END IF;
+END;
+$$;
+
 -- Row-level security on every project table, and no privilege for Supabase's API roles on any project
 -- object; then exactly what each role needs. Tables named runner_* (the runner's bookkeeping, created from
 -- Python) count as the project's too.
@@ -143,11 +160,12 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON TABLE %s FROM {{ api_roles }}', v_table);
     IF (SELECT relkind FROM pg_class WHERE oid = v_table) IN ('r', 'p') THEN
-      EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
+      IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = v_table) THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_table);
+      END IF;
       -- The project's own roles see every row; their privileges (privileges.sql) decide what they may do.
-      EXECUTE format('DROP POLICY IF EXISTS checkout_own_roles_all_rows ON %s', v_table);
-      EXECUTE format('CREATE POLICY checkout_own_roles_all_rows ON %s FOR ALL TO {{ own_roles | map("sql_ident") | join(", ") }} '
-                     'USING (true) WITH CHECK (true)', v_table);
+      PERFORM pg_temp.checkout_policy(v_table, 'checkout_own_roles_all_rows',
+        'FOR ALL TO {{ own_roles | map("sql_ident") | join(", ") }} USING (true) WITH CHECK (true)');
     END IF;
     FOR v_seq IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
                   WHERE d.classid = 'pg_class'::regclass AND d.refobjid = v_table AND d.deptype IN ('a', 'i') LOOP
@@ -182,21 +200,15 @@ $$;
 GRANT SELECT ON {{ m.q("users") }}, {{ m.q("payment_checkout_sessions") }} TO authenticated, service_role;
 GRANT UPDATE (stripe_session_id) ON {{ m.q("payment_checkout_sessions") }} TO service_role;
 
-DROP POLICY IF EXISTS users_select_own ON {{ m.q("users") }};
-CREATE POLICY users_select_own ON {{ m.q("users") }}
-  FOR SELECT TO authenticated USING (id = (SELECT auth.uid()));
-
-DROP POLICY IF EXISTS checkout_sessions_select_own ON {{ m.q("payment_checkout_sessions") }};
-CREATE POLICY checkout_sessions_select_own ON {{ m.q("payment_checkout_sessions") }}
-  FOR SELECT TO authenticated USING (user_id = (SELECT auth.uid()));
-
--- service_role has BYPASSRLS on Supabase; these keep its calls working where it does not (no silent
--- zero-row update). Its privileges above still limit it to reading and linking.
-DROP POLICY IF EXISTS users_service_role ON {{ m.q("users") }};
-CREATE POLICY users_service_role ON {{ m.q("users") }}
-  FOR ALL TO service_role USING (true) WITH CHECK (true);
-
-DROP POLICY IF EXISTS checkout_sessions_service_role ON {{ m.q("payment_checkout_sessions") }};
-CREATE POLICY checkout_sessions_service_role ON {{ m.q("payment_checkout_sessions") }}
-  FOR ALL TO service_role USING (true) WITH CHECK (true);
+-- authenticated reads its own rows. service_role has BYPASSRLS on Supabase; its policies keep its calls
+-- working where it does not (no silent zero-row update); its privileges above still limit it to reading and
+-- linking.
+SELECT pg_temp.checkout_policy({{ m.q("users") | sql_literal }}, 'users_select_own',
+                               'FOR SELECT TO authenticated USING (id = (SELECT auth.uid()))');
+SELECT pg_temp.checkout_policy({{ m.q("payment_checkout_sessions") | sql_literal }}, 'checkout_sessions_select_own',
+                               'FOR SELECT TO authenticated USING (user_id = (SELECT auth.uid()))');
+SELECT pg_temp.checkout_policy({{ m.q("users") | sql_literal }}, 'users_service_role',
+                               'FOR ALL TO service_role USING (true) WITH CHECK (true)');
+SELECT pg_temp.checkout_policy({{ m.q("payment_checkout_sessions") | sql_literal }}, 'checkout_sessions_service_role',
+                               'FOR ALL TO service_role USING (true) WITH CHECK (true)');
 {% endif %}
