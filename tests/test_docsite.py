@@ -93,7 +93,7 @@ def test_tables_with_columns_types_defaults_constraints_indexes_comments(site, c
     for name, definition in conn.execute(
             "SELECT conname, pg_get_constraintdef(oid, true) FROM pg_constraint "
             "WHERE conrelid = 'payment_checkout_sessions'::regclass AND contype <> 'n'"):
-        assert name in section and definition.split(" REFERENCES ")[0] in section
+        assert name in section and definition in section
     comment = conn.execute("SELECT col_description('payment_checkout_sessions'::regclass, attnum) FROM pg_attribute "
                            "WHERE attrelid = 'payment_checkout_sessions'::regclass "
                            "AND attname = 'stripe_sessions_created'").fetchone()[0]

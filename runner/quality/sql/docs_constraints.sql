@@ -4,7 +4,8 @@ SELECT k.conrelid AS table_oid, k.conname AS name,
                       WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE k.contype::text END AS kind,
        pg_get_constraintdef(k.oid, true) AS definition,
        k.convalidated AS validated,
-       CASE WHEN k.contype = 'f' THEN r.relname END AS references_table
+       -- linked on the page when it is documented there too (same schema; not e.g. Supabase's auth.users)
+       CASE WHEN k.contype = 'f' AND r.relnamespace = c.relnamespace THEN r.relname END AS references_table
   FROM pg_constraint k
   JOIN pg_class c ON c.oid = k.conrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
