@@ -81,9 +81,17 @@ def _smoke_test(conn: psycopg.Connection, project: Project) -> Check:
             ).fetchone()
             if plan is None:
                 return Check(name, False, "no active plan in subscription_plans (see sql/project.toml)")
-            user_id = conn.execute(
-                "INSERT INTO users (email) VALUES ('verify@runner.invalid') RETURNING id"
-            ).fetchone()[0]
+            if project.settings["platform"] == "supabase":
+                # users.id references auth.users there: a sign-up, whose trigger makes the users row.
+                user_id = conn.execute(
+                    "INSERT INTO auth.users (id, aud, role, email, created_at) VALUES "
+                    "(gen_random_uuid(), 'authenticated', 'authenticated', 'verify@runner.invalid', now()) "
+                    "RETURNING id"
+                ).fetchone()[0]
+            else:
+                user_id = conn.execute(
+                    "INSERT INTO users (email) VALUES ('verify@runner.invalid') RETURNING id"
+                ).fetchone()[0]
             first = conn.execute(
                 "SELECT get_or_create_checkout_session(%s, 'verify@runner.invalid', %s, %s, 'stripe')",
                 (user_id, plan[0], plan[1]),

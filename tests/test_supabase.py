@@ -423,3 +423,14 @@ def test_adopt_a_supabase_project_running_the_reference(make_database, pg_admin_
                           p_stripe_session_id=f"cs_{user_id.hex}", p_stripe_customer_id="cus_team") is True
         assert session_id not in before and before[1] in [
             r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions WHERE user_id = %s", (users[1],))]
+
+
+def test_runner_verify_passes_on_supabase(supa):
+    """verify's smoke test signs a user up (users follow auth.users there) and rolls everything back."""
+    from runner import verify
+
+    url, dbname, owner, supabase = supa
+    with psycopg.connect(make_conninfo(url, dbname=dbname, user=owner), autocommit=True) as conn:
+        checks = verify.run(conn, supabase)
+        assert conn.execute("SELECT count(*) FROM auth.users WHERE email = 'verify@runner.invalid'").fetchone() == (0,)
+    assert [c for c in checks if not c.ok] == []
