@@ -211,6 +211,29 @@ def test_cli_writes_the_site_and_refuses_a_folder_it_did_not_make(db_url, tmp_pa
     assert "Examples:" in CliRunner().invoke(cli, ["docs", "--help"]).output
 
 
+def test_two_runs_at_once_into_one_folder_both_finish_with_whole_pages(db_url, project, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    import psycopg
+
+    barrier = Barrier(2)
+
+    def one(_):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            barrier.wait()
+            return docsite.build(conn, project, tmp_path / "site", run_tests=False)
+
+    with ThreadPoolExecutor(2) as pool:
+        sites = list(pool.map(one, range(2)))
+    assert [s.tables for s in sites] == [sites[0].tables] * 2 and sites[0].tables >= 10
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == sorted(f"{p}.html" for p in docsite.PAGES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folder left behind
+    for name in docsite.PAGES:
+        html = page(tmp_path / "site", name)
+        assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+
+
 def test_a_database_never_applied_gets_a_site_saying_so(empty_db_url, project, tmp_path):
     import psycopg
 

@@ -14,6 +14,7 @@ import datetime as dt
 import importlib.resources
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,20 +263,21 @@ def build(conn: psycopg.Connection, project: Project, folder: str | Path, *, run
     say("docs: reading the catalogue" + (" and running the data tests" if run_tests else ""))
     data = collect(conn, project, run_tests=run_tests)
     pages = render(data)
-    tmp = out.with_name(out.name + ".tmp-runner-docs")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for page, html in pages.items():
-        (tmp / f"{page}.html").write_text(html, encoding="utf-8")
     # Each page is written beside the site, then renamed over its old version: a reader (or a web server)
-    # never sees half a page.
+    # never sees half a page, and two runs at once each replace whole pages (index.html first, so a folder
+    # holding any page of a site holds its index).
     out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     written = []
-    for page in PAGES:
-        target = out / f"{page}.html"
-        (tmp / f"{page}.html").replace(target)
-        written.append(target)
-    tmp.rmdir()
+    try:
+        for page in PAGES:
+            (tmp / f"{page}.html").write_text(pages[page], encoding="utf-8")
+        for page in PAGES:
+            target = out / f"{page}.html"
+            (tmp / f"{page}.html").replace(target)
+            written.append(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     results = data["tests"]["results"]
     return Site(folder=out, pages=written, tables=len(data["tables"]),
                 functions=sum(len(f["functions"]) for f in data["files"]) + len(data["loose_functions"]),
