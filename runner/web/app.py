@@ -60,6 +60,9 @@ class ServiceState:
                                                           lambda: self.pool.connection(timeout=2.0))
         self._stripe = None
         self.metrics = None  # /metrics' snapshot (runner/reporting/metrics.py), made on the first scrape
+        # The webhook's statement is one blocking libpq call: a deadline of its own (runner/web/pool.py).
+        self.watchdog = pool.Watchdog()
+        self.answer_timeout = pool.answer_timeout(settings.statement_timeout)
 
     def stripe_client(self):
         if self._stripe is None:
@@ -204,7 +207,7 @@ class WebhookRoute:
             delivery = webhook.Delivery.of(payload, signature)
             tolerance = settings.webhook_tolerance
             try:
-                with self.state.connection() as conn:
+                with self.state.connection() as conn, self.state.watchdog.watch(conn, self.state.answer_timeout):
                     outcome = webhook.handle(conn, delivery, settings.stripe_livemode, tolerance)
             except (psycopg.OperationalError, PoolTimeout, RunnerError):  # mapped below (400, 503, ...)
                 raise

@@ -22,6 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BODYLESS = ("GET", "HEAD", "OPTIONS", "DELETE")
+HEALTH_PATH = "/healthz"
 
 
 class BodyTooLarge(Exception):
@@ -41,6 +42,9 @@ class BufferedWSGI:
         self.multiprocess = multiprocess
         self.log_access = log_access  # (method, path, status, ms, size, remote) for the answers given here
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runner-http")
+        # /healthz never queues behind requests waiting for a database that does not answer: it has threads
+        # of its own, so it can say so within its 2 seconds.
+        self.health_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="runner-health")
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -48,6 +52,7 @@ class BufferedWSGI:
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.executor.shutdown(wait=True)
+        self.health_executor.shutdown(wait=True)
 
     async def __rsgi__(self, scope, proto) -> None:
         if scope.proto != "http":  # no websockets here
@@ -67,7 +72,13 @@ class BufferedWSGI:
             log.debug("request body not read: %s", exc)
             return
         loop = self.loop or asyncio.get_running_loop()
-        status, headers, payload = await loop.run_in_executor(self.executor, self._call, scope, body)
+        executor = self.health_executor if scope.path == HEALTH_PATH else self.executor
+        try:
+            status, headers, payload = await loop.run_in_executor(executor, self._call, scope, body)
+        except Exception:  # the app maps its own errors: this is a bug, logged and answered 500
+            log.exception("unhandled error on %s %s", scope.method, scope.path)
+            status, headers = 500, [("content-type", "application/json")]
+            payload = b'{"error": {"code": "internal_error", "message": "internal error; it has been logged"}}'
         proto.response_bytes(status, headers, payload)
 
     async def _read_body(self, scope, proto) -> bytes:

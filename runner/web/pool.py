@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import select
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +58,54 @@ class DeadlineConnection(psycopg.Connection):
             limit = kwargs["timeout"]
             self.close()  # a query is in flight: the connection cannot be used again
             raise psycopg.OperationalError(f"the database did not answer within {limit:g} s") from None
+
+
+class Watchdog:
+    """Shuts down the socket of a connection still lent past its deadline (`watch`). For libpq's blocking calls
+    (the webhook's one statement, runner/payments/webhook.py), which psycopg's wait deadline does not cover:
+    the call returns with the connection broken, the request answers 503, the pool replaces the connection.
+    One thread per process, waking every TICK seconds; arming and disarming is a dictionary entry."""
+
+    TICK = 0.1
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._armed: dict[object, tuple[float, psycopg.Connection]] = {}
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, conn: psycopg.Connection, seconds: float) -> Iterator[psycopg.Connection]:
+        token = object()
+        with self._lock:
+            self._armed[token] = (time.monotonic() + seconds, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="runner-db-watchdog", daemon=True)
+                self._thread.start()
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:  # the owner's `finally` cannot disarm meanwhile: never a socket lent to another
+                for token, (deadline, conn) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[token]
+                        _cut(conn)
+
+
+def _cut(conn: psycopg.Connection) -> None:
+    try:
+        # A duplicate of the descriptor: shutdown() acts on the connection itself, close() on the duplicate only.
+        with socket.fromfd(conn.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.warning("the database did not answer within the deadline: connection cut")
+    except (OSError, psycopg.Error) as exc:  # closed meanwhile
+        log.debug("could not cut a connection: %s", exc)
 
 
 class ServicePool(ConnectionPool):
