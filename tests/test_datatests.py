@@ -93,6 +93,12 @@ BREAKS = {
         " WHERE id = (SELECT min(id::text)::uuid FROM payment_checkout_sessions_archive)",
     "email_outbox.sent_when_sent":
         "UPDATE email_outbox SET sent_at = NULL WHERE status = 'sent'",
+    "stripe_session_history_complete":
+        "DELETE FROM payment_checkout_stripe_sessions WHERE stripe_session_id = (SELECT min(stripe_session_id)"
+        " FROM payment_checkout_sessions)",
+    "deleted_users_data_left":
+        "INSERT INTO payment_checkout_stripe_sessions (stripe_session_id, checkout_session_id, user_id)"
+        " VALUES ('cs_orphan', gen_random_uuid(), gen_random_uuid())",
 }
 
 
