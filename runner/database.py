@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import socket
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10
+# The jobs work in short batches (about 0.25 s each): a statement of theirs still running after this many
+# seconds is stuck on something (a lock, a runaway plan) and PostgreSQL cancels it (RUNNER_JOB_STATEMENT_TIMEOUT).
+DEFAULT_JOB_STATEMENT_TIMEOUT = 300.0
 
 
 # user:password@ of a URL, up to the last @ (a password may hold / or @); password=... of a conninfo
@@ -64,3 +68,22 @@ def connect(url: str, *, command: str = "runner", autocommit: bool = True) -> ps
         raise DatabaseUnavailable(redact(f"cannot connect to {url}: {reason}", url)) from None
     except psycopg.ProgrammingError as exc:  # e.g. a malformed URL; libpq's message may quote all of it
         raise DatabaseUnavailable(redact(f"invalid database URL {url}: {exc}", url)) from None
+
+
+def job_statement_timeout() -> float:
+    """RUNNER_JOB_STATEMENT_TIMEOUT in seconds (0: none); ConfigError naming it when it is not a number >= 0."""
+    from runner.errors import ConfigError
+
+    raw = os.environ.get("RUNNER_JOB_STATEMENT_TIMEOUT", "").strip()
+    try:
+        seconds = float(raw) if raw else DEFAULT_JOB_STATEMENT_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ConfigError(f"RUNNER_JOB_STATEMENT_TIMEOUT must be a number of seconds (0: none), got {raw!r}")
+    return seconds
+
+
+def set_statement_timeout(conn: psycopg.Connection, seconds: float) -> None:
+    """PostgreSQL cancels this session's statements after `seconds` (0: never); SQLSTATE 57014 when it does."""
+    conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)", (str(math.ceil(seconds * 1000)),))

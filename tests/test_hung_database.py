@@ -174,3 +174,38 @@ def test_after_an_outage_without_traffic_the_next_request_succeeds(frozen_world)
           f"both within {took:.2f} s of SIGCONT")
     assert health.status_code == 200 and delivered.status_code == 200, (health.text, delivered.text)
     assert took < 2.0
+
+
+def run_job(url: str, *args: str, env: dict):
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    from .conftest import REPO
+
+    return CliRunner().invoke(cli, ["--database-url", url, "--project-dir", str(REPO), "job", *args], env=env)
+
+
+def test_a_job_statement_stuck_on_a_lock_is_cancelled_after_the_job_statement_timeout(conn, db_url):
+    """RUNNER_JOB_STATEMENT_TIMEOUT: PostgreSQL cancels the job's statement, the job fails (exit 1, one line,
+    recorded failed) instead of waiting for the lock as long as it is held."""
+    env = {"RUNNER_JOB_STATEMENT_TIMEOUT": "1", "SMTP_URL": None, "DATABASE_URL": None}
+    with psycopg.connect(db_url) as holder:  # a transaction holding every row lock the expire job needs
+        holder.execute("LOCK TABLE payment_checkout_sessions IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = run_job(db_url, "expire", env=env)
+        took = time.monotonic() - started
+        holder.rollback()
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: job expire failed") and "statement timeout" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and took < 10
+    assert conn.execute("SELECT job, outcome FROM job_runs").fetchall() == [("expire", "failed")]
+
+
+def test_a_bad_job_statement_timeout_is_one_line(db_url):
+    from runner.errors import ConfigError
+
+    result = run_job(db_url, "expire", env={"RUNNER_JOB_STATEMENT_TIMEOUT": "soon", "DATABASE_URL": None})
+    assert result.exit_code == ConfigError.exit_code
+    assert result.output.splitlines() == [
+        "Error: RUNNER_JOB_STATEMENT_TIMEOUT must be a number of seconds (0: none), got 'soon'"]

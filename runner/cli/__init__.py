@@ -86,7 +86,12 @@ class Context:
         from runner import database
 
         url = self.component_url(role) if role else self.url
-        return database.connect(url, command=command, autocommit=autocommit)
+        # The jobs' statements are cancelled by PostgreSQL past RUNNER_JOB_STATEMENT_TIMEOUT (issue 14).
+        timeout = database.job_statement_timeout() if role == "jobs_role" else 0
+        conn = database.connect(url, command=command, autocommit=autocommit)
+        if timeout:
+            database.set_statement_timeout(conn, timeout)
+        return conn
 
 
 # Commands that live in other modules, imported only when used (keeps `runner --help` fast).
