@@ -523,3 +523,22 @@ def test_jobs_saving_and_taking_the_spool_at_once_lose_and_double_nothing(tmp_pa
         t.join()
     taken.take(spool)
     assert taken.pending == 6 * 20
+
+
+def test_cli_checkout_create_takes_metadata(db_url, conn, make_user, fake_stripe, monkeypatch):
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    user = make_user()
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_fake")
+    monkeypatch.setenv("STRIPE_API_BASE", fake_stripe.url)
+    base = ["--database-url", db_url, "checkout", "create", "--user-id", str(user), "--plan", "pro", "--metadata"]
+    ok = CliRunner().invoke(cli, [*base, '{"campaign": "spring"}', "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["session"]["metadata"] == {"campaign": "spring"}
+    assert fake_stripe.created()[0]["metadata[campaign]"] == "spring"
+    not_json = CliRunner().invoke(cli, [*base, "{campaign"])
+    assert not_json.exit_code == 2 and "--metadata" in not_json.output
+    reserved = CliRunner().invoke(cli, [*base, '{"plan": "free"}'])
+    assert reserved.exit_code == 1 and "Error: metadata key 'plan' is reserved by the project" in reserved.output

@@ -20,9 +20,11 @@ def checkout() -> None:
 @checkout.command()
 @click.option("--user-id", required=True, metavar="UUID", help="The user (users.id) who will pay.")
 @click.option("--plan", required=True, metavar="CODE", help="A plan code of subscription_plans, e.g. pro.")
+@click.option("--metadata", metavar="JSON", default=None,
+              help="The app's context as a small JSON object, stored and sent to Stripe (docs/audit-trail.md).")
 @FORMAT
 @click.pass_obj
-def create(obj: Context, user_id: str, plan: str, fmt: str) -> None:
+def create(obj: Context, user_id: str, plan: str, metadata: str | None, fmt: str) -> None:
     """Start (or resume) a user's Stripe checkout and print the checkout URL.
 
     Same flow as POST /api/payments/create-checkout: the price comes from the plan catalogue, an open
@@ -34,16 +36,23 @@ def create(obj: Context, user_id: str, plan: str, fmt: str) -> None:
     Examples:
       runner checkout create --user-id 6f1c0a4e-3b7e-4c1e-9d62-0d7c1f1f2a10 --plan pro
       runner checkout create --user-id "$USER_ID" --plan basic --format json | jq -r .url
+      runner checkout create --user-id "$USER_ID" --plan pro --metadata '{"campaign": "spring"}'
     """
+    import json
+
     from runner.payments import checkout as checkout_mod
     from runner.payments import stripe_gateway
     from runner.settings import Settings
 
+    try:
+        context = None if metadata is None else json.loads(metadata)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--metadata") from None
     settings = Settings.from_env()
     client = stripe_gateway.make_client(settings)
     conn = obj.connect("checkout create")
     try:
-        result = checkout_mod.create_checkout(conn, client, settings, user_id, plan)
+        result = checkout_mod.create_checkout(conn, client, settings, user_id, plan, metadata=context)
     finally:
         conn.close()
     session = result.session
