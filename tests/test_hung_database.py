@@ -209,3 +209,28 @@ def test_a_bad_job_statement_timeout_is_one_line(db_url):
     assert result.exit_code == ConfigError.exit_code
     assert result.output.splitlines() == [
         "Error: RUNNER_JOB_STATEMENT_TIMEOUT must be a number of seconds (0: none), got 'soon'"]
+
+
+def test_a_statement_over_the_statement_timeout_is_a_503_and_the_event_is_processed_on_redelivery(settings, conn,
+                                                                                                 make_user):
+    """RUNNER_STATEMENT_TIMEOUT in the service: a delivery stuck behind a lock is cancelled by PostgreSQL and
+    answered 503 (Stripe redelivers), not held for as long as the lock is; the redelivery succeeds."""
+    from runner.web.app import create_app
+
+    app = create_app(settings.with_(statement_timeout=1.0))
+    body = checkout_event("completed", new_session(conn, make_user()))
+    try:
+        client = app.test_client()
+        with psycopg.connect(settings.database_url) as holder:
+            holder.execute("LOCK TABLE payment_checkout_sessions IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            refused = client.post(WEBHOOK, data=body, headers=sign(body))
+            took = time.monotonic() - started
+            holder.rollback()
+        redelivered = client.post(WEBHOOK, data=body, headers=sign(body))
+    finally:
+        app.extensions["runner"].close()
+    assert refused.status_code == 503 and refused.json["error"]["code"] == "database_timeout", refused.json
+    assert 0.9 < took < 3.0
+    assert redelivered.status_code == 200 and redelivered.json["outcome"] == "completed"
+    assert conn.execute("SELECT status FROM webhook_events").fetchall() == [("processed",)]

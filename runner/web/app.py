@@ -96,6 +96,9 @@ def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, 
         if not isinstance(exc, DatabaseUnavailable):
             log.warning("database unavailable: %s", checkout.first_line(exc))
         return 503, "database_unavailable", "the database is unavailable; retry later"
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # RUNNER_STATEMENT_TIMEOUT: too slow now, retry later
+        log.warning("statement cancelled on %s %s: %s", method, path, checkout.first_line(exc))
+        return 503, "database_timeout", "the database did not answer in time; retry later"
     if isinstance(exc, RunnerError):
         status = getattr(exc, "http_status", 500)
         if status >= 500 and status != 502:
