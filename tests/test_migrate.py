@@ -112,9 +112,10 @@ def test_changed_function_is_reapplied(empty_db_url, sql_copy):
     fn.write_text(fn.read_text().replace("'The user''s most recent checkout session, or no row.'",
                                          "'Most recent session (edited).'"))
     result = migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
-    # The privileges (`-- runner: finally`) run again after any change.
+    # The privileges and the Supabase access rules (`-- runner: finally`) run again after any change.
     assert [(s.name, s.action) for s in result.steps] == [("functions/get_latest_checkout_session.sql", "reapply"),
-                                                          ("functions/privileges.sql", "reapply")]
+                                                          ("functions/privileges.sql", "reapply"),
+                                                          ("functions/supabase_access.sql", "reapply")]
     with psycopg.connect(empty_db_url) as conn:
         comment = conn.execute(
             "SELECT obj_description('get_latest_checkout_session'::regproc, 'pg_proc')").fetchone()[0]
@@ -126,7 +127,8 @@ def test_config_change_reapplies_dependent_repeatable(empty_db_url, sql_copy):
     config = sql_copy / "sql" / "project.toml"
     config.write_text(config.read_text().replace('price = "29.99"', 'price = "34.00"'))
     result = migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
-    assert [s.name for s in result.steps] == ["functions/plan_catalogue.sql", "functions/privileges.sql"]
+    assert [s.name for s in result.steps] == ["functions/plan_catalogue.sql", "functions/privileges.sql",
+                                              "functions/supabase_access.sql"]
     with psycopg.connect(empty_db_url) as conn:
         assert str(conn.execute("SELECT price FROM subscription_plans WHERE code = 'pro'").fetchone()[0]) == "34.00"
 
