@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
@@ -70,13 +71,20 @@ def test_bad_options_are_usage_errors_and_change_nothing(conn, db_url):
     assert conn.execute("SELECT count(*) FROM job_runs").fetchone()[0] == 0
 
 
-def test_send_email_without_smtp_url_is_one_error_line(conn, db_url):
+@pytest.mark.parametrize("job", ["send-email", "remind"])
+def test_a_job_without_smtp_url_is_one_error_line_and_a_failed_run_in_job_runs(conn, db_url, job):
+    """Issue 14 point 9: the missing SMTP_URL is read inside the recorded run, so `runner doctor` and
+    /metrics see the failure (before, remind failed before any job_runs row)."""
     conn.execute("SELECT enqueue_email('verification', 'a@example.com', 'v:1')")
-    result = run(db_url, "job", "send-email")
+    result = run(db_url, "job", job)
     assert result.exit_code == 1
-    assert result.stderr == ("Error: SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+    assert result.stderr == (f"Error: job {job} failed after {1 if job == 'remind' else 0} batch(es), 0 row(s) "
+                             "done: SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
                              "queued emails stay queued until it is\n")
     assert conn.execute("SELECT status FROM email_outbox").fetchone()[0] == "queued"
+    assert conn.execute("SELECT job, outcome, error FROM job_runs").fetchall() == [
+        (job, "failed", "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+                        "queued emails stay queued until it is")]
 
 
 def test_a_failed_job_exits_1_and_is_recorded(conn, db_url, project):
@@ -153,7 +161,8 @@ def test_schedule_keeps_running_when_a_job_fails(conn, db_url):
     assert result.stdout.splitlines()[1].startswith("cleanup: 0 rows in 1 batch(es)")
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     unset = "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); queued emails stay queued until it is"
-    assert errors == [f"Error: remind: {unset}", f"Error: send-email: {unset}"]
+    assert errors == [f"Error: remind: job remind failed after 1 batch(es), 0 row(s) done: {unset}",
+                      f"Error: send-email: job send-email failed after 0 batch(es), 0 row(s) done: {unset}"]
     assert result.stderr.splitlines()[-1] == "schedule: stopped after 4 job run(s)"
     assert statuses(conn) == {"expired": 3}
 

@@ -158,7 +158,7 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
                            f"attempts {r['attempts']}  session {r['session_id']}")
             click.echo(f"remind: {len(rows)} would be reminded")
         return
-    mail = None if no_send else MailConfig.from_env()
+    mail = None if no_send else MailConfig.from_env  # read inside the recorded run (job_runs)
     _run(ctx, obj, "remind", fmt, project=obj.project, mail=mail)
 
 
@@ -213,7 +213,7 @@ def send_email(ctx: click.Context, dry_run: bool, fmt: str) -> None:
     obj: Context = ctx.obj
     if dry_run:
         return _dry_run(ctx, obj, "send-email", fmt, jobs.count_due_email)
-    _run(ctx, obj, "send-email", fmt, project=obj.project, mail=MailConfig.from_env())
+    _run(ctx, obj, "send-email", fmt, project=obj.project, mail=MailConfig.from_env)
 
 
 @job.command()
@@ -352,7 +352,7 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
         if name == "cleanup":
             return {"retention_days": project.settings["retention_days"]}
         if name in ("remind", "send-email"):
-            return {"project": project, "mail": MailConfig.from_env()}
+            return {"project": project, "mail": MailConfig.from_env}
         return {}
 
     def run_job(name: str) -> None:

@@ -151,7 +151,8 @@ def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
     return conn.execute("SELECT count_archivable_checkout_sessions(%s)", (retention_days,)).fetchone()[0]
 
 
-def remind(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig | None) -> None:
+def remind(conn: psycopg.Connection, tally: Tally, *, project: Project,
+           mail: MailConfig | Callable[[], MailConfig] | None) -> None:
     """Queue one reminder per candidate (a database rule: never two), then deliver the outbox.
 
     With `mail` None the reminders are only queued (`send-email` delivers them later)."""
@@ -171,10 +172,16 @@ def reminder_candidates(conn: psycopg.Connection) -> list[dict[str, Any]]:
         return cur.execute("SELECT * FROM checkout_reminder_candidates()").fetchall()
 
 
-def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig) -> None:
-    """Deliver every due email of the outbox (see runner/mail.py)."""
+def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project,
+               mail: MailConfig | Callable[[], MailConfig]) -> None:
+    """Deliver every due email of the outbox (see runner/mail.py).
+
+    `mail` may be MailConfig.from_env itself: read here, inside the recorded run, a missing or bad SMTP_URL
+    is a failed run in job_runs (which `runner doctor` and /metrics see), not an error before any record."""
     from runner.jobs import mail as mail_mod
 
+    if callable(mail):
+        mail = mail()
     counts = mail_mod.deliver(conn, project, mail, on_email=lambda status, s: tally.batch(
         1 if status == "sent" else 0, s))
     for status, n in counts.items():
