@@ -252,7 +252,7 @@ def find_everywhere(conn, needles: list[str]) -> list[tuple[str, str, str]]:
     return hits
 
 
-def test_deleting_a_user_removes_or_redacts_them_in_every_table(client, conn, make_user):
+def test_deleting_a_user_removes_or_redacts_them_in_every_table(client, conn, make_user, project):
     email = f"Forget.Me+{uuid.uuid4().hex[:6]}@Example.com"
     user = make_user(email)
     bystander = make_user()
@@ -310,6 +310,10 @@ def test_deleting_a_user_removes_or_redacts_them_in_every_table(client, conn, ma
     assert session_row(conn, kept["id"]) is not None
     assert conn.execute("SELECT count(*) FROM payment_checkout_stripe_sessions WHERE user_id = %s",
                         (bystander,)).fetchone()[0] == 1
+    # And every rule of sql/tests/ still holds (the rollup, the archive, the Stripe session history).
+    from runner.quality import datatests
+
+    assert [r.name for r in datatests.run(conn, project) if not r.passed] == []
 
 
 def test_a_failed_deletion_leaves_everything_as_it_was(conn, make_user):
