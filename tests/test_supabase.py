@@ -115,7 +115,7 @@ def test_every_project_table_has_rls_and_no_api_role_privilege(supa):
                 ORDER BY 1, 2""").fetchall()
         assert executable == [("service_role", f) for f in (
             "complete_checkout_session", "expire_old_checkout_sessions", "get_latest_checkout_session",
-            "get_or_create_checkout_session")]
+            "get_or_create_checkout_session", "set_checkout_session_status")]
 
 
 def test_runner_apply_from_the_command_line(make_database, pg_admin_url, tmp_path):
@@ -279,6 +279,14 @@ def test_service_role_makes_the_reference_calls(supa):
         assert conn.execute("SELECT subscription_status, subscription_plan FROM users WHERE id = %s",
                             (user_id,)).fetchone() == ("active", "pro")
         assert sb.rpc(conn, "expire_old_checkout_sessions") == 0
+        # The PATCH route closes a pending session through the checked function, never by a direct UPDATE.
+        other = sb.rpc(conn, "get_or_create_checkout_session", p_user_id=user_id, p_email="buyer@example.com",
+                       p_plan="basic", p_price=Decimal("9.99"), p_provider="stripe")
+        assert conn.execute("SELECT status FROM set_checkout_session_status(p_session_id => %s, p_status => "
+                            "'canceled')", (other,)).fetchone() == ("canceled",)
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute("SELECT set_checkout_session_status(p_session_id => %s, p_status => 'completed')",
+                         (other,))
 
 
 @pytest.mark.parametrize(("statement", "sqlstate"), [

@@ -17,7 +17,8 @@
 --                     else: no writes, no function.
 --   service_role      (the server key) the reference's calls: get_or_create_checkout_session,
 --                     complete_checkout_session, get_latest_checkout_session, expire_old_checkout_sessions,
---                     SELECT on users and payment_checkout_sessions, UPDATE of stripe_session_id only. The
+--                     set_checkout_session_status (its PATCH route), SELECT on users and
+--                     payment_checkout_sessions, UPDATE of stripe_session_id only. The
 --                     triggers and constraints hold for it as for everyone.
 --   anon              nothing.
 --   app/reporting     the project's own roles keep exactly what privileges.sql grants: a policy lets them see
@@ -30,10 +31,11 @@
 {% set objects = project_objects() %}
 {% set api_roles = "anon, authenticated, service_role" %}
 {% set own_roles = [settings.app_role, settings.reporting_role] + ([settings.jobs_role] if settings.jobs_role is defined else []) %}
-{#- What the reference's server code calls with the service-role key (its RPCs). -#}
+{#- What the reference's server code calls with the service-role key (its RPCs), and set_checkout_session_status
+    for its PATCH route (closing a pending session by hand, checked, instead of a direct UPDATE of status). -#}
 {% set service_functions = [
   "get_or_create_checkout_session", "complete_checkout_session", "get_latest_checkout_session",
-  "expire_old_checkout_sessions",
+  "expire_old_checkout_sessions", "set_checkout_session_status",
 ] %}
 
 -- Supabase's pieces must be there: a plain PostgreSQL database with platform = "supabase" stops here.
