@@ -113,10 +113,10 @@ def list_(obj, fmt: str) -> None:
       runner report list
       runner report list --format json | jq -r '.[].name'
     """
-    import json
-
     found = reports.available(obj.project)
     if fmt == "json":
+        import json
+
         click.echo(json.dumps([
             {"name": r.name, "description": r.description,
              "params": [{"name": p.name, "type": p.type, "default": p.default_text,
