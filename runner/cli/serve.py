@@ -24,8 +24,10 @@ def serve(obj: Context, host: str, port: int, workers: int, processes: int, log_
 
     Configuration comes from the environment (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, JWT_SECRET,
     SERVICE_TOKEN, ...; see the README). SIGTERM or Ctrl-C stops accepting connections, lets running
-    requests finish and closes the database pools. The server is granian; the app is plain WSGI, so
-    gunicorn or granian can also run it directly: granian --interface wsgi --factory runner.service:create_app
+    requests finish and closes the database pools. Request bodies are read before a worker thread is taken
+    (RUNNER_BODY_TIMEOUT, then 408); JWT_SECRET and the tokens must be at least 32 bytes. The server is
+    granian; the app is plain WSGI, so gunicorn or granian can also run it directly (without the slow-client
+    protection: put a buffering proxy in front): granian --interface wsgi --factory runner.service:create_app
 
     \b
     Examples:
