@@ -546,3 +546,58 @@ def test_cli_checkout_create_takes_metadata(db_url, conn, make_user, fake_stripe
     assert not_json.exit_code == 2 and "--metadata" in not_json.output
     reserved = CliRunner().invoke(cli, [*base, '{"plan": "free"}'])
     assert reserved.exit_code == 1 and "Error: metadata key 'plan' is reserved by the project" in reserved.output
+
+
+def _pay(app, body: str, barrier: threading.Barrier, statuses: list[int]) -> None:
+    client = app.test_client()
+    barrier.wait()
+    for _ in range(5):  # Stripe retries until it gets a 2xx
+        response = deliver(client, body)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            return
+
+
+def _delete(db_url: str, user, barrier: threading.Barrier, delay: float, outcomes: list[str]) -> None:
+    with psycopg.connect(db_url, autocommit=True) as own:
+        barrier.wait()
+        time.sleep(delay)  # from "before the payment starts" to "while it is being recorded"
+        for _ in range(5):  # the app retries a deletion that was a deadlock's victim
+            try:
+                own.execute("DELETE FROM users WHERE id = %s", (user,))
+                return
+            except psycopg.errors.DeadlockDetected:
+                outcomes.append("deletion retried")
+
+
+def test_a_deletion_racing_a_payment_leaves_nothing_of_the_user_either_way(app, conn, db_url, make_user, project):
+    """The webhook locks the session then the user; the deletion the user then the sessions: one may be
+    chosen as a deadlock victim and retried (Stripe retries a 5xx, the app its deletion). Whichever order,
+    nothing of the user is left and every data test holds."""
+    outcomes: list[str] = []
+    for delay in (0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15):
+        user = make_user()
+        body = checkout_event("completed", new_session(conn, user))
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
+        threads = [threading.Thread(target=_pay, args=(app, body, barrier, statuses)),
+                   threading.Thread(target=_delete, args=(db_url, user, barrier, delay, outcomes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses[-1] == 200, statuses
+        # Stripe's next retry: a duplicate of what was recorded (paid, then deleted with the user), or, when
+        # the deletion came first, an event that matches no checkout.
+        outcomes.append(deliver(app.test_client(), body).json["outcome"].split(" (")[0])
+        for table in ("users", "payment_checkout_sessions", "payment_checkout_sessions_archive",
+                      "payment_checkout_stripe_sessions", "email_outbox"):
+            column = "id" if table == "users" else "user_id"
+            assert conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                sql.Identifier(table), sql.Identifier(column)), (user,)).fetchone()[0] == 0, table
+        assert conn.execute("SELECT count(*) FROM webhook_events WHERE stripe_event_id = %s",
+                            (json.loads(body)["id"],)).fetchone()[0] == 1
+    from runner.quality import datatests
+
+    assert [r.name for r in datatests.run(conn, project) if not r.passed] == []
+    assert set(outcomes) <= {"completed", "rejected: no checkout session matches", "deletion retried"}, outcomes
