@@ -70,6 +70,10 @@ class ReportParameterError(ReportError):
     """A report parameter is unknown or its value is not of the declared type."""
 
 
+class ProjectNotApplied(RunnerError):
+    """The database lacks the project's tables or functions: `runner apply` has not run there."""
+
+
 class HealthCheckFailed(RunnerError):
     """`runner doctor` found checks at or above the --fail-on level."""
 

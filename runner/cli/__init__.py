@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 error; 2 usage error; 3 `apply --check`: changes pendin
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,19 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 
+def _from_environment(exc: click.BadParameter) -> str | None:
+    """The environment variable a bad option value came from (PORT=abc for --port), or None."""
+    from click.core import ParameterSource
+
+    param, pctx = exc.param, exc.ctx
+    if param is None or pctx is None or param.name is None:
+        return None
+    if pctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return None
+    names = param.envvar if isinstance(param.envvar, list | tuple) else [param.envvar]
+    return next((n for n in names if n and n in os.environ), None)
+
+
 class RunnerGroup(click.Group):
     """Maps library errors to one `Error: ...` line and their exit code; never a traceback for them.
     Also loads the commands of LAZY_COMMANDS on first use."""
@@ -158,6 +172,13 @@ class RunnerGroup(click.Group):
         except RunnerError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.BadParameter as exc:
+            variable = _from_environment(exc)
+            if variable is None:
+                raise
+            # A bad environment variable is a configuration error like Settings' own: one line, exit 1.
+            click.echo(f"Error: {variable}={os.environ.get(variable, '')!r}: {exc.message}", err=True)
+            ctx.exit(1)
         except Exception as exc:
             if type(exc).__module__.split(".")[0] != "psycopg":
                 raise

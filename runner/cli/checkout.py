@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import click
 
 from runner.cli import FORMAT, Context, emit
@@ -18,13 +20,13 @@ def checkout() -> None:
 
 
 @checkout.command()
-@click.option("--user-id", required=True, metavar="UUID", help="The user (users.id) who will pay.")
+@click.option("--user-id", required=True, type=click.UUID, metavar="UUID", help="The user (users.id) who will pay.")
 @click.option("--plan", required=True, metavar="CODE", help="A plan code of subscription_plans, e.g. pro.")
 @click.option("--metadata", metavar="JSON", default=None,
               help="The app's context as a small JSON object, stored and sent to Stripe (docs/audit-trail.md).")
 @FORMAT
 @click.pass_obj
-def create(obj: Context, user_id: str, plan: str, metadata: str | None, fmt: str) -> None:
+def create(obj: Context, user_id: uuid.UUID, plan: str, metadata: str | None, fmt: str) -> None:
     """Start (or resume) a user's Stripe checkout and print the checkout URL.
 
     Same flow as POST /api/payments/create-checkout: the price comes from the plan catalogue, an open

@@ -20,7 +20,9 @@ from runner.jobs.catalogue import (
     DEFAULT_EXPIRE_BATCH,
     DEFAULT_FOLD_BATCH,
     EXIT_SKIPPED,
+    FIRST_BATCH,
     JOBS,
+    TARGET_BATCH_SECONDS,
 )
 
 if TYPE_CHECKING:  # the jobs themselves (and psycopg) load only when a job runs: `runner job list` stays quick
@@ -98,8 +100,8 @@ def job() -> None:
 
 @job.command()
 @click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_EXPIRE_BATCH, show_default=True,
-              help="Most rows per transaction. Batches start at 1000 rows and adapt to about 0.5 s each, "
-                   "so locks are held briefly, one batch at a time.")
+              help=f"Most rows per transaction. Batches start at {FIRST_BATCH} rows and adapt to about "
+                   f"{TARGET_BATCH_SECONDS:g} s each, so locks are held briefly, one batch at a time.")
 @click.option("--dry-run", is_flag=True, help="Count the overdue sessions; change nothing.")
 @FORMAT
 @click.pass_context
@@ -164,7 +166,8 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
 
 @job.command()
 @click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_CLEANUP_BATCH, show_default=True,
-              help="Most rows moved per transaction (adapting to about 0.5 s each, like expire).")
+              help=f"Most rows moved per transaction (adapting to about {TARGET_BATCH_SECONDS:g} s each, "
+                   "like expire).")
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, metavar="DAYS",
               help="Keep completed sessions this long in the live table. Default: settings.retention_days.")
 @click.option("--dry-run", is_flag=True, help="Count what would be archived; change nothing.")
@@ -329,7 +332,7 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
     Examples:
       runner schedule
       runner schedule --job expire --job cleanup
-      runner schedule --run-now --max-runs 4      # each job once, then exit
+      runner schedule --run-now --max-runs 5      # each of the 5 jobs once, then exit
       runner schedule --pg-cron                   # expire, cleanup, rollup into pg_cron
       runner schedule --pg-cron --remove --format json
     """

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ReportError, ReportParameterError
+from runner.errors import ProjectNotApplied, ReportError, ReportParameterError
 from runner.project import Project
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ INTERVAL_PART = re.compile(r"(\d{1,9})\s*(second|minute|hour|day|week)s?", re.IG
 INTERVAL = re.compile(rf"^\s*(?:{INTERVAL_PART.pattern}\s*)+$", re.IGNORECASE)
 INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 MAX_TEXT = 500
+MAX_INTERVAL_DAYS = 36_500  # a century: older than any row, well inside PostgreSQL's and Python's ranges
 FORMATS = ("table", "csv", "json")
 
 
@@ -82,6 +83,8 @@ class Param:
                 )
             seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
             total = sum(int(n) * seconds[unit.lower()] for n, unit in INTERVAL_PART.findall(text))
+            if total > MAX_INTERVAL_DAYS * 86400:  # beyond it, timedelta overflows or now() - it leaves the calendar
+                raise ReportParameterError(f"{where} must be at most {MAX_INTERVAL_DAYS} days, got {raw!r}")
             return dt.timedelta(seconds=total)
         if self.type == "date":
             try:
@@ -218,11 +221,18 @@ def run(conn: psycopg.Connection, project: Project, name: str,
     report = get(project, name)
     bound = report.bind(params)
     sql = project.render(report.path)
-    with conn.transaction():
-        conn.execute("SET TRANSACTION READ ONLY")
-        cursor = conn.execute(sql, bound)
-        columns = [c.name for c in cursor.description or []]
-        rows = cursor.fetchall()
+    from psycopg import errors as pg_errors  # here: `runner report list` starts without the driver
+
+    try:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            cursor = conn.execute(sql, bound)
+            columns = [c.name for c in cursor.description or []]
+            rows = cursor.fetchall()
+    except (pg_errors.UndefinedTable, pg_errors.UndefinedFunction) as exc:
+        what = (exc.diag.message_primary or str(exc)).strip()
+        raise ProjectNotApplied(f"report {name}: {what}: the project is not applied to this database; run "
+                                "`runner apply` (as its owner) first, or check DATABASE_URL") from None
     return Result(report=report, params=bound, columns=columns, rows=rows)
 
 
