@@ -601,3 +601,22 @@ def test_a_deletion_racing_a_payment_leaves_nothing_of_the_user_either_way(app, 
 
     assert [r.name for r in datatests.run(conn, project) if not r.passed] == []
     assert set(outcomes) <= {"completed", "rejected: no checkout session matches", "deletion retried"}, outcomes
+
+
+def _start(app, user, metadata: dict, barrier: threading.Barrier, answers: list) -> None:
+    client = app.test_client()
+    barrier.wait()
+    answers.append(client.post(SESSION, json={"plan": "pro", "metadata": metadata}, headers=bearer(user_token(user))))
+
+
+def test_two_requests_at_once_with_metadata_make_one_row_with_both(app, conn, make_user):
+    user = make_user()
+    barrier, answers = threading.Barrier(4), []
+    threads = [threading.Thread(target=_start, args=(app, user, {f"tab{n}": n}, barrier, answers)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [200] * 4
+    rows = conn.execute("SELECT metadata, attempts FROM payment_checkout_sessions WHERE user_id = %s", (user,)).fetchall()
+    assert rows == [({"tab0": 0, "tab1": 1, "tab2": 2, "tab3": 3}, 4)]
