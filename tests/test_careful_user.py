@@ -65,3 +65,19 @@ def test_the_jobs_help_says_what_the_code_does():
     assert f"about {TARGET_BATCH_SECONDS:g} s each" in " ".join(cleanup.split())
     schedule = invoke("schedule", "--help").output
     assert f"runner schedule --run-now --max-runs {len(JOBS)}      # each of the {len(JOBS)} jobs once" in schedule
+
+
+def test_the_readme_doctor_example_counts_the_files_doctor_counts(conn, project):
+    """The README's `runner doctor` example shows the migrations line of a fully applied project (it said 26
+    files when there were 33). A new file under sql/tables or sql/functions updates that line too."""
+    import re
+
+    from runner.reporting import doctor
+
+    from .conftest import REPO
+
+    example = re.search(r"PASS  migrations: (\d+) files applied, none pending", (REPO / "README.md").read_text())
+    assert example is not None
+    check = {c.name: c for c in doctor.run(conn, project)}["migrations"]
+    assert check.detail == f"{example[1]} files applied, none pending", \
+        f"README.md's runner doctor example says {example[1]} files; doctor says: {check.detail}"
