@@ -109,7 +109,11 @@ def p99(samples: list[float]) -> float:
 
 
 def main() -> None:
-    args = arguments(__doc__, lambda p: p.add_argument("--rows", default="1M", help="sessions (1M, 10M)"))
+    def extra(parser) -> None:
+        parser.add_argument("--rows", default="1M", help="sessions (1M, 10M)")
+        parser.add_argument("--verbose", action="store_true", help="print how long each adoption step took")
+
+    args = arguments(__doc__, extra)
     rows = 100_000 if args.quick else parse_size(args.rows)
     admin = server_url(args.database_url)
     info = server_info(admin)
@@ -153,10 +157,14 @@ def main() -> None:
                                "p99_ms": round(p99(writer.latencies), 1),
                                "median_ms": round(statistics.median(writer.latencies), 2)}),
             ]
-            worst = sorted(range(len(writer.latencies)), key=lambda i: -writer.latencies[i])[:3]
-            for i in worst:  # which step the writer waited behind
-                running = [m for t, m in steps if t <= writer.started[i]]
-                log(f"  writer waited {writer.latencies[i]:.0f} ms behind: {running[-1] if running else 'start'}")
+            worst = sorted(range(len(writer.latencies)), key=lambda i: -writer.latencies[i])[:5]
+            for i in worst:  # which steps the writer waited behind
+                began, ended = writer.started[i], writer.started[i] + writer.latencies[i] / 1000
+                running = [m for t, m in steps if t <= began][-1:] + [m for t, m in steps if began < t <= ended]
+                log(f"  writer waited {writer.latencies[i]:.0f} ms behind: {' | '.join(running) or 'start'}")
+            if args.verbose:
+                for (t, m), (t2, _) in zip(steps, steps[1:] + [(steps[-1][0], "")], strict=True):
+                    log(f"  {t2 - t:8.2f}s  {m}")
             if writer.errors:
                 log("writer errors: " + "; ".join(sorted(set(writer.errors))[:5]))
         finally:
