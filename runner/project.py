@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -247,6 +246,8 @@ def checksum(rendered: str) -> str:
         if not stripped or (stripped.lstrip().startswith("--") and DIRECTIVE.match(stripped.lstrip()) is None):
             continue
         lines.append(stripped)
+    import hashlib  # here: commands that only read the project (report list) start without OpenSSL
+
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
