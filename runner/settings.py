@@ -59,7 +59,8 @@ class Settings:
     pool_max_size: int = 10
     pool_timeout: float = 5.0
     log_format: str = "text"
-    # Seconds a request's headers and body may take to arrive before a 408 (runner/web/front.py).
+    # Seconds a request's headers and body may take to arrive before a 408 (runner/web/front.py); 0: plain
+    # WSGI, for a server behind a proxy that buffers request bodies.
     body_timeout: float = 10.0
     # Seconds a query of the service or a job may run before PostgreSQL cancels it (0: no limit).
     statement_timeout: float = 5.0
@@ -104,7 +105,7 @@ class Settings:
             pool_max_size=pool_max,
             pool_timeout=_number(env, "RUNNER_POOL_TIMEOUT", 5.0, float, minimum=0.1),
             log_format=log_format,
-            body_timeout=_number(env, "RUNNER_BODY_TIMEOUT", 10.0, float, minimum=0.1),
+            body_timeout=_number(env, "RUNNER_BODY_TIMEOUT", 10.0, float),
             statement_timeout=_number(env, "RUNNER_STATEMENT_TIMEOUT", 5.0, float),
             checkout_rate_limit=_number(env, "CHECKOUT_RATE_LIMIT", 10),
             checkout_rate_window=_number(env, "CHECKOUT_RATE_WINDOW", 600, minimum=1),

@@ -131,3 +131,24 @@ def test_slow_headers_are_cut_off_and_a_whole_slow_body_within_the_deadline_is_s
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["outcome"] == "completed"
     with psycopg.connect(settings.database_url) as check:
         assert check.execute("SELECT count(*) FROM webhook_events").fetchone() == (1,)
+
+
+def test_body_timeout_zero_is_plain_wsgi_for_a_server_behind_a_buffering_proxy(settings, conn, make_user, tmp_path):
+    """RUNNER_BODY_TIMEOUT=0: granian's WSGI interface (no front): deliveries are served as usual, and a body
+    that never arrives holds a thread (what the front prevents), so /healthz waits with 1 worker."""
+    server = ServeProcess(settings.with_(body_timeout=0), tmp_path / "serve.log", workers=1)
+    body = checkout_event("completed", new_session(conn, make_user()))
+    try:
+        delivered = requests.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=10)
+        stalled = slow_upload(server.port)
+        time.sleep(0.5)
+        try:
+            requests.get(server.url + "/healthz", timeout=2)
+            health_blocked = False
+        except requests.Timeout:
+            health_blocked = True
+        stalled.close()
+    finally:
+        assert server.stop() == 0, server.log()[-3000:]
+    assert delivered.status_code == 200 and delivered.json()["outcome"] == "completed"
+    assert health_blocked

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import queue
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
@@ -25,13 +26,22 @@ BODYLESS = ("GET", "HEAD", "OPTIONS", "DELETE")
 HEALTH_PATH = "/healthz"
 
 
+def _resolve(answer: asyncio.Future, result) -> None:
+    if not answer.done():  # the request's task may have been cancelled meanwhile (the client went away)
+        answer.set_result(result)
+
+
 class BodyTooLarge(Exception):
     """A body over the limit: answered 413 without reading the rest."""
 
 
 class BufferedWSGI:
-    """An RSGI application (granian's native interface) running a WSGI app on a thread pool of `threads`,
-    each request's body read in full first, within `body_timeout` seconds and `max_body` bytes."""
+    """An RSGI application (granian's native interface) running a WSGI app on `threads` threads of its own,
+    each request's body read in full first, within `body_timeout` seconds and `max_body` bytes.
+
+    Kept lean, since every request passes here: the deadline is one timer that cancels the request's task
+    (no extra task per read), and a request goes to a thread through a plain queue, its answer back through
+    one call_soon_threadsafe."""
 
     def __init__(self, app, *, threads: int, body_timeout: float, max_body: int, multiprocess: bool = False,
                  log_access=None):
@@ -41,26 +51,37 @@ class BufferedWSGI:
         self.max_body = max_body
         self.multiprocess = multiprocess
         self.log_access = log_access  # (method, path, status, ms, size, remote) for the answers given here
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runner-http")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
         # /healthz never queues behind requests waiting for a database that does not answer: it has threads
         # of its own, so it can say so within its 2 seconds.
-        self.health_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="runner-health")
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._health: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        for work, count, name in ((self._work, self.threads, "runner-http"), (self._health, 2, "runner-health")):
+            for k in range(count):
+                thread = threading.Thread(target=self._serve, args=(work,), name=f"{name}-{k}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.executor.shutdown(wait=True)
-        self.health_executor.shutdown(wait=True)
+        for _ in range(self.threads):
+            self._work.put(None)
+        for _ in range(2):
+            self._health.put(None)
+        for thread in self._threads:
+            thread.join()
 
     async def __rsgi__(self, scope, proto) -> None:
         if scope.proto != "http":  # no websockets here
             return
         started = time.perf_counter()
+        loop = self.loop or asyncio.get_running_loop()
         try:
-            body = await self._read_body(scope, proto)
-        except TimeoutError:
+            body = await self._read_body(scope, proto, loop)
+        except asyncio.CancelledError:  # the deadline's timer cancelled the read
             self._refuse(scope, proto, 408, "request_timeout",
                          f"the request body did not arrive within {self.body_timeout:g} seconds", started)
             return
@@ -71,21 +92,14 @@ class BufferedWSGI:
         except Exception as exc:  # noqa: BLE001 - the client went away mid-body (granian's protocol error)
             log.debug("request body not read: %s", exc)
             return
-        loop = self.loop or asyncio.get_running_loop()
-        executor = self.health_executor if scope.path == HEALTH_PATH else self.executor
-        try:
-            status, headers, payload = await loop.run_in_executor(executor, self._call, scope, body)
-        except Exception:  # the app maps its own errors: this is a bug, logged and answered 500
-            log.exception("unhandled error on %s %s", scope.method, scope.path)
-            status, headers = 500, [("content-type", "application/json")]
-            payload = b'{"error": {"code": "internal_error", "message": "internal error; it has been logged"}}'
+        answer = loop.create_future()
+        (self._health if scope.path == HEALTH_PATH else self._work).put((answer, scope, body))
+        status, headers, payload = await answer
         proto.response_bytes(status, headers, payload)
 
-    async def _read_body(self, scope, proto) -> bytes:
+    async def _read_body(self, scope, proto, loop: asyncio.AbstractEventLoop) -> bytes:
         headers = scope.headers
         length = headers.get("content-length")
-        if length is None and "transfer-encoding" not in headers:
-            return b"" if scope.method in BODYLESS else await self._deadline(proto())
         if length is not None:
             try:
                 size = int(length)
@@ -95,18 +109,15 @@ class BufferedWSGI:
                 raise BodyTooLarge
             if size == 0:
                 return b""
-            if size > 0:
-                return await self._deadline(proto())
-        return await self._deadline(self._chunks(proto))
-
-    async def _deadline(self, awaitable) -> bytes:
-        # asyncio.wait, not wait_for: on timeout the read is cancelled without waiting for it to end.
-        task = asyncio.ensure_future(awaitable)
-        done, _ = await asyncio.wait({task}, timeout=self.body_timeout)
-        if not done:
-            task.cancel()
-            raise TimeoutError
-        return task.result()
+        elif "transfer-encoding" not in headers and scope.method in BODYLESS:
+            return b""
+        deadline = loop.call_later(self.body_timeout, asyncio.current_task().cancel)
+        try:
+            if length is not None and size > 0:
+                return await proto()
+            return await self._chunks(proto)
+        finally:
+            deadline.cancel()
 
     async def _chunks(self, proto) -> bytes:
         buffer = bytearray()
@@ -116,11 +127,27 @@ class BufferedWSGI:
                 raise BodyTooLarge
         return bytes(buffer)
 
+    def _serve(self, work: queue.SimpleQueue) -> None:
+        """A worker thread: run the app for each request put on `work`, hand the answer to the event loop."""
+        while (item := work.get()) is not None:
+            answer, scope, body = item
+            try:
+                result = self._call(scope, body)
+            except Exception:  # the app maps its own errors: this is a bug, logged and answered 500
+                log.exception("unhandled error on %s %s", scope.method, scope.path)
+                result = (500, [("content-type", "application/json")],
+                          b'{"error": {"code": "internal_error", "message": "internal error; it has been logged"}}')
+            self.loop.call_soon_threadsafe(_resolve, answer, result)
+
     def _refuse(self, scope, proto, status: int, code: str, message: str, started: float) -> None:
         import json
 
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        proto.response_bytes(status, [("content-type", "application/json"), ("connection", "close")], body)
+        try:
+            proto.response_bytes(status, [("content-type", "application/json"), ("connection", "close")], body)
+        except Exception as exc:  # noqa: BLE001 - the client is gone already
+            log.debug("could not answer %s: %s", status, exc)
+            return
         if self.log_access:
             self.log_access(scope.method, scope.path, status, round((time.perf_counter() - started) * 1000, 2),
                             len(body), scope.client.rsplit(":", 1)[0])

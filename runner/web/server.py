@@ -79,6 +79,8 @@ def load_app(settings, log_format: str, threads: int = 8, processes: int = 1):
     configure_logging(log_format)
     app = create_app(settings)
     util.Finalize(app, app.extensions["runner"].close, exitpriority=10)
+    if not settings.body_timeout:  # RUNNER_BODY_TIMEOUT=0: behind a proxy that buffers bodies, plain WSGI
+        return app
     return BufferedWSGI(app, threads=threads, body_timeout=settings.body_timeout, max_body=webhook.MAX_BODY_BYTES,
                         multiprocess=processes > 1,
                         log_access=lambda *line: log_access(settings.log_format, *line))
@@ -95,6 +97,7 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
     from granian.server import Server
 
     check_secrets(settings)
+    buffered = settings.body_timeout > 0
     _check_can_listen(host, port)  # before granian, which fails on it with a Python and a Rust backtrace
 
     class RunnerServer(Server):
@@ -109,12 +112,15 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
         # RSGI, granian's native interface, with the WSGI app behind runner/web/front.py: bodies are read on
         # the event loop within RUNNER_BODY_TIMEOUT, then the app runs on one of `threads` threads. (granian's
         # WSGI interface lets the app read the body on its thread: slow clients could hold every thread.)
-        address=host, port=port, interface=Interfaces.RSGI, workers=processes,
+        # RUNNER_BODY_TIMEOUT=0 opts out (granian's WSGI interface, about 0.2 ms of CPU less per request, for a
+        # server behind a proxy that buffers request bodies, as nginx does by default).
+        address=host, port=port, interface=Interfaces.RSGI if buffered else Interfaces.WSGI, workers=processes,
         # No `backpressure` below the default: capped at `threads`, more keep-alive connections than threads
         # stalled (90 deliveries/s instead of 1,264 with 16 connections on 8 threads, bench_webhook.py).
-        blocking_threads=1, websockets=False, log_level=LogLevels.warning,
+        blocking_threads=1 if buffered else threads, websockets=False, log_level=LogLevels.warning,
         # Headers too must arrive within the body deadline.
-        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.body_timeout * 1000))),
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.body_timeout * 1000)) if buffered
+                                     else HTTP1Settings.header_read_timeout),
         log_access=False,  # the runner writes one line per request itself (runner.access)
     )
     configure_logging(log_format)  # after granian's own logging set-up, which replaced its logger's handlers
