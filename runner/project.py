@@ -363,12 +363,15 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
         value = settings.get(key)
         if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
-    for key in ("app_role", "reporting_role"):
+    for key in ("app_role", "jobs_role", "reporting_role"):
         value = settings.get(key)
         if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value)):
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
-    if settings.get("app_role") is not None and settings.get("app_role") == settings.get("reporting_role"):
-        raise ConfigError(f"{path}: settings.app_role and settings.reporting_role must differ")
+    roles = [(key, settings[key]) for key in ("app_role", "jobs_role", "reporting_role") if settings.get(key)]
+    for i, (key, value) in enumerate(roles):
+        for other, other_value in roles[i + 1:]:
+            if value == other_value:  # each component's least privilege needs a role of its own
+                raise ConfigError(f"{path}: settings.{key} and settings.{other} must differ")
     # Which platform the templates build for (sql/functions/supabase_access.sql): absent means "postgres".
     platform = settings.setdefault("platform", "postgres")
     if platform not in PLATFORMS:

@@ -81,3 +81,22 @@ def test_the_readme_doctor_example_counts_the_files_doctor_counts(conn, project)
     check = {c.name: c for c in doctor.run(conn, project)}["migrations"]
     assert check.detail == f"{example[1]} files applied, none pending", \
         f"README.md's runner doctor example says {example[1]} files; doctor says: {check.detail}"
+
+
+@pytest.mark.parametrize("line, message", [
+    ('jobs_role = "checkout_app"', "settings.app_role and settings.jobs_role must differ"),
+    ('jobs_role = "Checkout Jobs"', "settings.jobs_role must be a lower-case SQL identifier, got 'Checkout Jobs'"),
+])
+def test_the_jobs_role_is_checked_like_the_others(tmp_path, line, message):
+    import shutil
+
+    from runner import project as project_mod
+    from runner.errors import ConfigError
+
+    from .conftest import SQL_DIR
+
+    shutil.copytree(SQL_DIR, tmp_path / "sql")
+    config = tmp_path / "sql" / "project.toml"
+    config.write_text(config.read_text().replace('jobs_role = "checkout_jobs"', line))
+    with pytest.raises(ConfigError, match=message):
+        project_mod.load(tmp_path)
