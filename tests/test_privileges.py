@@ -344,6 +344,7 @@ def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tupl
     config_file = tmp_path / "sql" / "project.toml"
     config_file.write_text(config_file.read_text()
                            .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
+                           .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
                            .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"'))
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {owner} LOGIN PASSWORD 'owner-{suffix}'")
@@ -353,7 +354,7 @@ def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tupl
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
-            for role in (f"t_app_{suffix}", f"t_rep_{suffix}", owner):
+            for role in (f"t_app_{suffix}", f"t_job_{suffix}", f"t_rep_{suffix}", owner):
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
@@ -380,6 +381,7 @@ def test_apply_without_createrole_names_the_setting_then_works_with_roles_made_b
 
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE t_app_{suffix} NOLOGIN")
+        admin.execute(f"CREATE ROLE t_job_{suffix} NOLOGIN")
         admin.execute(f"CREATE ROLE t_rep_{suffix} NOLOGIN")
     result = migrate.apply(connect, project_mod.load(folder))
     # supabase_access.sql, the other `finally` file, follows privileges.sql (comments only on plain PostgreSQL).
@@ -430,6 +432,7 @@ def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(mak
     config_file = tmp_path / "sql" / "project.toml"
     config_file.write_text(config_file.read_text()
                            .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
+                           .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
                            .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"'))
     copy = project_mod.load(tmp_path)
     urls = [make_database() for _ in range(4)]
@@ -456,7 +459,7 @@ def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(mak
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             for url in urls:
                 admin.execute(f'DROP DATABASE IF EXISTS "{conninfo_to_dict(url)["dbname"]}" WITH (FORCE)')
-            for role in (f"t_app_{suffix}", f"t_rep_{suffix}"):
+            for role in (f"t_app_{suffix}", f"t_job_{suffix}", f"t_rep_{suffix}"):
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
