@@ -40,12 +40,11 @@ SERVICE_ONLY = {"stripe", "flask", "werkzeug", "granian", "prometheus_client"}
 NO_DATABASE = SERVICE_ONLY | {"psycopg", "psycopg_pool", "jinja2"}
 
 
-def loaded_by(tmp_path: Path, *args: str, cache_dir: Path | None = None) -> set[str]:
+def loaded_by(tmp_path: Path, *args: str, project_dir: Path = REPO) -> set[str]:
     out = tmp_path / "modules.txt"
-    env = {**os.environ, "STARTUP_PROBE_OUT": str(out),
-           "RUNNER_CACHE_DIR": str(cache_dir or tmp_path / "cache")}
+    env = {**os.environ, "STARTUP_PROBE_OUT": str(out), "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-c", PROBE, "--project-dir", str(REPO), *args], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", PROBE, "--project-dir", str(project_dir), *args], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return set(out.read_text().split())
@@ -75,11 +74,12 @@ def test_help_lists_every_command_without_importing_their_modules(tmp_path):
 
 def test_apply_status_and_a_job_load_no_service_module_and_no_jinja_once_rendered(tmp_path, empty_db_url):
     url = ["--database-url", empty_db_url]
-    first = loaded_by(tmp_path, *url, "apply")  # renders (an empty cache): Jinja is needed here
+    shutil.copytree(SQL_DIR, tmp_path / "project" / "sql")  # a copy: an edit elsewhere must not re-render it
+    first = loaded_by(tmp_path, *url, "apply", project_dir=tmp_path / "project")  # an empty cache: renders
     assert "jinja2" in first and "psycopg" in first
     assert first & SERVICE_ONLY == set()
     for args in (["apply"], ["apply", "--check"], ["status"], ["job", "expire"]):
-        loaded = loaded_by(tmp_path, *url, *args)
+        loaded = loaded_by(tmp_path, *url, *args, project_dir=tmp_path / "project")
         assert "psycopg" in loaded, args
         assert loaded & (SERVICE_ONLY | {"jinja2"}) == set(), args
 
