@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -330,3 +331,46 @@ def test_a_column_of_another_type_stops_adoption_before_any_change(make_database
                                     "character varying(255)")
     with connect(url) as conn:
         assert conn.execute("SELECT to_regclass('runner_schema_history')").fetchone()[0] is None
+
+
+def test_adopt_on_supabase(make_database, pg_admin_url, project):
+    """platform = "supabase": users are auth.users accounts. A users row without one (and its sessions) is
+    deleted with its before-image logged; the reference's RPC works for service_role, anon sees nothing."""
+    from psycopg.conninfo import make_conninfo
+
+    from . import supabase_support as supabase
+
+    dbname, owner = supabase.make_supabase_database(make_database, pg_admin_url)
+    url = make_conninfo(pg_admin_url, dbname=dbname, user=owner)
+    with connect(url) as conn:
+        reference_db.build_schema(conn)
+        reference_db.seed(conn, SESSIONS)
+    with connect(make_conninfo(pg_admin_url, dbname=dbname)) as admin:
+        admin.execute("INSERT INTO auth.users (id, aud, role, email, created_at) "
+                      "SELECT id, 'authenticated', 'authenticated', coalesce(email, id || '@example.invalid'), "
+                      "created_at FROM public.users WHERE id <> md5('u50')::uuid")
+    before = snapshots(url)
+    supa = supabase.supabase_project(project)
+
+    result = execute.adopt(lambda: connect(url), supa)
+
+    assert result.resolved["user_auth_missing"] >= 2  # the user and at least one of its sessions
+    assert execute.check(lambda: connect(url), supa).nothing_to_do
+    with connect(url) as conn:
+        gone = {r[0] for r in conn.execute(
+            "SELECT row_id FROM runner_adoption_log WHERE after IS NULL AND table_name = 'payment_checkout_sessions'")}
+        assert gone and not conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE id::text = ANY(%s)",
+                                         (list(gone),)).fetchone()[0]
+        assert not [r.name for r in datatests.run(conn, supa) if not r.passed]
+    removed = gone | {str(uuid.UUID(reference_db_md5("u50")))}
+    kept = {t: {k: v for k, v in rows.items() if k not in removed} for t, rows in before.items()}
+    after = snapshots(url)
+    for table, rows in kept.items():
+        assert set(rows) <= set(after[table])
+    user_id = uuid.UUID(reference_db_md5("u60"))
+    with supabase.as_role(pg_admin_url, dbname, "service_role") as api:
+        session = supabase.rpc(api, "get_or_create_checkout_session", p_user_id=user_id,
+                               p_email="user60@example.com", p_plan="pro", p_price=Decimal("29.99"), p_provider="stripe")
+        assert session is not None
+    with supabase.as_role(pg_admin_url, dbname, "anon") as api, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        api.execute("SELECT count(*) FROM payment_checkout_sessions")

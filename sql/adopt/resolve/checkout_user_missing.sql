@@ -1,7 +1,31 @@
 -- Resolves sql/tests/checkout_user_missing.sql: the missing user is added back (id from the sessions, email
 -- of the newest one, subscription 'inactive', created when the first session was), so no session is lost to
--- the foreign key. The added users are logged with before = NULL.
+-- the foreign key. The added users are logged with before = NULL. On Supabase a user is an auth.users
+-- account, which adoption cannot make: there the sessions are deleted as the account's deletion would have
+-- (ON DELETE CASCADE), each with its before-image in runner_adoption_log.
 {% import "macros/common.sql" as m %}
+{% if settings.platform == "supabase" %}
+WITH offending AS (
+  SELECT failing.id
+    FROM (
+{% include "tests/checkout_user_missing.sql" %}
+    ) AS failing
+   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
+   ORDER BY failing.id
+   LIMIT %(batch)s
+), gone AS (
+  DELETE FROM {{ m.q("payment_checkout_sessions") }} s
+   WHERE s.id IN (SELECT id FROM offending)
+  RETURNING s.id, to_jsonb(s) AS before
+), logged AS (
+  INSERT INTO {{ m.q("runner_adoption_log") }} (table_name, row_id, rule, before, after)
+  SELECT 'payment_checkout_sessions', g.id::text, 'checkout_user_missing', g.before, NULL::jsonb FROM gone g
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM logged) AS changed,
+       (SELECT count(*) FROM offending) AS seen,
+       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{% else %}
 WITH offending AS (
   SELECT failing.id, failing.user_id
     FROM (
@@ -29,3 +53,4 @@ WITH offending AS (
 SELECT (SELECT count(*) FROM logged) AS changed,
        (SELECT count(*) FROM offending) AS seen,
        (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{% endif %}
