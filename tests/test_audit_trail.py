@@ -620,3 +620,17 @@ def test_two_requests_at_once_with_metadata_make_one_row_with_both(app, conn, ma
     assert [a.status_code for a in answers] == [200] * 4
     rows = conn.execute("SELECT metadata, attempts FROM payment_checkout_sessions WHERE user_id = %s", (user,)).fetchall()
     assert rows == [({"tab0": 0, "tab1": 1, "tab2": 2, "tab3": 3}, 4)]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("paid by A.B+C(D)|x*@Example.COM today", True),
+    ("paid by aXb+c(d)|x*@example.com today", False),  # "." is a dot, not any character
+    ("paid by a.b+c(d)|x*@example.co", False),
+    ("user 6F1C0A4E-3B7E-4C1E-9D62-0D7C1F1F2A10", True),
+])
+def test_needles_are_found_literally_and_case_insensitively(conn, text, found):
+    needles = ["a.b+c(d)|x*@example.com", "6f1c0a4e-3b7e-4c1e-9d62-0d7c1f1f2a10"]
+    assert conn.execute("SELECT mentions_any(%s, %s)", (text, needles)).fetchone()[0] is found
+    redacted = conn.execute("SELECT redact_text(%s, %s)", (text, needles)).fetchone()[0]
+    assert ("[deleted]" in redacted) is found
+    assert conn.execute("SELECT mentions_any(%s, %s)", (redacted, needles)).fetchone()[0] is False

@@ -66,12 +66,27 @@ $$;
 COMMENT ON FUNCTION {{ m.q("redact_jsonb") }}(JSONB, TEXT[]) IS
   'p_value with redact_text applied to every string and key, at any depth.';
 
+CREATE OR REPLACE FUNCTION {{ m.q("needles_pattern") }}(p_needles TEXT[])
+RETURNS TEXT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+{{ m.pinned_search_path() }}
+AS $$
+  -- Every character but letters and digits escaped: in a regular expression a backslash before one is
+  -- that character itself. One pattern for all needles: one pass over each text (a table scan's cost).
+  SELECT '(' || string_agg(regexp_replace(n, '([^[:alnum:]])', '\\\1', 'g'), '|') || ')'
+    FROM unnest(p_needles) n
+   WHERE n <> '';
+$$;
+
+COMMENT ON FUNCTION {{ m.q("needles_pattern") }}(TEXT[]) IS
+  'A regular expression matching any of the needles literally (use with ~*); NULL when there is none.';
+
 CREATE OR REPLACE FUNCTION {{ m.q("mentions_any") }}(p_text TEXT, p_needles TEXT[])
 RETURNS BOOLEAN
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 {{ m.pinned_search_path() }}
 AS $$
-  SELECT EXISTS (SELECT 1 FROM unnest(p_needles) n WHERE n <> '' AND strpos(lower(p_text), lower(n)) > 0);
+  SELECT p_text ~* needles_pattern(p_needles);
 $$;
 
 COMMENT ON FUNCTION {{ m.q("mentions_any") }}(TEXT, TEXT[]) IS
@@ -85,6 +100,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   v_needles  TEXT[] := ARRAY[OLD.id::text, OLD.email::text];
+  v_pattern  TEXT := needles_pattern(ARRAY[OLD.id::text, OLD.email::text]);
   v_sessions UUID[];
   v_archived INTEGER;
   v_mail     INTEGER;
@@ -111,7 +127,7 @@ BEGIN
   -- session claimed: customer.*, invoice.*, rejected ones). The skeleton keeps what dedupe and support need.
   UPDATE webhook_events w
      SET payload = CASE WHEN w.checkout_session_id = ANY (v_sessions)
-                           OR (w.checkout_session_id IS NULL AND mentions_any(w.payload::text, v_needles))
+                           OR (w.checkout_session_id IS NULL AND w.payload::text ~* v_pattern)
                    THEN redact_jsonb(jsonb_strip_nulls(jsonb_build_object(
                      'id', w.payload -> 'id', 'object', w.payload -> 'object', 'type', w.payload -> 'type',
                      'created', w.payload -> 'created', 'livemode', w.payload -> 'livemode',
@@ -128,13 +144,13 @@ BEGIN
          outcome = redact_text(w.outcome, v_needles),
          error = redact_text(w.error, v_needles)
    WHERE w.checkout_session_id = ANY (v_sessions)
-      OR mentions_any(w.payload::text || coalesce(w.error, '') || coalesce(w.outcome, ''), v_needles);
+      OR w.payload::text ~* v_pattern OR w.error ~* v_pattern OR w.outcome ~* v_pattern;
   GET DIAGNOSTICS v_events = ROW_COUNT;
 
   UPDATE error_logs e
      SET message = redact_text(e.message, v_needles),
          context = redact_jsonb(e.context, v_needles)
-   WHERE mentions_any(e.message, v_needles) OR mentions_any(e.context::text, v_needles);
+   WHERE e.message ~* v_pattern OR e.context::text ~* v_pattern;
   GET DIAGNOSTICS v_errors = ROW_COUNT;
 
   RAISE NOTICE 'user % deleted: % live and % archived checkout session(s), % Stripe session id(s), % email(s); '
