@@ -83,8 +83,8 @@ def test_a_job_without_smtp_url_is_one_error_line_and_a_failed_run_in_job_runs(c
                              "queued emails stay queued until it is\n")
     assert conn.execute("SELECT status FROM email_outbox").fetchone()[0] == "queued"
     assert conn.execute("SELECT job, outcome, error FROM job_runs").fetchall() == [
-        (job, "failed", "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
-                        "queued emails stay queued until it is")]
+        (job, "failed", ("SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+                         "queued emails stay queued until it is"))]
 
 
 def test_a_failed_job_exits_1_and_is_recorded(conn, db_url, project):
