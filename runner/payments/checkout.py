@@ -268,28 +268,6 @@ def take_stripe_session_quota(conn: psycopg.Connection, row: dict[str, Any], set
                       "seconds", retry_after=wait)
 
 
-def take_stripe_session_quota(conn: psycopg.Connection, row: dict[str, Any], settings: Settings) -> None:
-    """Count one more Stripe Checkout Session for the row's user, or raise RateLimited (429, Retry-After)
-    when CHECKOUT_RATE_LIMIT of them were created within the last CHECKOUT_RATE_WINDOW seconds; an
-    error_logs row (category rate_limit) records the refusal. Counted in the database, under a per-user
-    lock: the limit holds across service processes and concurrent requests."""
-    limit, window = settings.checkout_rate_limit, settings.checkout_rate_window
-    if limit <= 0:
-        return
-    with sql_errors():
-        wait = conn.execute("SELECT take_stripe_session_quota(%s, %s, %s)",
-                            (row["user_id"], limit, window)).fetchone()[0]
-    if not wait:
-        return
-    message = (f"user {row['user_id']} reached the limit of {limit} Stripe checkout sessions per {window} s "
-               f"(checkout session {row['id']}): refused, next allowed in {wait} s")
-    error_log.record(conn, "rate_limit", message, user_id=str(row["user_id"]), checkout_session_id=str(row["id"]),
-                     limit=limit, window_seconds=window, retry_after=wait)
-    log.warning("%s", message)
-    raise RateLimited(f"too many new checkout sessions: at most {limit} per {window} seconds; retry in {wait} "
-                      "seconds", retry_after=wait)
-
-
 def create_stripe_session(
     conn: psycopg.Connection, client: stripe.StripeClient, row: dict[str, Any], params: dict[str, Any], key: str
 ) -> StripeSession:
@@ -347,7 +325,6 @@ def create_checkout(
         log.info("Stripe session %s of %s is %s: creating a new one", row["stripe_session_id"], row["id"],
                  existing.status if existing else "gone")
 
-    take_stripe_session_quota(conn, row, settings)  # RateLimited (429) before anything is sent to Stripe
     take_stripe_session_quota(conn, row, settings)  # RateLimited (429) before anything is sent to Stripe
     generation = row["stripe_sessions_created"]
     expires_at = stripe_expires_at(row["created_at"], row["expires_at"])
