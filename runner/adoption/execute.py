@@ -152,6 +152,7 @@ def adopt(
                 result.applied.append(name)
             _steps(run, plan, 2, result)
             tables = set(plan.adopted_tables)
+            tables_before = _live_tables(run)
             run.retrying("seed the plan catalogue", lambda: _in_transaction(run, inspection.seed_plans))
             _resolve(run, result, batch, tables=None)
             _steps(run, plan, 4, result)
@@ -165,6 +166,8 @@ def adopt(
                 result.recorded = list(plan.adopt_versions)
                 run.on_step("record  " + ", ".join(f"sql/{n}" for n in plan.adopt_versions))
             _apply_rest(run, plan, result)
+            # Rules on the tables the later files created (rows the app wrote while they were being applied).
+            _resolve(run, result, batch, tables=None, only=lambda rule: rule.table not in tables_before)
             result.lock_retries = run.retries
     finally:
         conn.close()
@@ -289,11 +292,12 @@ def _identity(run: _Runner, step: Step) -> None:
     run.transaction(f"{table}: {step.description}", statements)
 
 
-def _resolve(run: _Runner, result: AdoptResult, batch: int, tables: set[str] | None) -> None:
+def _resolve(run: _Runner, result: AdoptResult, batch: int, tables: set[str] | None,
+             only: Callable[[Rule], bool] = lambda _rule: True) -> None:
     """Every rule, in order, in batches of short transactions, until no row of it is left."""
     live = _live_tables(run)
     for rule in RULES:
-        if tables is not None and rule.table not in tables:
+        if (tables is not None and rule.table not in tables) or not only(rule):
             continue
         if rule.table not in live or "subscription_plans" not in live:
             continue

@@ -51,6 +51,9 @@ RULES: tuple[Rule, ...] = (
          "topic from the payload's type (else unknown), payload {}, created_at adoption time"),
     Rule("webhook_event_id_missing", "webhook_events", "the payload's id if free, else adopted:<row id>"),
     Rule("webhook_event_id_duplicate", "webhook_events", "the oldest keeps it; later rows get <id>:duplicate:<row id>"),
+    # Tables created by later files: resolved once those are applied (execute.py's last pass).
+    Rule("stripe_session_history_complete", "payment_checkout_stripe_sessions",
+         "a live row's Stripe session missing from the history is added to it"),
     Rule("error_log_incomplete", "error_logs", "category uncategorized, message '', created_at adoption time"),
 )
 
