@@ -89,7 +89,11 @@ def login_role_url(url: str, login: str, group: str) -> str:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             pass  # made earlier, or by a concurrent runner a moment ago
-        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+        if not conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (login, group)).fetchone()[0]:
+            try:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+            except psycopg.errors.UniqueViolation:
+                pass  # granted by a concurrent runner a moment ago
     return make_conninfo(url, user=login)
 
 

@@ -124,3 +124,37 @@ def test_embedded_serve_and_jobs_run_as_login_roles_of_their_group_roles(tmp_pat
             except subprocess.TimeoutExpired:
                 serve.kill()
         runner_cmd("db", "stop", cwd=REPO, env=env)
+
+
+def test_login_roles_made_by_several_runners_at_once(pg_admin_url, db_url, project):
+    """`runner serve` and a job starting together in embedded mode both make the same login role: each gets
+    it, none fails (CREATE ROLE and GRANT racing)."""
+    import threading
+    import uuid
+
+    from psycopg.conninfo import make_conninfo
+
+    login = f"t_login_{uuid.uuid4().hex[:10]}"
+    admin_db = make_conninfo(db_url)
+    urls, failures = [], []
+
+    def make() -> None:
+        try:
+            urls.append(embedded.login_role_url(admin_db, login, project.settings["jobs_role"]))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert failures == [] and len(set(urls)) == 1 and len(urls) == 8
+        with psycopg.connect(urls[0]) as conn:
+            assert conn.execute("SELECT current_user, pg_has_role('checkout_jobs', 'MEMBER')").fetchone() == (
+                login, True)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,))
+            admin.execute(f"DROP ROLE IF EXISTS {login}")

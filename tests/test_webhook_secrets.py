@@ -227,3 +227,29 @@ def test_a_rejected_event_shows_in_recent_webhooks_and_doctor(client, conn, make
     check = {c.name: c for c in doctor.run(conn, project, Thresholds())}["webhooks"]
     assert check.level == "warn" and check.detail == "2 signed event(s) rejected in 24 h (rejected 2)"
     assert "recent_webhooks -p status=rejected -p topic=all" in check.hint
+
+
+def test_the_same_secret_set_by_several_at_once_is_stored_once(db_url):
+    """Two deploy steps (or `runner serve` processes seeding an empty table) storing one secret together."""
+    import threading
+
+    from runner.payments import webhook_secrets
+
+    results, failures = [], []
+
+    def store() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                results.extend(webhook_secrets.set_secrets(conn, [WEBHOOK_SECRET]))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=store) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []
+    assert sorted(r.added for r in results) == [False] * 7 + [True]
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_secrets").fetchone()[0] == 1

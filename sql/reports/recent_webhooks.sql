@@ -1,5 +1,5 @@
 -- report: recent_webhooks
--- description: The latest Stripe events of one topic, newest first (the reference's "Check webhook logs").
+-- description: The latest Stripe events of one topic (or all), newest first (the reference's "Check webhook logs"); error holds a rejected event's reason.
 -- param: topic text default checkout.session.completed -- Stripe event type, or all
 -- param: status text default none -- only events with this outcome: received, processed, ignored, failed, rejected
 -- param: limit integer default 10 min 1 max 10000 -- at most this many events
