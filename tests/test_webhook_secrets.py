@@ -253,3 +253,29 @@ def test_the_same_secret_set_by_several_at_once_is_stored_once(db_url):
     assert sorted(r.added for r in results) == [False] * 7 + [True]
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM webhook_secrets").fetchone()[0] == 1
+
+
+def test_concurrent_deliveries_of_one_malformed_event_leave_one_row(app, conn, make_user):
+    """Stripe retrying a signed, malformed event while the first delivery is in flight: one rejected row,
+    one error_logs row, every answer 200, the others duplicates."""
+    import threading
+
+    row = new_session(conn, make_user())
+    body = _event(row, livemode="maybe")
+    answers, failures = [], []
+
+    def deliver() -> None:
+        try:
+            answers.append(app.test_client().post(URL, data=body, headers=sign(body)))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == [] and [a.status_code for a in answers] == [200] * 8
+    assert sorted(a.json["duplicate"] for a in answers) == [False] + [True] * 7
+    assert conn.execute("SELECT status, deliveries FROM webhook_events").fetchall() == [("rejected", 8)]
+    assert conn.execute("SELECT count(*) FROM error_logs").fetchone()[0] == 1
