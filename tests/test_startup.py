@@ -204,3 +204,31 @@ def test_concurrent_first_renders_agree_and_leave_one_valid_entry(sql_copy):
     (entry,) = (sql_copy / ".runner" / "cache").glob("render-*.json")  # no temp file left behind
     assert [f["checksum"] for f in json.loads(entry.read_text())["files"]] == [row[4] for row in expected]
     assert rendered(project_mod.load(sql_copy)) == expected
+
+
+# -- apply's round trips ---------------------------------------------------------------------------
+def test_apply_one_query_per_file_all_recorded_without_warnings(empty_db_url, project):
+    """Each file and its history row in one query (the earlier ones without waiting for the disk): every
+    file recorded once, in order, with a duration, and no warning from the server (SET LOCAL is valid)."""
+    import psycopg
+
+    from runner import migrate
+
+    notices = []
+
+    def connect():
+        conn = psycopg.connect(empty_db_url, autocommit=True)
+        conn.add_notice_handler(lambda diag: notices.append((diag.severity_nonlocalized, diag.message_primary)))
+        return conn
+
+    result = migrate.apply(connect, project)
+    assert len(result.steps) == len(project.files())
+    assert [n for n in notices if n[0] not in ("NOTICE", "DEBUG", "INFO", "LOG")] == []
+    with psycopg.connect(empty_db_url) as conn:
+        rows = conn.execute("SELECT name, duration_ms FROM runner_schema_history ORDER BY id").fetchall()
+        assert [r[0] for r in rows] == [f.name for f in project.files()]
+        assert all(r[1] >= 0 for r in rows)
+    # A no-op is the history read alone: no lock, nothing written.
+    assert migrate.apply(connect, project).steps == []
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM runner_schema_history").fetchone()[0] == len(rows)
