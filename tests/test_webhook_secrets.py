@@ -279,3 +279,22 @@ def test_concurrent_deliveries_of_one_malformed_event_leave_one_row(app, conn, m
     assert sorted(a.json["duplicate"] for a in answers) == [False] + [True] * 7
     assert conn.execute("SELECT status, deliveries FROM webhook_events").fetchall() == [("rejected", 8)]
     assert conn.execute("SELECT count(*) FROM error_logs").fetchone()[0] == 1
+
+
+def test_apply_stores_stripe_webhook_secret_in_an_empty_table_only(empty_db_url):
+    """How the secret reaches the database on a fresh deployment, or one upgraded to the database's own check:
+    `runner apply` (the owner) with STRIPE_WEBHOOK_SECRET set fills an empty webhook_secrets; it never adds to
+    or changes a table someone filled (a rotation is `runner webhook secret set`)."""
+    first = invoke(empty_db_url, "apply", env={"STRIPE_WEBHOOK_SECRET": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}"})
+    assert first.exit_code == 0, first.output
+    assert first.stderr.splitlines()[-1] == ("Stored 2 webhook signing secret(s) of STRIPE_WEBHOOK_SECRET in the "
+                                             "empty webhook_secrets (`runner webhook secret list`).")
+    again = invoke(empty_db_url, "apply", env={"STRIPE_WEBHOOK_SECRET": "whsec_another_one_123"})
+    assert again.exit_code == 0 and "Stored" not in again.stderr
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_secrets").fetchone()[0] == 2
+        body = '{"id": "evt_apply", "type": "x"}'
+        assert conn.execute("SELECT stripe_signature_problem(%s, %s, 300)",
+                            (body, sign(body)["Stripe-Signature"])).fetchone()[0] is None
+    unset = invoke(empty_db_url, "apply", env={"STRIPE_WEBHOOK_SECRET": None})
+    assert unset.exit_code == 0 and "Stored" not in unset.stderr

@@ -345,12 +345,28 @@ def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_fi
             click.echo(f"{action:<8} {f.label}", err=True)
 
     result = migrate.apply(lambda: obj.connect("apply"), project, lock_timeout=lock_timeout, on_step=progress)
+    _seed_webhook_secrets(obj)
     if fmt == "json":
         emit(result.as_dict(), fmt, "")
     elif result.steps:
         click.echo(f"Applied {len(result.steps)} file(s) in {result.seconds:.2f}s.")
     else:
         click.echo(f"Nothing to apply: up to date ({result.seconds:.2f}s).")
+
+
+def _seed_webhook_secrets(obj: Context) -> None:
+    """A fresh deployment (or one upgraded to the database's own signature check): STRIPE_WEBHOOK_SECRET's
+    secrets go into an empty webhook_secrets, so Stripe's deliveries verify there from the first one."""
+    secrets = [s.strip() for s in os.environ.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
+    if not secrets:
+        return
+    from runner.payments import webhook_secrets
+
+    with obj.connect("apply") as conn:
+        stored = webhook_secrets.seed_from_env(conn, secrets)
+    if stored:
+        click.echo(f"Stored {len(stored)} webhook signing secret(s) of STRIPE_WEBHOOK_SECRET in the empty "
+                   "webhook_secrets (`runner webhook secret list`).", err=True)
 
 
 @cli.command()
