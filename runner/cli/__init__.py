@@ -308,6 +308,8 @@ def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_fi
 
     Each file runs in its own transaction together with its history row; an advisory lock makes
     concurrent applies wait for each other. An edited, already-applied table file is refused (exit 4).
+    With STRIPE_WEBHOOK_SECRET set, an empty webhook_secrets gets its secrets (the database verifies
+    Stripe's signatures too; `runner webhook secret` manages them later).
 
     \b
     Examples:
