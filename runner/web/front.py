@@ -89,8 +89,10 @@ class BufferedWSGI:
             self._refuse(scope, proto, 413, "request_entity_too_large",
                          f"the request body is over {self.max_body} bytes", started)
             return
-        except Exception as exc:  # noqa: BLE001 - the client went away mid-body (granian's protocol error)
+        except Exception as exc:  # noqa: BLE001 - granian's protocol error: the body ended early, or the client left
             log.debug("request body not read: %s", exc)
+            self._refuse(scope, proto, 400, "invalid_request", "the request body ended before its Content-Length",
+                         started)
             return
         answer = loop.create_future()
         (self._health if scope.path == HEALTH_PATH else self._work).put((answer, scope, body))
