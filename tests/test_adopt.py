@@ -270,26 +270,32 @@ def _adopt_process(url: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "runner", "--project-dir", str(REPO), "--database-url", url, "adopt",
          "--batch-size", "50"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "DATABASE_URL": ""},
-        start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "DATABASE_URL": "", "PYTHONUNBUFFERED": "1"})  # a progress line per step, at once
 
 
 def test_killed_at_random_points_then_run_again(reference_url, project):
     before = snapshots(reference_url)
     rng = random.Random(12)
     interrupted = 0
-    for _ in range(4):
+    for _ in range(5):
         process = _adopt_process(reference_url)
-        time.sleep(rng.uniform(0.6, 2.5))
+        # Killed after a random number of its progress lines (one per step), a moment into the next step.
+        for _line in range(rng.randint(1, 60)):
+            if not process.stdout.readline():
+                break
+        time.sleep(rng.uniform(0, 0.05))
         if process.poll() is None:
             interrupted += 1
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        process.stdout.close()
+        process.stderr.close()
         # The machine died with it: its server session goes too (with its advisory lock).
         with connect(reference_url) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    assert interrupted >= 2  # killed while it ran, not after
+    assert interrupted >= 3  # killed while it ran, not after
     final = _adopt_process(reference_url)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
