@@ -169,8 +169,7 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
 
         # The team's objects: view, extra column, trigger, own function calling complete_checkout_session.
         open_before = conn.execute("SELECT count(*) FROM team_open_checkouts").fetchone()[0]
-        pending = conn.execute("SELECT id, user_id FROM team_open_checkouts WHERE stripe_session_id IS NULL LIMIT 1"
-                               if False else "SELECT id, user_id FROM payment_checkout_sessions "
+        pending = conn.execute("SELECT id, user_id FROM payment_checkout_sessions "
                                "WHERE status = 'pending' AND stripe_session_id IS NULL LIMIT 1").fetchone()
         audit = conn.execute("SELECT count(*) FROM team_checkout_audit").fetchone()[0]
         assert conn.execute("SELECT team_mark_paid(%s, 'SPRING')", (pending[0],)).fetchone()[0] is True
@@ -178,10 +177,14 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
                             (pending[0],)).fetchone() == ("completed", "SPRING")
         assert conn.execute("SELECT count(*) FROM team_checkout_audit").fetchone()[0] == audit + 1
         assert conn.execute("SELECT count(*) FROM team_open_checkouts").fetchone()[0] == open_before - 1
-        # The reference's troubleshooting queries on the old rows.
+        # The reference's troubleshooting queries find the old rows; every query of its document runs unchanged
+        # (in a transaction rolled back: its cleanup DELETE included).
         assert conn.execute("SELECT count(*) FROM webhook_events WHERE topic = 'checkout.session.completed'"
                             ).fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'database'").fetchone()[0] > 0
+        with conn.transaction(force_rollback=True):
+            for sql in reference_queries():
+                conn.execute(sql.replace("'user-uuid'", f"'{pending[1]}'"))
 
     # The reference's calls, with their named parameters, as the owner and as the app's role.
     for as_role in (None, role):
@@ -189,6 +192,12 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
             if as_role:
                 conn.execute(f"SET ROLE {as_role}")
             reference_calls(conn, user_number=60 if as_role is None else 42)
+
+
+def reference_queries() -> list[str]:
+    from runner.migrate import split_statements
+
+    return split_statements((REPO / "tests" / "data" / "reference_queries.sql").read_text())
 
 
 def reference_db_md5(text: str) -> str:
