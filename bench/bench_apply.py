@@ -80,6 +80,9 @@ def libpq_env(url: str) -> tuple[dict[str, str], str, str]:
 
     params = conninfo_to_dict(url)
     env = dict(os.environ)
+    # Measure Python tools as installed (pip writes their bytecode; a checkout writes it on first run),
+    # not recompiling every module on every run because this shell says not to write bytecode.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("password", "PGPASSWORD")):
         if params.get(key):
             env[var] = str(params[key])
