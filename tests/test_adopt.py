@@ -340,6 +340,10 @@ def test_a_column_of_another_type_stops_adoption_before_any_change(make_database
         reference_db.build_schema(conn)
         conn.execute("DROP VIEW team_open_checkouts")
         conn.execute("ALTER TABLE payment_checkout_sessions ALTER COLUMN email TYPE TEXT")
+    check = run_cli("--database-url", url, "adopt", "--check")
+    assert check.exit_code == 1
+    assert "payment_checkout_sessions.email is text" in check.stdout
+    assert check.stderr == "Error: cannot adopt: 1 thing(s) to fix by hand first (listed above)\n"
     result = run_cli("--database-url", url, "adopt")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot adopt: payment_checkout_sessions.email is text, the project has "

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from runner.errors import AdoptionError
+
 EXIT_WOULD_CHANGE = 3
 
 
@@ -46,7 +48,7 @@ def adopt(obj, check: bool, fmt: str, lock_timeout: float, batch_size: int) -> N
         else:
             click.echo(plan.to_text())
         if plan.blockers:
-            sys.exit(1)
+            raise AdoptionError(f"cannot adopt: {len(plan.blockers)} thing(s) to fix by hand first (listed above)")
         sys.exit(0 if plan.nothing_to_do else EXIT_WOULD_CHANGE)
 
     def progress(message: str) -> None:
