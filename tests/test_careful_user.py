@@ -48,11 +48,16 @@ def test_checkout_create_with_a_user_id_that_is_not_a_uuid_is_exit_2_naming_the_
     ("STRIPE_LIVEMODE", "maybe", ["serve"]),
     ("ALERT_ERRORS_24H", "many", ["doctor"]),
     ("RUNNER_EMBEDDED", "maybe", ["status"]),
+    ("RUNNER_LOCK_TIMEOUT", "later", ["apply"]),
+    ("RUNNER_PROCESSES", "0", ["serve"]),
+    ("ALERT_WEBHOOK_FAILURES", "-1", ["doctor"]),
+    ("SMTP_TIMEOUT", "slow", ["job", "send-email"]),
+    ("MAIL_MAX_ATTEMPTS", "x", ["job", "send-email"]),
 ])
 def test_a_bad_environment_variable_is_one_line_naming_it_and_exit_1(db_url, variable, value, args):
     """Whichever variable it is, and whether click or the settings read it: one `Error:` line, exit 1."""
     url = [] if variable == "RUNNER_EMBEDDED" else ["--database-url", db_url]
-    result = invoke(*url, *args, env={variable: value})
+    result = invoke(*url, *args, env={variable: value, "SMTP_URL": "smtp://127.0.0.1:1"})
     assert result.exit_code == 1, result.output
     assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: "), result.output
     assert variable in result.output and value in result.output
