@@ -164,6 +164,8 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
         ).fetchone()[0]
         assert original == "refunded"
         assert conn.execute("SELECT active FROM subscription_plans WHERE code = 'legacy-gold'").fetchone()[0] is False
+        assert conn.execute("SELECT column_default FROM information_schema.columns WHERE table_name = "
+                            "'payment_checkout_sessions' AND column_name = 'expires_at'").fetchone()[0] is None
         assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE subscription_plan = 'team-plan'"
                             ).fetchone()[0] == 2
 

@@ -168,6 +168,10 @@ def adopt(
             _apply_rest(run, plan, result)
             # Rules on the tables the later files created (rows the app wrote while they were being applied).
             _resolve(run, result, batch, tables=None, only=lambda rule: rule.table not in tables_before)
+            # Defaults the project does not have, found now: a table created meanwhile may have copied one.
+            plan.steps = [s for s in plan.steps if s.phase != 9]
+            plan.steps += inspection.stale_defaults(conn, project, plan.target_final or {})
+            _steps(run, plan, 9, result)
             result.lock_retries = run.retries
     finally:
         conn.close()

@@ -193,6 +193,8 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
         # files still has functions of the reference's signatures to replace.
         target = build_target(conn, project, live_tables)
         _function_drops(conn, plan, project, target)
+        plan.target_final = target.final
+        plan.steps += stale_defaults(conn, project, target.final)
         if plan.history != "complete":
             _plan_versions(plan, project, target, live_tables, done)
             live = read_shapes(conn, project, project.schema, sorted(live_tables))
@@ -272,10 +274,11 @@ def _diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> 
                                    f"{'ALWAYS' if col.identity == 'a' else 'BY DEFAULT'}), numbering on",
                                    [], kind="identity",
                                    args={"column": col.name, "sequence": sequence, "identity": col.identity}))
-        elif (have.default or None) != (col.default or None) and not col.identity:
-            sql = (f"ALTER TABLE {t} ALTER COLUMN {col.name} SET DEFAULT {col.default}" if col.default
-                   else f"ALTER TABLE {t} ALTER COLUMN {col.name} DROP DEFAULT")
-            plan.steps.append(Step(2, live.name, f"default of {col.name}: {have.default} -> {col.default}", [sql]))
+        # A default the project does not have is dropped at the very end (stale_defaults), once the
+        # project's triggers that fill the column are in place: until then the app may rely on it.
+        elif col.default and have.default != col.default and not col.identity:
+            plan.steps.append(Step(2, live.name, f"default of {col.name}: {have.default} -> {col.default}",
+                                   [f"ALTER TABLE {t} ALTER COLUMN {col.name} SET DEFAULT {col.default}"]))
         if col.not_null and not have.not_null:
             _not_null(plan, live, col.name, t)
         elif have.not_null and not col.not_null and not have.identity:
@@ -365,6 +368,23 @@ def _index_steps(plan: Plan, live: TableShape, name: str, definition: str, t: st
                                args={"drop_first": staged is not None, "name": new}))
     plan.steps.append(Step(7, live.name, f"replace index {name} ({have.definition}) by {new}", [
         f"DROP INDEX {schema}.{name}", f"ALTER INDEX {schema}.{new} RENAME TO {name}"]))
+
+
+def stale_defaults(conn: psycopg.Connection, project: Project, final: dict[str, TableShape]) -> list[Step]:
+    """Column defaults of the database that a fresh apply does not give (a team's `expires_at DEFAULT now() +
+    ...`, where the project's insert trigger fills it; and what LIKE ... INCLUDING DEFAULTS copied of it):
+    dropped last, after the project's files, so the app can rely on them while adoption runs."""
+    live_tables = set(read_tables(conn, project, project.schema))
+    tables = sorted(t for t in final if t in live_tables)
+    live = read_shapes(conn, project, project.schema, tables)
+    steps = []
+    for table in tables:
+        for col in final[table].columns.values():
+            have = live[table].columns.get(col.name)
+            if have is not None and have.default and not col.default and not col.identity and not have.identity:
+                steps.append(Step(9, table, f"drop default of {col.name} ({have.default})", [
+                    f"ALTER TABLE {project.schema}.{table} ALTER COLUMN {col.name} DROP DEFAULT"]))
+    return steps
 
 
 def _not_null(plan: Plan, live: TableShape, column: str, t: str) -> None:

@@ -11,6 +11,7 @@ PHASES = {
     4: "constraints added NOT VALID (enforced for new rows at once)",
     6: "constraints validated (no lock that stops reads or writes), NOT NULL set",
     7: "indexes built CONCURRENTLY, swapped in; unique constraints on them",
+    9: "after the project's files: defaults it does not have dropped (its triggers fill those columns now)",
 }
 
 
@@ -99,6 +100,8 @@ class Plan:
     rules: list[RuleCount] = field(default_factory=list)
     pending_files: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
+    # the shape a fresh apply gives every table (inspect.Target.final), for the last step; not printed
+    target_final: dict[str, TableShape] | None = field(default=None, repr=False, compare=False)
 
     @property
     def dirty_rows(self) -> int:
@@ -111,6 +114,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("target_final", None)
         data["nothing_to_do"] = self.nothing_to_do
         data["dirty_rows"] = self.dirty_rows
         for step in data["steps"]:

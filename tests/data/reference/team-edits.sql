@@ -3,6 +3,8 @@
 -- Adoption must keep every one of these working.
 
 ALTER TABLE payment_checkout_sessions ADD COLUMN coupon_code VARCHAR(50);
+-- A default the project does not have (its insert trigger fills expires_at): kept while adoption runs.
+ALTER TABLE payment_checkout_sessions ALTER COLUMN expires_at SET DEFAULT NOW() + INTERVAL '24 hours';
 ALTER TABLE users ADD COLUMN marketing_opt_in BOOLEAN DEFAULT FALSE;
 
 CREATE VIEW team_open_checkouts AS
