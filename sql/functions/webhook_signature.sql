@@ -38,7 +38,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("stripe_signature_problem") }}(
   p_tolerance INTEGER DEFAULT 300
 )
 RETURNS TEXT
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE  -- reads the clock (clock_timestamp) and a table only the owner may read
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
