@@ -66,10 +66,16 @@ def key(project: Project) -> str:
 
 
 def _files_under(root: str) -> list[tuple[str, str]]:
-    """(path relative to root with /, full path) of every file under root, sorted."""
-    found = []
+    """(path relative to root with /, full path) of every file under root, sorted. Symbolic links are
+    followed, as Jinja's loader follows them (a linked macros/ folder is part of the project), each real
+    folder once (a link back up the tree is not a loop)."""
+    found, seen = [], set()
     for folder, subfolders, names in os.walk(root, followlinks=True):
-        subfolders.sort()
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
         rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
         for name in names:
             found.append((name if rel_folder == "." else f"{rel_folder}/{name}", os.path.join(folder, name)))

@@ -232,3 +232,19 @@ def test_apply_one_query_per_file_all_recorded_without_warnings(empty_db_url, pr
     assert migrate.apply(connect, project).steps == []
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM runner_schema_history").fetchone()[0] == len(rows)
+
+
+def test_linked_folders_count_and_a_link_loop_is_no_hang(sql_copy, tmp_path):
+    """A macros folder linked from elsewhere is part of the key (Jinja reads through the link); a link
+    back up the tree is walked once."""
+    shared = tmp_path / "shared_macros"
+    shutil.move(sql_copy / "sql" / "macros", shared)
+    (sql_copy / "sql" / "macros").symlink_to(shared, target_is_directory=True)
+    (sql_copy / "sql" / "loop").symlink_to(sql_copy / "sql", target_is_directory=True)
+    before = rendered(project_mod.load(sql_copy))
+    macros = shared / "common.sql"
+    macros.write_text(macros.read_text().replace("SET search_path = {{ settings.schema }}, pg_temp",
+                                                 "SET search_path = pg_catalog, {{ settings.schema }}, pg_temp"))
+    after = rendered(project_mod.load(sql_copy))
+    assert after != before
+    assert after == fresh_render(sql_copy)
