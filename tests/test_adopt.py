@@ -395,3 +395,19 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
         assert session is not None
     with supabase.as_role(pg_admin_url, dbname, "anon") as api, pytest.raises(psycopg.errors.InsufficientPrivilege):
         api.execute("SELECT count(*) FROM payment_checkout_sessions")
+
+
+def test_two_checks_and_two_adoptions_at_once(reference_url, project):
+    """Two `adopt --check` run side by side (each its own scratch schema); of two adoptions at once, one
+    waits for the other's lock and then finds nothing to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        plans = list(pool.map(lambda _: execute.check(lambda: connect(reference_url), project), range(2)))
+    assert [p.dirty_rows for p in plans] == [plans[0].dirty_rows] * 2 and plans[0].dirty_rows > 0
+    assert [p.adopt_versions for p in plans] == [plans[0].adopt_versions] * 2
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: execute.adopt(lambda: connect(reference_url), project), range(2)))
+    assert sorted(r.plan.nothing_to_do for r in results) == [False, True]
+    assert execute.check(lambda: connect(reference_url), project).nothing_to_do

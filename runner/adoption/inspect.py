@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The scratch schema the project is rendered into to learn its shape (never committed).
+# The scratch schema the project is rendered into to learn its shape (never committed); one name per
+# inspection (its backend's pid), so two `adopt --check` at once never wait on each other's schema.
 TARGET_SCHEMA = "runner_adopt_target"
 INDEX_DEF = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .*)$")
 NOT_NULL_SUFFIX = "_adopt_not_null"
@@ -45,10 +46,10 @@ class Target:
     function_files: dict[str, str] = field(default_factory=dict)
 
 
-def scratch_project(project: Project) -> Project:
-    """The same project rendering into TARGET_SCHEMA."""
+def scratch_project(project: Project, schema: str) -> Project:
+    """The same project rendering into the scratch schema."""
     config = copy.deepcopy(project.config)
-    config["settings"]["schema"] = TARGET_SCHEMA
+    config["settings"]["schema"] = schema
     return Project(sql_dir=project.sql_dir, config=config)
 
 
@@ -115,31 +116,32 @@ def read_functions(conn: psycopg.Connection, project: Project, schema: str) -> l
 
 # -- the target ------------------------------------------------------------------------------------------
 def build_target(conn: psycopg.Connection, project: Project, live_tables: set[str]) -> Target:
-    """Apply every file of the project into TARGET_SCHEMA (inside the caller's transaction, which must be
+    """Apply every file of the project into a scratch schema (inside the caller's transaction, which must be
     rolled back) and read back what it built."""
     import psycopg
 
-    scratch = scratch_project(project)
+    schema = f"{TARGET_SCHEMA}_{conn.info.backend_pid}"
+    scratch = scratch_project(project, schema)
     target = Target()
-    conn.execute(f"DROP SCHEMA IF EXISTS {TARGET_SCHEMA} CASCADE")
-    conn.execute(f"CREATE SCHEMA {TARGET_SCHEMA}")
+    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    conn.execute(f"CREATE SCHEMA {schema}")
     # The files of the prefix a live database already holds tables of: their tables' shape is read right
     # after the last of them, before later versions add to those tables what they apply themselves.
     overlap_end = max(
         (i for i, f in enumerate(project.versioned()) if _creates(f, live_tables)), default=-1
     )
     for i, f in enumerate(scratch.versioned()):
-        before = set(read_tables(conn, project, TARGET_SCHEMA))
+        before = set(read_tables(conn, project, schema))
         _execute_scratch(conn, f)
-        created = sorted(set(read_tables(conn, project, TARGET_SCHEMA)) - before)
+        created = sorted(set(read_tables(conn, project, schema)) - before)
         target.versions.append((f, created))
         if i == overlap_end:
             adopted = [t for _, made in target.versions for t in made if t in live_tables]
-            target.shapes = read_shapes(conn, project, TARGET_SCHEMA, adopted)
+            target.shapes = read_shapes(conn, project, schema, adopted)
     for f in scratch.repeatables():
         if f.finally_:  # privileges: grants to roles, nothing of the shape
             continue
-        before = {(r["name"], r["arguments"]) for r in read_functions(conn, project, TARGET_SCHEMA)}
+        before = {(r["name"], r["arguments"]) for r in read_functions(conn, project, schema)}
         try:
             with conn.transaction():
                 _execute_scratch(conn, f)
@@ -147,16 +149,16 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
             log.warning("%s could not be rendered into the scratch schema (%s); its functions are not compared",
                         f.label, str(exc).strip().splitlines()[0])
             continue
-        for r in read_functions(conn, project, TARGET_SCHEMA):
+        for r in read_functions(conn, project, schema):
             if (r["name"], r["arguments"]) not in before:
                 target.function_files.setdefault(r["name"], f.name)
-    for r in read_functions(conn, project, TARGET_SCHEMA):
+    for r in read_functions(conn, project, schema):
         target.functions.setdefault(r["name"], set()).add((r["arguments"], r["result"]))
-    all_tables = list(read_tables(conn, project, TARGET_SCHEMA))
-    target.final = read_shapes(conn, project, TARGET_SCHEMA, all_tables)
+    all_tables = list(read_tables(conn, project, schema))
+    target.final = read_shapes(conn, project, schema, all_tables)
     target.final_triggers = {(t, name) for t, s in target.final.items() for name in s.triggers}
     target.views = {r[0] for r in conn.execute(
-        "SELECT viewname FROM pg_views WHERE schemaname = %s", (TARGET_SCHEMA,))}
+        "SELECT viewname FROM pg_views WHERE schemaname = %s", (schema,))}
     return target
 
 
