@@ -47,10 +47,12 @@ def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
 
 
 # Long runs kept out of the default `pytest` (deselected by addopts' `-m "not slow"`); `pytest -m slow`
-# runs them, and CI runs everything on one server version. Whole modules: soak, crash, fuzz, properties.
+# runs them, and CI runs everything on one server version. Whole modules: soak, crash, fuzz, properties,
+# and the attacks that take a real server minutes (trickling uploads, a SIGSTOPped database).
 SLOW_MODULES = {
     "test_soak.py", "test_crash_apply.py", "test_crash_postgres.py", "test_crash_stripe.py",
     "test_fuzz_cli.py", "test_fuzz_http.py", "test_properties.py", "test_properties_webhook.py",
+    "test_hung_database.py", "test_slow_clients.py",
 }
 
 
