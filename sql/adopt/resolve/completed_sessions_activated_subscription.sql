@@ -5,12 +5,15 @@
 -- that the old system did not give). Logged per user.
 {% import "macros/common.sql" as m %}
 WITH offending AS (
-  SELECT failing.id, failing.user_id
-    FROM (
-{% include "tests/completed_sessions_activated_subscription.sql" %}
-    ) AS failing
-   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
-   ORDER BY failing.id
+  -- The users of sql/tests/completed_sessions_activated_subscription.sql's rows (the same condition, per user
+  -- in id order: a batch reads its users and their sessions by index, not every completed session).
+  SELECT u.id AS user_id
+    FROM {{ m.q("users") }} u
+   WHERE (%(after)s::uuid IS NULL OR u.id > %(after)s::uuid)
+     AND (u.subscription_status = 'inactive' OR u.subscription_plan IS NULL OR u.subscribed_at IS NULL)
+     AND EXISTS (SELECT 1 FROM {{ m.q("payment_checkout_sessions") }} s
+                  WHERE s.user_id = u.id AND s.status = 'completed')
+   ORDER BY u.id
    LIMIT %(batch)s
 ), target AS (
   SELECT u.id, to_jsonb(u) AS before
@@ -39,4 +42,4 @@ WITH offending AS (
 )
 SELECT (SELECT count(*) FROM logged) AS changed,
        (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+       (SELECT o.user_id::text FROM offending o ORDER BY o.user_id DESC LIMIT 1) AS last_id
