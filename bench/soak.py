@@ -7,7 +7,7 @@ broken connection, no traceback in the server's log), the server's memory stayed
     python bench/soak.py --duration 60 --json soak.json
     python bench/soak.py --database-url postgresql://postgres@localhost/postgres   # a scratch database there
 
-Figures and how they were obtained: docs/reliability.md. tests/test_soak.py runs a 15-second version.
+Figures and how they were obtained: docs/reliability.md. tests/web/test_soak.py runs a 15-second version.
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ import stripe
 
 from runner.settings import Settings
 from runner.web.app import create_app
-
-from .conftest import free_port
-from .fake_stripe import API_KEY, FakeStripe
+from tests.conftest import free_port
+from tests.fake_stripe import API_KEY, FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_current"
 OLD_WEBHOOK_SECRET = "whsec_test_previous"

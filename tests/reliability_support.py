@@ -2,7 +2,7 @@
 no response or log line carries a traceback or a secret.
 
 The default run keeps example counts small (the whole suite runs twice in CI). RELIABILITY_SCALE=N runs N
-times as many examples, e.g. `RELIABILITY_SCALE=25 pytest tests/test_fuzz_http.py` (docs/reliability.md).
+times as many examples, e.g. `RELIABILITY_SCALE=25 pytest tests/web/test_fuzz_http.py` (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from .fake_stripe import API_KEY
-from .payments_support import JWT_SECRET, OLD_WEBHOOK_SECRET, SERVICE_TOKEN, WEBHOOK_SECRET
+from tests.fake_stripe import API_KEY
+from tests.payments_support import JWT_SECRET, OLD_WEBHOOK_SECRET, SERVICE_TOKEN, WEBHOOK_SECRET
 
 SCALE = max(1, int(os.environ.get("RELIABILITY_SCALE", "1") or 1))
 

@@ -23,14 +23,14 @@
 {% set reporting_role = settings.reporting_role %}
 {% set jobs_role = settings.jobs_role | default("checkout_jobs") %}
 {#- What runner/payments/ (checkout.py, webhook.py) and runner/error_log.py call for the web service.
-    Adding a call there means adding its function here (tests/test_privileges.py runs them as this role). -#}
+    Adding a call there means adding its function here (tests/sql/test_privileges.py runs them as this role). -#}
 {% set app_functions = [
   "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
   "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status", "take_stripe_session_quota",
   "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
   "record_webhook_event", "fail_webhook_event", "log_error",
 ] %}
-{#- What runner/jobs/ (tasks.py, mail.py) calls (tests/test_privileges.py runs every job as this role). -#}
+{#- What runner/jobs/ (tasks.py, mail.py) calls (tests/sql/test_privileges.py runs every job as this role). -#}
 {% set jobs_functions = [
   "expire_old_checkout_sessions", "archive_completed_checkout_sessions",
   "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
@@ -39,7 +39,7 @@
   "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas",
   "log_error",
 ] %}
-{#- What sql/reports/ reads (tests/test_privileges.py runs every report as the reporting role). -#}
+{#- What sql/reports/ reads (tests/sql/test_privileges.py runs every report as the reporting role). -#}
 {% set reporting_tables = [
   "payment_checkout_sessions", "checkout_session_rollup", "webhook_events", "error_logs", "job_runs",
   "checkout_session_rollup_delta", "checkout_session_rollup_current",

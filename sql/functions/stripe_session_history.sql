@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("payment_checkout_sessions_keep_stripe_session
 RETURNS TRIGGER
 LANGUAGE plpgsql
 -- The owner's rights: a writer of stripe_session_id need not be granted the history table (Supabase's
--- service_role may update only that column of payment_checkout_sessions; tests/test_supabase.py).
+-- service_role may update only that column of payment_checkout_sessions; tests/sql/test_supabase.py).
 {{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$

@@ -1,0 +1,1 @@
+"""Tests of the SQL project itself: functions, rules, access."""
