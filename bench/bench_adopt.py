@@ -45,8 +45,9 @@ from bench.common import (
 )
 from bench.generate import parse_size
 
-PLAIN_CHECK = ("ALTER TABLE payment_checkout_sessions ADD CONSTRAINT bench_price_present "
-               "CHECK (plan_price IS NOT NULL)")
+PLAIN_CHECK = (
+    "ALTER TABLE payment_checkout_sessions ADD CONSTRAINT bench_price_present CHECK (plan_price IS NOT NULL)"
+)
 
 
 class Writer(threading.Thread):
@@ -77,12 +78,18 @@ class Writer(threading.Thread):
                     session = conn.execute(
                         "SELECT get_or_create_checkout_session(p_user_id => %s, p_email => %s, p_plan => 'pro', "
                         "p_price => 29.99, p_provider => 'stripe')",
-                        (user_id, f"user{number}@example.com")).fetchone()[0]
+                        (user_id, f"user{number}@example.com"),
+                    ).fetchone()[0]
                     stripe_id = f"cs_bench_{uuid.uuid4().hex}"
-                    conn.execute("UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
-                                 (stripe_id, session))
-                    conn.execute("SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
-                                 "p_stripe_customer_id => %s)", (session, stripe_id, f"cus_bench_{number}"))
+                    conn.execute(
+                        "UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
+                        (stripe_id, session),
+                    )
+                    conn.execute(
+                        "SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
+                        "p_stripe_customer_id => %s)",
+                        (session, stripe_id, f"cus_bench_{number}"),
+                    )
                 except psycopg.Error as exc:
                     self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                 self.latencies.append((time.perf_counter() - started) * 1000)
@@ -140,27 +147,47 @@ def main() -> None:
             steps: list[tuple[float, str]] = []
 
             def adopt() -> None:
-                outcome["result"] = execute.adopt(lambda: connect(url), project, lock_timeout=0.5,
-                                                  on_step=lambda m: steps.append((time.perf_counter(), m)))
+                outcome["result"] = execute.adopt(
+                    lambda: connect(url),
+                    project,
+                    lock_timeout=0.5,
+                    on_step=lambda m: steps.append((time.perf_counter(), m)),
+                )
 
             total, writer = with_writer(url, users, adopt)
             adopted = outcome["result"]
             logged = sum(adopted.resolved.values())
-            log(f"adopt: {total / 1000:.1f}s, {logged:,} rows logged, writer max {max(writer.latencies):.0f} ms, "
-                f"{len(writer.latencies)} calls, {len(writer.errors)} errors, {adopted.lock_retries} lock retries")
+            log(
+                f"adopt: {total / 1000:.1f}s, {logged:,} rows logged, writer max {max(writer.latencies):.0f} ms, "
+                f"{len(writer.latencies)} calls, {len(writer.errors)} errors, {adopted.lock_retries} lock retries"
+            )
             results += [
-                result("adopt: total", "adopt", [total], params={"rows": rows, "logged": logged,
-                                                                 "lock_retries": adopted.lock_retries}),
-                result("adopt: writer's longest call", "adopt", [max(writer.latencies)],
-                       aim="< 1000 ms", aim_met=max(writer.latencies) < 1000,
-                       params={"calls": len(writer.latencies), "errors": len(writer.errors),
-                               "p99_ms": round(p99(writer.latencies), 1),
-                               "median_ms": round(statistics.median(writer.latencies), 2)}),
+                result(
+                    "adopt: total",
+                    "adopt",
+                    [total],
+                    params={"rows": rows, "logged": logged, "lock_retries": adopted.lock_retries},
+                ),
+                result(
+                    "adopt: writer's longest call",
+                    "adopt",
+                    [max(writer.latencies)],
+                    aim="< 1000 ms",
+                    aim_met=max(writer.latencies) < 1000,
+                    params={
+                        "calls": len(writer.latencies),
+                        "errors": len(writer.errors),
+                        "p99_ms": round(p99(writer.latencies), 1),
+                        "median_ms": round(statistics.median(writer.latencies), 2),
+                    },
+                ),
             ]
             worst = sorted(range(len(writer.latencies)), key=lambda i: -writer.latencies[i])[:5]
             for i in worst:  # which steps the writer waited behind
                 began, ended = writer.started[i], writer.started[i] + writer.latencies[i] / 1000
-                running = [m for t, m in steps if t <= began][-1:] + [m for t, m in steps if began < t <= ended]
+                running = [m for t, m in steps if t <= began][-1:] + [
+                    m for t, m in steps if began < t <= ended
+                ]
                 log(f"  writer waited {writer.latencies[i]:.0f} ms behind: {' | '.join(running) or 'start'}")
             if args.verbose:
                 for (t, m), (t2, _) in zip(steps, steps[1:] + [(steps[-1][0], "")], strict=True):
@@ -172,18 +199,28 @@ def main() -> None:
 
         name, url = create_database(admin, "bench_adopt_plain", template=template_name)
         try:
+
             def plain() -> None:
                 with connect(url) as conn:
                     conn.execute(PLAIN_CHECK)
 
             total, writer = with_writer(url, users, plain)
-            log(f"plain ALTER TABLE ... CHECK: {total / 1000:.2f}s, writer max {max(writer.latencies):.0f} ms")
+            log(
+                f"plain ALTER TABLE ... CHECK: {total / 1000:.2f}s, writer max {max(writer.latencies):.0f} ms"
+            )
             results += [
                 result("plain ADD CONSTRAINT CHECK: total", "adopt", [total], params={"rows": rows}),
-                result("plain ADD CONSTRAINT CHECK: writer's longest call", "adopt", [max(writer.latencies)],
-                       params={"calls": len(writer.latencies), "errors": len(writer.errors),
-                               "p99_ms": round(p99(writer.latencies), 1),
-                               "median_ms": round(statistics.median(writer.latencies), 2)}),
+                result(
+                    "plain ADD CONSTRAINT CHECK: writer's longest call",
+                    "adopt",
+                    [max(writer.latencies)],
+                    params={
+                        "calls": len(writer.latencies),
+                        "errors": len(writer.errors),
+                        "p99_ms": round(p99(writer.latencies), 1),
+                        "median_ms": round(statistics.median(writer.latencies), 2),
+                    },
+                ),
             ]
         finally:
             drop_database(admin, name)

@@ -91,8 +91,11 @@ def libpq_env(url: str) -> tuple[dict[str, str], str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     def extra(p):
-        p.add_argument("--project-dir", default=str(common.REPO),
-                       help="folder holding the sql/ project to apply (default: this checkout)")
+        p.add_argument(
+            "--project-dir",
+            default=str(common.REPO),
+            help="folder holding the sql/ project to apply (default: this checkout)",
+        )
 
     args = common.arguments(__doc__.splitlines()[0], extra, argv)
     project_dir = Path(args.project_dir)
@@ -130,7 +133,18 @@ def main(argv: list[str] | None = None) -> int:
                     env.setdefault("SQITCH_USER_NAME", "bench")
                     env.setdefault("SQITCH_USER_EMAIL", "bench@example.com")
                     if tool == "psql":
-                        cmd = [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", str(paths["all"])]
+                        cmd = [
+                            psql,
+                            "-X",
+                            "-q",
+                            "-1",
+                            "-v",
+                            "ON_ERROR_STOP=1",
+                            "-d",
+                            db,
+                            "-f",
+                            str(paths["all"]),
+                        ]
                         full[tool].append(common.run_ms(cmd, env=env))
                         full_cpu[tool].append(common.last_cpu_ms)
                     elif tool == "runner":
@@ -140,14 +154,29 @@ def main(argv: list[str] | None = None) -> int:
                         # The floors on the same database, just before runner's no-op: psql's first (the
                         # first connection after the DDL rebuilds the server's catalogue caches), then the
                         # driver's one-liner, then runner.
-                        noop["psql"].append(common.run_ms([psql, "-X", "-q", "-d", db, "-c", "SELECT 1"], env=env))
+                        noop["psql"].append(
+                            common.run_ms([psql, "-X", "-q", "-d", db, "-c", "SELECT 1"], env=env)
+                        )
                         noop_cpu["psql"].append(common.last_cpu_ms)
                         driver.append(common.run_ms([sys.executable, "-c", DRIVER_ONE_LINER, url], env=env))
                         driver_cpu.append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env, cwd=common.REPO))
                         noop_cpu[tool].append(common.last_cpu_ms)
-                        expire.append(common.run_ms([runner_bin, "--database-url", url, "--project-dir",
-                                                     str(project_dir), "job", "expire"], env=env, cwd=common.REPO))
+                        expire.append(
+                            common.run_ms(
+                                [
+                                    runner_bin,
+                                    "--database-url",
+                                    url,
+                                    "--project-dir",
+                                    str(project_dir),
+                                    "job",
+                                    "expire",
+                                ],
+                                env=env,
+                                cwd=common.REPO,
+                            )
+                        )
                         expire_cpu.append(common.last_cpu_ms)
                     elif tool == "runner_library":
                         from runner import migrate
@@ -164,8 +193,15 @@ def main(argv: list[str] | None = None) -> int:
                         assert once() == 0
                         noop[tool].append((time.perf_counter() - start) * 1000)
                     elif tool == "yoyo":
-                        cmd = [yoyo_bin, "apply", "--batch", "--no-config-file", "--database",
-                               f"postgresql+psycopg://{user}@/{db}", str(paths["yoyo"])]
+                        cmd = [
+                            yoyo_bin,
+                            "apply",
+                            "--batch",
+                            "--no-config-file",
+                            "--database",
+                            f"postgresql+psycopg://{user}@/{db}",
+                            str(paths["yoyo"]),
+                        ]
                         full[tool].append(common.run_ms(cmd, env=env))
                         full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env))
@@ -176,48 +212,91 @@ def main(argv: list[str] | None = None) -> int:
                         full_cpu[tool].append(common.last_cpu_ms)
                         noop[tool].append(common.run_ms(cmd, env=env, cwd=paths["sqitch"]))
                         noop_cpu[tool].append(common.last_cpu_ms)
-            common.log(f"  apply round {round_ + 1}/{runs}: " + ", ".join(
-                f"{t} {full[t][-1]:.0f}/{noop[t][-1]:.0f} ms" for t in tools))
+            common.log(
+                f"  apply round {round_ + 1}/{runs}: "
+                + ", ".join(f"{t} {full[t][-1]:.0f}/{noop[t][-1]:.0f} ms" for t in tools)
+            )
 
-    labels = {"psql": "psql -1 -f", "runner": "runner apply", "runner_library": "runner.migrate.apply (in-process)",
-              "yoyo": "yoyo apply", "sqitch": "sqitch deploy"}
+    labels = {
+        "psql": "psql -1 -f",
+        "runner": "runner apply",
+        "runner_library": "runner.migrate.apply (in-process)",
+        "yoyo": "yoyo apply",
+        "sqitch": "sqitch deploy",
+    }
     files = {"files": paths["count"]}
     results = []
-    base_full = common.result(f"apply empty db: {labels['psql']} (ceiling)", GROUP, full["psql"],
-                              params={**files, **cpu_median(full_cpu["psql"])})
+    base_full = common.result(
+        f"apply empty db: {labels['psql']} (ceiling)",
+        GROUP,
+        full["psql"],
+        params={**files, **cpu_median(full_cpu["psql"])},
+    )
     results.append(base_full)
     # Summed round by round: the psql of a round and the one-liner of the same round.
-    base_sum = common.result("apply empty db: psql -1 -f + driver floor", GROUP,
-                             [a + b for a, b in zip(full["psql"], driver)], params=dict(files))
+    base_sum = common.result(
+        "apply empty db: psql -1 -f + driver floor",
+        GROUP,
+        [a + b for a, b in zip(full["psql"], driver, strict=False)],
+        params=dict(files),
+    )
     results.append(base_sum)
     for tool in tools[1:]:
         params = {**files, **(cpu_median(full_cpu[tool]) if full_cpu[tool] else {})}
         if tool == "runner":
-            r = common.result(f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_sum,
-                              params=params, aim=f"<= {APPLY_AIM}x psql + driver")
+            r = common.result(
+                f"apply empty db: {labels[tool]}",
+                GROUP,
+                full[tool],
+                baseline=base_sum,
+                params=params,
+                aim=f"<= {APPLY_AIM}x psql + driver",
+            )
             r.aim_met = r.ratio is not None and r.ratio <= APPLY_AIM
             r.note = f"{r.median / base_full.median:.2f}x psql -1 -f alone"
         else:
-            r = common.result(f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_full, params=params)
+            r = common.result(
+                f"apply empty db: {labels[tool]}", GROUP, full[tool], baseline=base_full, params=params
+            )
         results.append(r)
-    results.append(common.result("no-op: psql -c 'SELECT 1' (floor)", GROUP, noop["psql"],
-                                 params=cpu_median(noop_cpu["psql"])))
-    base_driver = common.result("no-op: python import psycopg; connect; SELECT 1 (driver floor)", GROUP, driver,
-                                params=cpu_median(driver_cpu))
+    results.append(
+        common.result(
+            "no-op: psql -c 'SELECT 1' (floor)", GROUP, noop["psql"], params=cpu_median(noop_cpu["psql"])
+        )
+    )
+    base_driver = common.result(
+        "no-op: python import psycopg; connect; SELECT 1 (driver floor)",
+        GROUP,
+        driver,
+        params=cpu_median(driver_cpu),
+    )
     results.append(base_driver)
     peers = [common.stats(noop[t])[0] for t in ("yoyo", "sqitch") if t in tools]
     for tool in tools[1:]:
-        r = common.result(f"no-op re-apply: {labels[tool]}", GROUP, noop[tool], baseline=base_driver,
-                          params=cpu_median(noop_cpu[tool]) if noop_cpu[tool] else {})
+        r = common.result(
+            f"no-op re-apply: {labels[tool]}",
+            GROUP,
+            noop[tool],
+            baseline=base_driver,
+            params=cpu_median(noop_cpu[tool]) if noop_cpu[tool] else {},
+        )
         if tool == "runner":
             r.aim = f"<= {NOOP_AIM}x driver, < yoyo and sqitch"
             r.aim_met = r.ratio is not None and r.ratio <= NOOP_AIM and all(r.median < p for p in peers)
-            r.note = (f"fastest peer {min(peers):.0f} ms" if peers else "no peer installed") + (
-                "" if len(peers) == 2 else " (yoyo or sqitch not installed: not compared)") + (
-                f"; own CPU {cpu_ratio(noop_cpu[tool], driver_cpu):.2f}x the driver's")
+            r.note = (
+                (f"fastest peer {min(peers):.0f} ms" if peers else "no peer installed")
+                + ("" if len(peers) == 2 else " (yoyo or sqitch not installed: not compared)")
+                + (f"; own CPU {cpu_ratio(noop_cpu[tool], driver_cpu):.2f}x the driver's")
+            )
         results.append(r)
-    r = common.result("nothing to expire: runner job expire", GROUP, expire, baseline=base_driver,
-                      params=cpu_median(expire_cpu), aim=f"<= {EXPIRE_AIM}x driver")
+    r = common.result(
+        "nothing to expire: runner job expire",
+        GROUP,
+        expire,
+        baseline=base_driver,
+        params=cpu_median(expire_cpu),
+        aim=f"<= {EXPIRE_AIM}x driver",
+    )
     r.aim_met = r.ratio is not None and r.ratio <= EXPIRE_AIM
     r.note = f"own CPU {cpu_ratio(expire_cpu, driver_cpu):.2f}x the driver's"
     results.append(r)

@@ -23,18 +23,25 @@ from bench import common
 
 GROUP = "cli"
 AIM_RATIO = 4.0  # at most 4x `python -c pass`
-BARE_CLICK = "import click\n@click.group()\ndef g():\n    'A group.'\n@g.command()\ndef a():\n    'A command.'\ng()"
+BARE_CLICK = (
+    "import click\n@click.group()\ndef g():\n    'A group.'\n@g.command()\ndef a():\n    'A command.'\ng()"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = common.arguments(__doc__.splitlines()[0], argv=argv)
     runs = 7 if args.quick else 25
     runner_bin = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
-    commands = {"python -c pass (floor)": [sys.executable, "-c", "pass"],
-                "bare click app --help (framework floor)": [sys.executable, "-c", BARE_CLICK, "--help"],
-                "runner --help": [runner_bin, "--help"]}
+    commands = {
+        "python -c pass (floor)": [sys.executable, "-c", "pass"],
+        "bare click app --help (framework floor)": [sys.executable, "-c", BARE_CLICK, "--help"],
+        "runner --help": [runner_bin, "--help"],
+    }
     for extra in (["report", "list"], ["job", "list"]):
-        if subprocess.run([runner_bin, *extra], capture_output=True, cwd=common.REPO, check=False).returncode == 0:
+        if (
+            subprocess.run([runner_bin, *extra], capture_output=True, cwd=common.REPO, check=False).returncode
+            == 0
+        ):
             commands[f"runner {' '.join(extra)}"] = [runner_bin, *extra]
         else:
             common.log(f"`runner {' '.join(extra)}` fails or does not exist here: left out")
@@ -50,17 +57,26 @@ def main(argv: list[str] | None = None) -> int:
             samples[name].append(common.run_ms(argv_, cwd=common.REPO, env=env))
             cpu[name].append(common.last_cpu_ms)
     floor_name = next(iter(commands))
+
     def cpu_params(name: str) -> dict:
         median, low, high = common.stats(cpu[name])
         return {"cpu_ms_median": round(median, 1), "cpu_ms_min": round(low, 1), "cpu_ms_max": round(high, 1)}
 
     floor = common.result(floor_name, GROUP, samples[floor_name], params=cpu_params(floor_name))
     click_name = list(commands)[1]
-    bare_click = common.result(click_name, GROUP, samples[click_name], baseline=floor, params=cpu_params(click_name))
+    bare_click = common.result(
+        click_name, GROUP, samples[click_name], baseline=floor, params=cpu_params(click_name)
+    )
     results = [floor, bare_click]
     for name in list(commands)[2:]:
-        r = common.result(name, GROUP, samples[name], baseline=floor, aim=f"<= {AIM_RATIO:g}x python -c pass",
-                          params=cpu_params(name))
+        r = common.result(
+            name,
+            GROUP,
+            samples[name],
+            baseline=floor,
+            aim=f"<= {AIM_RATIO:g}x python -c pass",
+            params=cpu_params(name),
+        )
         r.aim_met = r.ratio is not None and r.ratio <= AIM_RATIO
         r.note = f"{r.median / bare_click.median:.2f}x the bare click app"
         results.append(r)

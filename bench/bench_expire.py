@@ -48,7 +48,9 @@ from bench.common import (
 from bench.generate import parse_size
 
 TABLE = "payment_checkout_sessions"
-BARE_UPDATE = "UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= now()"
+BARE_UPDATE = (
+    "UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= now()"
+)
 
 
 def build(url: str, rows: int, overdue: int) -> dict[str, float]:
@@ -59,10 +61,14 @@ def build(url: str, rows: int, overdue: int) -> dict[str, float]:
         # One pending session per (user, plan): enough users that the overdue rows never share a pair.
         plans = [r[0] for r in conn.execute("SELECT code FROM subscription_plans WHERE active ORDER BY code")]
         users = max(1, -(-overdue // len(plans)))
-        conn.execute("INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, %s) g",
-                     (users,))
-        conn.execute("CREATE TEMP TABLE bench_users AS SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, email "
-                     "FROM users")
+        conn.execute(
+            "INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, %s) g",
+            (users,),
+        )
+        conn.execute(
+            "CREATE TEMP TABLE bench_users AS SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, email "
+            "FROM users"
+        )
         conn.execute("CREATE INDEX ON bench_users (n)")
         phases["users"] = time.perf_counter() - started
 
@@ -71,7 +77,8 @@ def build(url: str, rows: int, overdue: int) -> dict[str, float]:
             """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
                 WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
                   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""",
-            (TABLE,)).fetchall()
+            (TABLE,),
+        ).fetchall()
         for name, _ in indexes:
             conn.execute(f"DROP INDEX {name}")
         # Load without row triggers and foreign-key checks (the data is valid by construction); the
@@ -97,7 +104,15 @@ def build(url: str, rows: int, overdue: int) -> dict[str, float]:
                      CROSS JOIN LATERAL (SELECT CASE WHEN g < %(overdue)s THEN 'pending'
                           WHEN g %% 10 < 4 THEN 'completed' WHEN g %% 10 < 9 THEN 'expired'
                           ELSE 'canceled' END AS status) st""",
-                {"plans": plans, "nplans": len(plans), "users": users, "lo": lo, "hi": hi, "overdue": overdue})
+                {
+                    "plans": plans,
+                    "nplans": len(plans),
+                    "users": users,
+                    "lo": lo,
+                    "hi": hi,
+                    "overdue": overdue,
+                },
+            )
             log(f"  {hi:,} / {rows:,} sessions")
         conn.execute("RESET session_replication_role")
         phases["sessions"] = time.perf_counter() - started
@@ -112,10 +127,14 @@ def build(url: str, rows: int, overdue: int) -> dict[str, float]:
         started = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
         phases["vacuum"] = time.perf_counter() - started
-        got = conn.execute(f"SELECT count(*) FILTER (WHERE status = 'pending' AND expires_at <= now()), count(*) "
-                           f"FROM {TABLE}").fetchone()
+        got = conn.execute(
+            f"SELECT count(*) FILTER (WHERE status = 'pending' AND expires_at <= now()), count(*) "
+            f"FROM {TABLE}"
+        ).fetchone()
         if got != (overdue, rows):
-            raise RuntimeError(f"generated {got[1]} sessions with {got[0]} overdue, wanted {rows} and {overdue}")
+            raise RuntimeError(
+                f"generated {got[1]} sessions with {got[0]} overdue, wanted {rows} and {overdue}"
+            )
     return phases
 
 
@@ -127,11 +146,23 @@ def bare_update(url: str) -> tuple[int, float]:
 
 
 def runner_expire(url: str, batch_size: int) -> tuple[dict, float]:
-    argv = [sys.executable, "-m", "runner", "--database-url", url, "job", "expire", "--format", "json",
-            "--batch-size", str(batch_size)]
+    argv = [
+        sys.executable,
+        "-m",
+        "runner",
+        "--database-url",
+        url,
+        "job",
+        "expire",
+        "--format",
+        "json",
+        "--batch-size",
+        str(batch_size),
+    ]
     started = time.perf_counter()
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    proc = subprocess.run(
+        argv, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())}
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"runner job expire exited {proc.returncode}: {proc.stderr.strip()}")
@@ -156,17 +187,24 @@ def nothing_overdue(url: str, batch_size: int) -> tuple[float, float, float]:
         conn.execute(f"VACUUM {TABLE}")
     steady = whole()
     with connect(url) as conn:
-        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT expire_old_checkout_sessions(%s)",
-                            (batch_size,)).fetchone()[0]
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT expire_old_checkout_sessions(%s)", (batch_size,)
+        ).fetchone()[0]
     return after_backlog, steady, plan[0]["Execution Time"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments(__doc__.splitlines()[0], lambda p: (
-        p.add_argument("--rows", default=None, help="sessions (e.g. 10M, 1M, 200k); a tenth are overdue"),
-        p.add_argument("--batch-size", type=int, default=10_000, help="runner job expire --batch-size"),
-        p.add_argument("--runs", type=int, default=None, help="copies to compare on (default 1; --quick 2)"),
-    ), argv)
+    args = arguments(
+        __doc__.splitlines()[0],
+        lambda p: (
+            p.add_argument("--rows", default=None, help="sessions (e.g. 10M, 1M, 200k); a tenth are overdue"),
+            p.add_argument("--batch-size", type=int, default=10_000, help="runner job expire --batch-size"),
+            p.add_argument(
+                "--runs", type=int, default=None, help="copies to compare on (default 1; --quick 2)"
+            ),
+        ),
+        argv,
+    )
     rows = parse_size(args.rows) if args.rows else (200_000 if args.quick else 10_000_000)
     overdue = rows // 10
     runs = args.runs or (2 if args.quick else 1)
@@ -179,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         apply_project(template_url)
         phases = build(template_url, rows, overdue)
-        log(f"  built in {time.perf_counter() - started:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in phases.items())})")
+        log(
+            f"  built in {time.perf_counter() - started:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in phases.items())})"
+        )
 
         update_rps, job_rps, job_wall_rps, longest, explain, whole, cold = [], [], [], [], [], [], []
         for i in range(runs):
@@ -192,23 +232,29 @@ def main(argv: list[str] | None = None) -> int:
                     n, seconds = bare_update(a_url)
                     assert n == overdue, n
                     update_rps.append(n / seconds)
-                    log(f"  run {i + 1}: bare UPDATE {n:,} rows in {seconds:.2f}s ({n / seconds:,.0f} rows/s); "
-                        f"one transaction held the locks {seconds:.2f}s")
+                    log(
+                        f"  run {i + 1}: bare UPDATE {n:,} rows in {seconds:.2f}s ({n / seconds:,.0f} rows/s); "
+                        f"one transaction held the locks {seconds:.2f}s"
+                    )
                 else:
                     data, wall = runner_expire(b_url, args.batch_size)
                     assert data["rows"] == overdue, data
                     job_rps.append(data["rows"] / data["seconds"])
                     job_wall_rps.append(data["rows"] / wall)
                     longest.append(data["details"]["longest_batch_seconds"] * 1000)
-                    log(f"  run {i + 1}: runner job expire {data['rows']:,} rows in {data['batches']} batches, "
+                    log(
+                        f"  run {i + 1}: runner job expire {data['rows']:,} rows in {data['batches']} batches, "
                         f"{data['seconds']:.2f}s in the job ({wall:.2f}s with process start-up); longest batch "
-                        f"{longest[-1]:.0f} ms")
+                        f"{longest[-1]:.0f} ms"
+                    )
             first, w, e = nothing_overdue(b_url, args.batch_size)
             cold.append(first)
             explain.append(e)
             whole.append(w)
-            log(f"  run {i + 1}: nothing overdue: {first:.1f} ms right after the backlog; after VACUUM "
-                f"{w:.1f} ms for the whole run, {e:.2f} ms database time in the batch call (EXPLAIN ANALYZE)")
+            log(
+                f"  run {i + 1}: nothing overdue: {first:.1f} ms right after the backlog; after VACUUM "
+                f"{w:.1f} ms for the whole run, {e:.2f} ms database time in the batch call (EXPLAIN ANALYZE)"
+            )
             for name in (a, b):
                 drop_database(admin, name)
             copies = []
@@ -216,15 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         base = result("bare UPDATE", "expire", update_rps, unit="rows/s")
         job = result("runner job expire", "expire", job_rps, unit="rows/s", baseline=base, aim=">= 0.5x")
         job.aim_met = job.ratio is not None and job.ratio >= 0.5
-        wall = result("runner job expire (incl. start-up)", "expire", job_wall_rps, unit="rows/s", baseline=base)
+        wall = result(
+            "runner job expire (incl. start-up)", "expire", job_wall_rps, unit="rows/s", baseline=base
+        )
         lock = result("longest batch lock hold", "expire", longest, aim="< 1000 ms")
         lock.aim_met = lock.max < 1000
         idle = result("nothing overdue: database time", "expire", explain, aim="< 50 ms")
         idle.aim_met = idle.max < 50
         idle_run = result("nothing overdue: whole run", "expire", whole, aim="< 50 ms")
         idle_run.aim_met = idle_run.max < 50
-        after = result("nothing overdue, before vacuum", "expire", cold,
-                       note="the partial index still lists the rows just expired")
+        after = result(
+            "nothing overdue, before vacuum",
+            "expire",
+            cold,
+            note="the partial index still lists the rows just expired",
+        )
         results: list[Result] = [base, job, wall, lock, idle, idle_run, after]
         for r in results:
             r.params = {"rows": rows, "overdue": overdue, "batch_size": args.batch_size}

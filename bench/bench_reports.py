@@ -47,32 +47,54 @@ OWN_INDEXES = ("idx_payment_checkout_sessions_created_at", "idx_payment_checkout
 # The reference's queries, verbatim; where the reference asks the question but gives no query, the
 # plain query a reader would write ("raw").
 REFERENCE: dict[str, tuple[str, list[str]]] = {
-    "conversion_rate": ("reference", ["""SELECT 
+    "conversion_rate": (
+        "reference",
+        [
+            """SELECT 
   COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*) as conversion_rate
 FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '30 days'"""]),
-    "abandonment_by_plan": ("reference", ["""SELECT 
+WHERE created_at > NOW() - INTERVAL '30 days'"""
+        ],
+    ),
+    "abandonment_by_plan": (
+        "reference",
+        [
+            """SELECT 
   subscription_plan,
   COUNT(*) as total,
   COUNT(CASE WHEN status = 'pending' THEN 1 END) as abandoned
 FROM payment_checkout_sessions
-GROUP BY subscription_plan"""]),
-    "reminder_candidates": ("reference", ["""SELECT user_id, email, subscription_plan, created_at
+GROUP BY subscription_plan"""
+        ],
+    ),
+    "reminder_candidates": (
+        "reference",
+        [
+            """SELECT user_id, email, subscription_plan, created_at
 FROM payment_checkout_sessions
 WHERE status = 'pending'
   AND created_at < NOW() - INTERVAL '1 hour'
-  AND attempts < 3"""]),
-    "daily_health": ("reference", [
-        """SELECT COUNT(*) FROM payment_checkout_sessions 
+  AND attempts < 3"""
+        ],
+    ),
+    "daily_health": (
+        "reference",
+        [
+            """SELECT COUNT(*) FROM payment_checkout_sessions 
 WHERE created_at > CURRENT_DATE""",
-        """SELECT 
+            """SELECT 
   COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / NULLIF(COUNT(*), 0) as rate
 FROM payment_checkout_sessions 
 WHERE created_at > CURRENT_DATE""",
-        """SELECT COUNT(*) FROM payment_checkout_sessions
+            """SELECT COUNT(*) FROM payment_checkout_sessions
 WHERE status = 'pending' 
-  AND created_at < NOW() - INTERVAL '1 hour'"""]),
-    "weekly_report": ("reference", ["""SELECT 
+  AND created_at < NOW() - INTERVAL '1 hour'""",
+        ],
+    ),
+    "weekly_report": (
+        "reference",
+        [
+            """SELECT 
   DATE(created_at) as date,
   COUNT(*) as total_sessions,
   COUNT(CASE WHEN status = 'completed' THEN 1 END) as completed,
@@ -82,35 +104,77 @@ WHERE status = 'pending'
 FROM payment_checkout_sessions
 WHERE created_at > NOW() - INTERVAL '7 days'
 GROUP BY DATE(created_at)
-ORDER BY date DESC"""]),
-    "sessions_by_status": ("reference", ["""SELECT status, COUNT(*) 
+ORDER BY date DESC"""
+        ],
+    ),
+    "sessions_by_status": (
+        "reference",
+        [
+            """SELECT status, COUNT(*) 
 FROM payment_checkout_sessions
 WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY status"""]),
-    "abandonment_age": ("reference", ["""SELECT 
+GROUP BY status"""
+        ],
+    ),
+    "abandonment_age": (
+        "reference",
+        [
+            """SELECT 
   AVG(EXTRACT(EPOCH FROM (NOW() - created_at)) / 60) as avg_minutes
 FROM payment_checkout_sessions
 WHERE status = 'pending'
-  AND created_at > NOW() - INTERVAL '7 days'"""]),
-    "stuck_sessions": ("reference", ["""SELECT * FROM payment_checkout_sessions
+  AND created_at > NOW() - INTERVAL '7 days'"""
+        ],
+    ),
+    "stuck_sessions": (
+        "reference",
+        [
+            """SELECT * FROM payment_checkout_sessions
 WHERE stripe_session_id IS NOT NULL
-  AND status = 'pending'"""]),
-    "recent_webhooks": ("reference", ["""SELECT * FROM webhook_events
+  AND status = 'pending'"""
+        ],
+    ),
+    "recent_webhooks": (
+        "reference",
+        [
+            """SELECT * FROM webhook_events
 WHERE topic = 'checkout.session.completed'
 ORDER BY created_at DESC
-LIMIT 10"""]),
+LIMIT 10"""
+        ],
+    ),
     "error_summary": ("reference", ["SELECT * FROM error_logs WHERE category = 'database'"]),
-    "time_to_complete": ("raw", ["""SELECT avg(EXTRACT(EPOCH FROM completed_at - created_at) / 60),
+    "time_to_complete": (
+        "raw",
+        [
+            """SELECT avg(EXTRACT(EPOCH FROM completed_at - created_at) / 60),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at))
-  FROM payment_checkout_sessions WHERE status = 'completed' AND created_at > now() - INTERVAL '7 days'"""]),
-    "completion_time_distribution": ("raw", ["""SELECT width_bucket(EXTRACT(EPOCH FROM completed_at - created_at),
+  FROM payment_checkout_sessions WHERE status = 'completed' AND created_at > now() - INTERVAL '7 days'"""
+        ],
+    ),
+    "completion_time_distribution": (
+        "raw",
+        [
+            """SELECT width_bucket(EXTRACT(EPOCH FROM completed_at - created_at),
        ARRAY[60, 300, 900, 3600, 21600, 86400]), count(*)
   FROM payment_checkout_sessions WHERE status = 'completed' AND created_at > now() - INTERVAL '30 days'
- GROUP BY 1"""]),
-    "retry_stats": ("raw", ["""SELECT count(*), count(*) FILTER (WHERE attempts > 1), avg(attempts)
-  FROM payment_checkout_sessions WHERE created_at > now() - INTERVAL '30 days'"""]),
-    "conversion_by_plan": ("raw", ["""SELECT subscription_plan, count(*) FILTER (WHERE status = 'completed') * 100.0 / count(*)
-  FROM payment_checkout_sessions WHERE created_at > now() - INTERVAL '30 days' GROUP BY 1"""]),
+ GROUP BY 1"""
+        ],
+    ),
+    "retry_stats": (
+        "raw",
+        [
+            """SELECT count(*), count(*) FILTER (WHERE attempts > 1), avg(attempts)
+  FROM payment_checkout_sessions WHERE created_at > now() - INTERVAL '30 days'"""
+        ],
+    ),
+    "conversion_by_plan": (
+        "raw",
+        [
+            """SELECT subscription_plan, count(*) FILTER (WHERE status = 'completed') * 100.0 / count(*)
+  FROM payment_checkout_sessions WHERE created_at > now() - INTERVAL '30 days' GROUP BY 1"""
+        ],
+    ),
 }
 
 GENERATE = """
@@ -165,8 +229,9 @@ SELECT (ARRAY['database', 'stripe', 'webhook', 'email'])[1 + i %% 4], 'bench err
 def admin_url(given: str | None) -> str:
     if given:
         return given
-    out = subprocess.run([sys.executable, "-m", "runner", "db", "url"], cwd=REPO, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "runner", "db", "url"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -181,7 +246,9 @@ def build(admin: str, rows: int, project: project_mod.Project, reuse: bool = Fal
             migrate.apply(lambda: psycopg.connect(url, autocommit=True), project)
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
-            print(f"  reused {name}, applied the project in {time.monotonic() - started:.0f}s", file=sys.stderr)
+            print(
+                f"  reused {name}, applied the project in {time.monotonic() - started:.0f}s", file=sys.stderr
+            )
             return url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -196,8 +263,17 @@ def build(admin: str, rows: int, project: project_mod.Project, reuse: bool = Fal
         for first in range(1, rows + 1, chunk):
             last = min(first + chunk - 1, rows)
             first_user, last_user = first, min(last, users)
-            cur.execute(GENERATE, {"first": first, "last": last, "rows": rows, "users": users,
-                                   "first_user": first_user, "last_user": last_user})
+            cur.execute(
+                GENERATE,
+                {
+                    "first": first,
+                    "last": last,
+                    "rows": rows,
+                    "users": users,
+                    "first_user": first_user,
+                    "last_user": last_user,
+                },
+            )
             print(f"  generated {last:>11,} sessions ({time.monotonic() - started:.0f}s)", file=sys.stderr)
         cur.execute(GENERATE_EVENTS, {"n": max(rows // 5, 10), "e": max(rows // 100, 10)})
         cur.execute("SET session_replication_role = origin")
@@ -236,24 +312,39 @@ def measure(url: str, project: project_mod.Project, runs: int) -> dict[str, tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
-                        help="server to create the bench databases on (default: the embedded one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL"),
+        help="server to create the bench databases on (default: the embedded one)",
+    )
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated sizes (default 1M,10M)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query (median)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100k rows, 3 runs")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the bench databases; with --reuse a later run measures them again")
-    parser.add_argument("--reuse", action="store_true",
-                        help="measure an existing bench_reports_<rows> database (after applying the project)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON (bench/README.md contract)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the bench databases; with --reuse a later run measures them again",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure an existing bench_reports_<rows> database (after applying the project)",
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the results as JSON (bench/README.md contract)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rows, args.runs = "100000", 3
     sizes = [parse_size(s) for s in args.rows.split(",")]
     project = project_mod.load(REPO)
     admin = admin_url(args.database_url)
-    print(f"server: {conninfo_to_dict(admin).get('host')}  sizes: {sizes}  runs: {args.runs}", file=sys.stderr)
+    print(
+        f"server: {conninfo_to_dict(admin).get('host')}  sizes: {sizes}  runs: {args.runs}", file=sys.stderr
+    )
     table: dict[int, dict[str, tuple[float, float, int]]] = {}
     for rows in sizes:
         url = build(admin, rows, project, reuse=args.reuse)
@@ -273,13 +364,21 @@ def write_json(path: str, sizes: list[int], table: dict, runs: int) -> None:
     items = []
     for n in sizes:
         for name, (ours, ref, returned) in sorted(table[n].items()):
-            items.append({
-                "name": f"report {name} @{n:,}", "group": "reports", "median_ms": round(ours, 3), "runs": runs,
-                "unit": "ms", "baseline": REFERENCE.get(name, ("",))[0] or None,
-                "baseline_ms": None if math.isnan(ref) else round(ref, 3),
-                "ratio": None if math.isnan(ref) else round(ours / ref, 3),
-                "aim": f"< {TARGET_MS:.0f} ms", "aim_met": ours < TARGET_MS, "params": {"rows": n, "returned": returned},
-            })
+            items.append(
+                {
+                    "name": f"report {name} @{n:,}",
+                    "group": "reports",
+                    "median_ms": round(ours, 3),
+                    "runs": runs,
+                    "unit": "ms",
+                    "baseline": REFERENCE.get(name, ("",))[0] or None,
+                    "baseline_ms": None if math.isnan(ref) else round(ref, 3),
+                    "ratio": None if math.isnan(ref) else round(ours / ref, 3),
+                    "aim": f"< {TARGET_MS:.0f} ms",
+                    "aim_met": ours < TARGET_MS,
+                    "params": {"rows": n, "returned": returned},
+                }
+            )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"benchmarks": items}, indent=2) + "\n")
 
@@ -298,19 +397,33 @@ def print_table(sizes: list[int], table: dict[int, dict[str, tuple[float, float,
         row = [name, REFERENCE.get(name, ("-",))[0]]
         for n in sizes:
             ours, ref, _ = table[n][name]
-            row += [f"{ours:.1f}", "-" if math.isnan(ref) else f"{ref:.1f}", "-" if math.isnan(ref) else f"{ref / ours:.1f}x"]
+            row += [
+                f"{ours:.1f}",
+                "-" if math.isnan(ref) else f"{ref:.1f}",
+                "-" if math.isnan(ref) else f"{ref / ours:.1f}x",
+            ]
         if len(sizes) > 1:
             first, last = table[sizes[0]][name], table[sizes[-1]][name]
-            row += [f"{last[0] / first[0]:.1f}x", "-" if first[1] != first[1] else f"{last[1] / first[1]:.1f}x"]
+            row += [
+                f"{last[0] / first[0]:.1f}x",
+                "-" if first[1] != first[1] else f"{last[1] / first[1]:.1f}x",
+            ]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))
     for r in rows:
-        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "  ".join(
+                str(c).rjust(w) if i > 1 else str(c).ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=False))
+            )
+        )
     largest = sizes[-1]
     slow = [n for n, (ours, _, _) in table[largest].items() if ours >= TARGET_MS]
-    print(f"\nAt {label(largest)} sessions: {len(table[largest]) - len(slow)} of {len(table[largest])} reports under "
-          f"{TARGET_MS:.0f} ms" + (f"; over: {', '.join(slow)}" if slow else "."))
+    print(
+        f"\nAt {label(largest)} sessions: {len(table[largest]) - len(slow)} of {len(table[largest])} reports under "
+        f"{TARGET_MS:.0f} ms" + (f"; over: {', '.join(slow)}" if slow else ".")
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ AIM = 0.8
 
 def scripts(conn, n_users: int) -> dict[str, str]:
     plans = conn.execute(
-        "SELECT code, price, currency FROM subscription_plans WHERE active ORDER BY price, code").fetchall()
+        "SELECT code, price, currency FROM subscription_plans WHERE active ORDER BY price, code"
+    ).fetchall()
     codes = ", ".join(f"'{c}'" for c, _, _ in plans)
     prices = ", ".join(str(p) for _, p, _ in plans)
     currencies = ", ".join(f"'{c}'" for _, _, c in plans)
@@ -48,20 +49,37 @@ def scripts(conn, n_users: int) -> dict[str, str]:
     plan = f"(ARRAY[{codes}]::text[])[(:p)::int]"
     price = f"(ARRAY[{prices}]::numeric[])[(:p)::int]"
     return {
-        "ceiling": head + (
+        "ceiling": head
+        + (
             "INSERT INTO payment_checkout_sessions (user_id, email, subscription_plan, plan_price, "
             "payment_provider, currency, status, attempts)\n"
             f"VALUES ({uid}, {email}, {plan}, {price}, 'stripe', (ARRAY[{currencies}]::text[])[(:p)::int], 'pending', 1)\n"
-            "ON CONFLICT (user_id, subscription_plan) WHERE status = 'pending' DO NOTHING;\n"),
-        "function": head + f"SELECT get_or_create_checkout_session({uid}, {email}, {plan}, {price}, 'stripe');\n",
+            "ON CONFLICT (user_id, subscription_plan) WHERE status = 'pending' DO NOTHING;\n"
+        ),
+        "function": head
+        + f"SELECT get_or_create_checkout_session({uid}, {email}, {plan}, {price}, 'stripe');\n",
     }
 
 
 def pgbench(url: str, script: Path, clients: int, seconds: int) -> tuple[float, float]:
     """(tps, mean latency ms) of one pgbench run."""
     env, _, db = libpq_env(url)
-    cmd = [common.pg_bin("pgbench"), "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
-           "-j", str(min(clients, 2)), "-T", str(seconds), f"--random-seed={SEED}", db]
+    cmd = [
+        common.pg_bin("pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-f",
+        str(script),
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-T",
+        str(seconds),
+        f"--random-seed={SEED}",
+        db,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"pgbench failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
@@ -76,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--clients", default="1,4,16")
         p.add_argument("--seconds", type=int, default=None, help="per pgbench run (default 10; --quick 5)")
         p.add_argument("--runs", type=int, default=None, help="pgbench runs per variant (default 3)")
-        p.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                       help="skip the diagnostic runs of both variants with the rollup's statement triggers "
-                            "disabled (they show how much of each figure the rollup costs)")
+        p.add_argument(
+            "--no-diagnose",
+            dest="diagnose",
+            action="store_false",
+            help="skip the diagnostic runs of both variants with the rollup's statement triggers "
+            "disabled (they show how much of each figure the rollup costs)",
+        )
 
     args = common.arguments(__doc__.splitlines()[0], extra, argv)
     size = parse_size(args.size or ("100k" if args.quick else "1M"))
@@ -113,28 +135,53 @@ def main(argv: list[str] | None = None) -> int:
                             with common.connect(run_url) as conn:
                                 if no_rollup:
                                     for t in conn.execute(
-                                            "SELECT tgname FROM pg_trigger WHERE tgrelid = "
-                                            "'payment_checkout_sessions'::regclass AND tgname LIKE '%rollup%'"):
-                                        conn.execute(f"ALTER TABLE payment_checkout_sessions DISABLE TRIGGER {t[0]}")
-                                before = conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0]
+                                        "SELECT tgname FROM pg_trigger WHERE tgrelid = "
+                                        "'payment_checkout_sessions'::regclass AND tgname LIKE '%rollup%'"
+                                    ):
+                                        conn.execute(
+                                            f"ALTER TABLE payment_checkout_sessions DISABLE TRIGGER {t[0]}"
+                                        )
+                                before = conn.execute(
+                                    "SELECT count(*) FROM payment_checkout_sessions"
+                                ).fetchone()[0]
                             t, lat = pgbench(run_url, paths[name], c, seconds)
                             with common.connect(run_url) as conn:
-                                after = conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0]
+                                after = conn.execute(
+                                    "SELECT count(*) FROM payment_checkout_sessions"
+                                ).fetchone()[0]
                         tps[variant].append(t)
                         inserted[variant].append(after - before)
-                        common.log(f"  {c:>2} clients {name}{' (no rollup)' if no_rollup else ''}: "
-                                   f"{t:,.0f} tps, {lat:.2f} ms, {after - before:,} rows")
+                        common.log(
+                            f"  {c:>2} clients {name}{' (no rollup)' if no_rollup else ''}: "
+                            f"{t:,.0f} tps, {lat:.2f} ms, {after - before:,} rows"
+                        )
                 for no_rollup in sorted({v[1] for v in variants}):
                     suffix = " (rollup triggers off)" if no_rollup else ""
                     ceiling_samples = tps[("ceiling", no_rollup)]
-                    base = common.result(f"create session, {c} clients: INSERT ON CONFLICT (ceiling){suffix}",
-                                         GROUP, ceiling_samples, unit="tps",
-                                         params=_params(c, seconds, size, g.users, inserted[("ceiling", no_rollup)],
-                                                        ceiling_samples))
-                    fn = common.result(f"create session, {c} clients: get_or_create_checkout_session{suffix}",
-                                       GROUP, tps[("function", no_rollup)], unit="tps", baseline=base,
-                                       params=_params(c, seconds, size, g.users, inserted[("function", no_rollup)],
-                                                      tps[("function", no_rollup)]))
+                    base = common.result(
+                        f"create session, {c} clients: INSERT ON CONFLICT (ceiling){suffix}",
+                        GROUP,
+                        ceiling_samples,
+                        unit="tps",
+                        params=_params(
+                            c, seconds, size, g.users, inserted[("ceiling", no_rollup)], ceiling_samples
+                        ),
+                    )
+                    fn = common.result(
+                        f"create session, {c} clients: get_or_create_checkout_session{suffix}",
+                        GROUP,
+                        tps[("function", no_rollup)],
+                        unit="tps",
+                        baseline=base,
+                        params=_params(
+                            c,
+                            seconds,
+                            size,
+                            g.users,
+                            inserted[("function", no_rollup)],
+                            tps[("function", no_rollup)],
+                        ),
+                    )
                     if not no_rollup:
                         fn.aim = f">= {AIM:.0%} of ceiling"
                         fn.aim_met = fn.ratio is not None and fn.ratio >= AIM
@@ -150,9 +197,14 @@ def main(argv: list[str] | None = None) -> int:
 def _params(clients: int, seconds: int, size: int, users: int, inserted: list[int], tps: list[float]) -> dict:
     transactions = sum(t * seconds for t in tps)
     new_rows = sum(inserted)
-    return {"clients": clients, "seconds": seconds, "generated_sessions": size, "users": users,
-            "new_rows": inserted,
-            "conflict_share": round(1 - new_rows / transactions, 3) if transactions else None}
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "generated_sessions": size,
+        "users": users,
+        "new_rows": inserted,
+        "conflict_share": round(1 - new_rows / transactions, 3) if transactions else None,
+    }
 
 
 if __name__ == "__main__":

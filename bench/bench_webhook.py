@@ -133,36 +133,52 @@ def session_rows(conn, first: int, count: int) -> list[tuple]:
                   stripe_amount_minor_units(s.plan_price, s.currency)
              FROM generate_series(%s::bigint, %s::bigint) AS n
              JOIN payment_checkout_sessions s ON s.id = md5('webhook/s/' || n)::uuid ORDER BY n""",
-        (first, first + count - 1)).fetchall()
+        (first, first + count - 1),
+    ).fetchall()
 
 
 def event_body(n: int, row: tuple, tag: str) -> bytes:
     """A paid checkout.session.completed for one seeded row, shaped like Stripe's (about 700 bytes)."""
     sid, user_id, plan, _price, currency, stripe_id, amount = row
-    return json.dumps({
-        "id": f"evt_bench_{tag}_{n}",
-        "object": "event",
-        "api_version": "2025-01-27.acacia",
-        "created": int(time.time()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": "checkout.session.completed",
-        "data": {"object": {
-            "id": stripe_id, "object": "checkout.session", "amount_subtotal": amount, "amount_total": amount,
-            "currency": currency.strip().lower(), "customer": f"cus_bench_{n}", "client_reference_id": str(sid),
-            "livemode": False, "metadata": {"userId": str(user_id), "plan": plan, "checkoutSessionId": str(sid)},
-            "mode": "subscription", "payment_status": "paid", "status": "complete",
-        }},
-    }, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "id": f"evt_bench_{tag}_{n}",
+            "object": "event",
+            "api_version": "2025-01-27.acacia",
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "id": stripe_id,
+                    "object": "checkout.session",
+                    "amount_subtotal": amount,
+                    "amount_total": amount,
+                    "currency": currency.strip().lower(),
+                    "customer": f"cus_bench_{n}",
+                    "client_reference_id": str(sid),
+                    "livemode": False,
+                    "metadata": {"userId": str(user_id), "plan": plan, "checkoutSessionId": str(sid)},
+                    "mode": "subscription",
+                    "payment_status": "paid",
+                    "status": "complete",
+                }
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def signed_request(body: bytes, host: str, timestamp: int) -> bytes:
     """The whole HTTP/1.1 request, signed the way Stripe signs: v1 = HMAC-SHA256(secret, "t.body")."""
     mac = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    head = (f"POST /api/payments/webhook HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
-            f"Content-Type: application/json; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-            f"Stripe-Signature: t={timestamp},v1={mac}\r\n\r\n")
+    head = (
+        f"POST /api/payments/webhook HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+        f"Content-Type: application/json; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+        f"Stripe-Signature: t={timestamp},v1={mac}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -170,7 +186,9 @@ def signed_request(body: bytes, host: str, timestamp: int) -> bytes:
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 
-def deliver(host: str, port: int, requests: list[bytes], clients: int) -> tuple[float, list[float], list[str]]:
+def deliver(
+    host: str, port: int, requests: list[bytes], clients: int
+) -> tuple[float, list[float], list[str]]:
     """(seconds, latencies in seconds, failures) of sending every request over `clients` keep-alive
     connections, closed loop: each connection sends its next request when the answer to the last is in.
 
@@ -209,10 +227,12 @@ def deliver(host: str, port: int, requests: list[bytes], clients: int) -> tuple[
                     continue
                 now = time.perf_counter()
                 latencies.append(now - state[1])
-                head, body = buffer[:split], buffer[split + 4:split + 4 + length]
-                if not head.startswith(b"HTTP/1.1 200") or b'"outcome":"completed"' not in body.replace(b" ", b""):
+                head, body = buffer[:split], buffer[split + 4 : split + 4 + length]
+                if not head.startswith(b"HTTP/1.1 200") or b'"outcome":"completed"' not in body.replace(
+                    b" ", b""
+                ):
                     failures.append((head.split(b"\r\n", 1)[0] + b" " + body[:200]).decode(errors="replace"))
-                state[0] = buffer[split + 4 + length:]
+                state[0] = buffer[split + 4 + length :]
                 if queue:
                     state[1] = now
                     sock.sendall(queue.pop())
@@ -233,14 +253,37 @@ def percentile(values: list[float], p: float) -> float:
 
 # -- the server ---------------------------------------------------------------------------------------
 def start_server(url: str, port: int, workers: int, log_path: Path, processes: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_LIVEMODE": "false",
-           "STRIPE_SECRET_KEY": "sk_test_bench"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "STRIPE_LIVEMODE": "false",
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+    }
     env.pop("RUNNER_POOL_MAX_SIZE", None)
     log_file = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "--database-url", url, "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", str(workers),
-                             "--processes", str(processes)],
-                            env=env, stdout=log_file, stderr=log_file, cwd=common.REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--database-url",
+            url,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--processes",
+            str(processes),
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+        cwd=common.REPO,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -271,8 +314,12 @@ def cpu_seconds(*pids: int) -> float:
 def backend_pids(url: str) -> list[int]:
     """The server processes serving `runner serve`'s pool (same host only: /proc)."""
     with common.connect(url) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -286,14 +333,24 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 # -- one run of each ----------------------------------------------------------------------------------
-def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int, tmp: Path,
-                profile: str | None, processes: int = 1) -> tuple[float, list[float], dict[str, float]]:
+def webhook_run(
+    url: str,
+    rows: list[tuple],
+    n: int,
+    clients: int,
+    workers: int,
+    tmp: Path,
+    profile: str | None,
+    processes: int = 1,
+) -> tuple[float, list[float], dict[str, float]]:
     """(events/s, latencies, CPU ms per event of server, client and database backends) of delivering events for rows[WARMUP:WARMUP + n] after a warm-up on rows[:WARMUP]."""
     port = common.free_port()
     host = f"127.0.0.1:{port}"
     now = int(time.time())
     tag = f"{now}"
-    requests = [signed_request(event_body(i, row, tag), host, now) for i, row in enumerate(rows[:WARMUP + n])]
+    requests = [
+        signed_request(event_body(i, row, tag), host, now) for i, row in enumerate(rows[: WARMUP + n])
+    ]
     proc = start_server(url, port, workers, tmp / "serve.log", processes)
     profiler = None
     try:
@@ -301,10 +358,25 @@ def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int,
         if failures:
             raise RuntimeError(f"warm-up deliveries failed: {failures[:3]}")
         if profile:
-            profiler = subprocess.Popen(["py-spy", "record", "-o", profile, "-p", str(proc.pid), "--subprocesses",
-                                         "-r", "200", "--gil", "--nonblocking",
-                                         "-f", "speedscope" if profile.endswith(".json") else "flamegraph"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-o",
+                    profile,
+                    "-p",
+                    str(proc.pid),
+                    "--subprocesses",
+                    "-r",
+                    "200",
+                    "--gil",
+                    "--nonblocking",
+                    "-f",
+                    "speedscope" if profile.endswith(".json") else "flamegraph",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(1)
         backends, servers = backend_pids(url), common.process_tree(proc.pid)
         server_cpu, client_cpu, db_cpu = cpu_seconds(*servers), time.process_time(), cpu_seconds(*backends)
@@ -317,34 +389,55 @@ def webhook_run(url: str, rows: list[tuple], n: int, clients: int, workers: int,
             profiler.wait(timeout=60)
         stop_server(proc)
     if failures:
-        raise RuntimeError(f"{len(failures)} of {n} deliveries failed, e.g. {failures[:3]}\n"
-                           f"{(tmp / 'serve.log').read_text()[-2000:]}")
+        raise RuntimeError(
+            f"{len(failures)} of {n} deliveries failed, e.g. {failures[:3]}\n"
+            f"{(tmp / 'serve.log').read_text()[-2000:]}"
+        )
     with common.connect(url) as conn:
         done = conn.execute(
             "SELECT (SELECT count(*) FROM webhook_events WHERE status = 'processed' AND outcome = 'completed'"
             "        AND stripe_event_id LIKE 'evt_bench_%%'),"
             " (SELECT count(*) FROM payment_checkout_sessions WHERE stripe_session_id LIKE 'cs_test_webhook_%%'"
-            "  AND status = 'completed')").fetchone()
+            "  AND status = 'completed')"
+        ).fetchone()
     if done != (WARMUP + n, WARMUP + n):
         raise RuntimeError(f"expected {WARMUP + n} processed events and completed sessions, found {done}")
-    return n / seconds, latencies, {"server": server_cpu * 1000 / n, "client": client_cpu * 1000 / n,
-                                    "database": db_cpu * 1000 / n}
+    return (
+        n / seconds,
+        latencies,
+        {"server": server_cpu * 1000 / n, "client": client_cpu * 1000 / n, "database": db_cpu * 1000 / n},
+    )
 
 
 def pgbench_run(url: str, script: Path, n: int, clients: int) -> tuple[float, float]:
     """(tps, mean latency ms) of pgbench completing n distinct sessions."""
     env, _, db = libpq_env(url)
     per_client = n // clients
-    cmd = [common.pg_bin("pgbench"), "-n", "-M", "prepared", "-f", str(script), "-c", str(clients),
-           "-j", str(min(clients, 2)), "-t", str(per_client), db]
+    cmd = [
+        common.pg_bin("pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-f",
+        str(script),
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-t",
+        str(per_client),
+        db,
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"pgbench failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
     tps = float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", proc.stdout).group(1))
     with common.connect(url) as conn:
-        done = conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE stripe_session_id LIKE "
-                            "'cs_test_webhook_%' AND status = 'completed'").fetchone()[0]
+        done = conn.execute(
+            "SELECT count(*) FROM payment_checkout_sessions WHERE stripe_session_id LIKE "
+            "'cs_test_webhook_%' AND status = 'completed'"
+        ).fetchone()[0]
     if done != per_client * clients:
         raise RuntimeError(f"pgbench completed {done} sessions, expected {per_client * clients}")
     return tps, latency
@@ -353,27 +446,44 @@ def pgbench_run(url: str, script: Path, n: int, clients: int) -> tuple[float, fl
 def disable_rollup(url: str) -> None:
     """Turn off the rollup's statement triggers (a diagnostic: what the hot rollup rows cost)."""
     with common.connect(url) as conn:
-        for (name,) in conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'payment_checkout_sessions'"
-                                    "::regclass AND tgname LIKE '%%rollup%%'").fetchall():
+        for (name,) in conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'payment_checkout_sessions'"
+            "::regclass AND tgname LIKE '%%rollup%%'"
+        ).fetchall():
             conn.execute(f"ALTER TABLE payment_checkout_sessions DISABLE TRIGGER {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     def extra(p):
         p.add_argument("--size", default=None, help="background sessions to generate first (default 100k)")
-        p.add_argument("--events", type=int, default=None,
-                       help="timed deliveries (and pgbench transactions) per run (default 10000; --quick 3000)")
+        p.add_argument(
+            "--events",
+            type=int,
+            default=None,
+            help="timed deliveries (and pgbench transactions) per run (default 10000; --quick 3000)",
+        )
         p.add_argument("--clients", type=int, default=16, help="concurrent connections (default 16)")
-        p.add_argument("--workers", type=int, default=None,
-                       help="runner serve --workers: threads per process (default: --clients / --processes)")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="runner serve --workers: threads per process (default: --clients / --processes)",
+        )
         p.add_argument("--processes", type=int, default=1, help="runner serve --processes (default 1)")
         p.add_argument("--runs", type=int, default=None, help="runs of each side (default 3; --quick 2)")
-        p.add_argument("--no-diagnose", dest="diagnose", action="store_false",
-                       help="skip the diagnostic runs of both sides with the rollup's statement triggers disabled "
-                            "(they show what the shared rollup rows cost, and the service's own ceiling)")
-        p.add_argument("--profile", metavar="PATH",
-                       help="py-spy record the server (threads holding the GIL: its CPU) during the first webhook run; "
-                            "speedscope if PATH ends in .json, else a flame graph (pip install py-spy)")
+        p.add_argument(
+            "--no-diagnose",
+            dest="diagnose",
+            action="store_false",
+            help="skip the diagnostic runs of both sides with the rollup's statement triggers disabled "
+            "(they show what the shared rollup rows cost, and the service's own ceiling)",
+        )
+        p.add_argument(
+            "--profile",
+            metavar="PATH",
+            help="py-spy record the server (threads holding the GIL: its CPU) during the first webhook run; "
+            "speedscope if PATH ends in .json, else a flame graph (pip install py-spy)",
+        )
 
     args = common.arguments(__doc__.splitlines()[0], extra, argv)
     size = parse_size(args.size or "100k")
@@ -386,7 +496,22 @@ def main(argv: list[str] | None = None) -> int:
 
     template, url = common.create_database(admin, prefix="bench_webhook_tpl")
     samples: dict[bool, dict[str, list[float]]] = {
-        v: {k: [] for k in ("rate", "p50", "p99", "server_cpu", "client_cpu", "database_cpu", "tps", "tps_latency", "sql_tps")} for v in variants}
+        v: {
+            k: []
+            for k in (
+                "rate",
+                "p50",
+                "p99",
+                "server_cpu",
+                "client_cpu",
+                "database_cpu",
+                "tps",
+                "tps_latency",
+                "sql_tps",
+            )
+        }
+        for v in variants
+    }
     try:
         common.apply_project(url)
         with common.connect(url) as conn:
@@ -397,17 +522,23 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(SEED_SQL.replace("%(n)s", str(WARMUP + n)).replace("%%", "%"))
             conn.execute("VACUUM (ANALYZE)")
             rows = session_rows(conn, 1, WARMUP + n)
-            conn.execute("CREATE TABLE bench_webhook_payloads (n BIGINT PRIMARY KEY, body TEXT, signature TEXT)")
+            conn.execute(
+                "CREATE TABLE bench_webhook_payloads (n BIGINT PRIMARY KEY, body TEXT, signature TEXT)"
+            )
             signed_at = int(time.time())
             with conn.cursor().copy("COPY bench_webhook_payloads FROM STDIN") as copy:
                 for i, row in enumerate(rows[:n], start=1):
                     body = event_body(i, row, "sql")
-                    mac = hmac.new(SECRET.encode(), f"{signed_at}.".encode() + body, hashlib.sha256).hexdigest()
+                    mac = hmac.new(
+                        SECRET.encode(), f"{signed_at}.".encode() + body, hashlib.sha256
+                    ).hexdigest()
                     copy.write_row((i, body.decode(), f"t={signed_at},v1={mac}"))
             conn.execute("VACUUM (ANALYZE) bench_webhook_payloads")
-        common.log(f"  generated {g.sessions:,} sessions / {g.users:,} users and the completed ones' events and "
-                   f"emails ({history:,}); seeded {WARMUP + n:,} pending "
-                   f"sessions linked to Stripe ids; {args.clients} connections, runner serve --processes {args.processes} --workers {workers}")
+        common.log(
+            f"  generated {g.sessions:,} sessions / {g.users:,} users and the completed ones' events and "
+            f"emails ({history:,}); seeded {WARMUP + n:,} pending "
+            f"sessions linked to Stripe ids; {args.clients} connections, runner serve --processes {args.processes} --workers {workers}"
+        )
         with tempfile.TemporaryDirectory(prefix="bench_webhook_") as tmpdir:
             tmp = Path(tmpdir)
             script, record_script = tmp / "complete.sql", tmp / "record.sql"
@@ -420,8 +551,15 @@ def main(argv: list[str] | None = None) -> int:
                         if no_rollup:
                             disable_rollup(run_url)
                         rate, latencies, cpu = webhook_run(
-                            run_url, rows, n, args.clients, workers, tmp,
-                            args.profile if run == 0 and not no_rollup else None, args.processes)
+                            run_url,
+                            rows,
+                            n,
+                            args.clients,
+                            workers,
+                            tmp,
+                            args.profile if run == 0 and not no_rollup else None,
+                            args.processes,
+                        )
                     with common.scratch_database(admin, "bench_webhook", template) as run_url:
                         if no_rollup:
                             disable_rollup(run_url)
@@ -430,17 +568,26 @@ def main(argv: list[str] | None = None) -> int:
                         if no_rollup:
                             disable_rollup(run_url)
                         sql_tps, _ = pgbench_run(run_url, record_script, n, args.clients)
-                    for key, value in (("rate", rate), ("p50", percentile(latencies, 50) * 1000),
-                                       ("p99", percentile(latencies, 99) * 1000), ("server_cpu", cpu["server"]),
-                                       ("client_cpu", cpu["client"]), ("database_cpu", cpu["database"]),
-                                       ("tps", tps), ("tps_latency", tps_latency), ("sql_tps", sql_tps)):
+                    for key, value in (
+                        ("rate", rate),
+                        ("p50", percentile(latencies, 50) * 1000),
+                        ("p99", percentile(latencies, 99) * 1000),
+                        ("server_cpu", cpu["server"]),
+                        ("client_cpu", cpu["client"]),
+                        ("database_cpu", cpu["database"]),
+                        ("tps", tps),
+                        ("tps_latency", tps_latency),
+                        ("sql_tps", sql_tps),
+                    ):
                         got[key].append(value)
-                    common.log(f"  run {run + 1}/{runs}{' (rollup triggers off)' if no_rollup else ''}: webhook "
-                               f"{rate:,.0f} events/s, p50 {got['p50'][-1]:.1f} ms, p99 {got['p99'][-1]:.1f} ms, "
-                               f"CPU ms/event: server {cpu['server']:.2f}, database {cpu['database']:.2f}, client "
-                               f"{cpu['client']:.2f}; pgbench "
-                               f"complete_checkout_session {tps:,.0f} tps ({tps_latency:.2f} ms), "
-                               f"record_webhook_event {sql_tps:,.0f} tps")
+                    common.log(
+                        f"  run {run + 1}/{runs}{' (rollup triggers off)' if no_rollup else ''}: webhook "
+                        f"{rate:,.0f} events/s, p50 {got['p50'][-1]:.1f} ms, p99 {got['p99'][-1]:.1f} ms, "
+                        f"CPU ms/event: server {cpu['server']:.2f}, database {cpu['database']:.2f}, client "
+                        f"{cpu['client']:.2f}; pgbench "
+                        f"complete_checkout_session {tps:,.0f} tps ({tps_latency:.2f} ms), "
+                        f"record_webhook_event {sql_tps:,.0f} tps"
+                    )
     finally:
         common.drop_database(admin, template)
 
@@ -448,27 +595,54 @@ def main(argv: list[str] | None = None) -> int:
     for no_rollup in variants:
         got = samples[no_rollup]
         suffix = " (rollup triggers off)" if no_rollup else ""
-        params = {"clients": args.clients, "processes": args.processes, "workers": workers, "events": n, "warmup": WARMUP,
-                  "generated_sessions": size, "cpus": os.cpu_count(),
-                  "server_cpu_ms_per_event": [round(v, 3) for v in got["server_cpu"]],
-                  "client_cpu_ms_per_event": [round(v, 3) for v in got["client_cpu"]],
-                  "database_cpu_ms_per_event": [round(v, 3) for v in got["database_cpu"]]}
-        base = common.result(f"complete_checkout_session, pgbench {args.clients} clients (ceiling){suffix}", GROUP,
-                             got["tps"], unit="tps",
-                             params={**params, "latency_ms": [round(v, 2) for v in got["tps_latency"]]})
-        sql = common.result(f"record_webhook_event, pgbench {args.clients} clients{suffix}", GROUP, got["sql_tps"],
-                            unit="tps", baseline=base, params=params,
-                            note="the webhook's SQL alone: the same call on stored payloads")
-        rate = common.result(f"signed webhook deliveries, {args.clients} connections{suffix}", GROUP, got["rate"],
-                             unit="tps", baseline=base, params=params,
-                             note=f"{statistics.median(got['rate']) / statistics.median(got['sql_tps']):.2f}x of "
-                                  "record_webhook_event via pgbench")
+        params = {
+            "clients": args.clients,
+            "processes": args.processes,
+            "workers": workers,
+            "events": n,
+            "warmup": WARMUP,
+            "generated_sessions": size,
+            "cpus": os.cpu_count(),
+            "server_cpu_ms_per_event": [round(v, 3) for v in got["server_cpu"]],
+            "client_cpu_ms_per_event": [round(v, 3) for v in got["client_cpu"]],
+            "database_cpu_ms_per_event": [round(v, 3) for v in got["database_cpu"]],
+        }
+        base = common.result(
+            f"complete_checkout_session, pgbench {args.clients} clients (ceiling){suffix}",
+            GROUP,
+            got["tps"],
+            unit="tps",
+            params={**params, "latency_ms": [round(v, 2) for v in got["tps_latency"]]},
+        )
+        sql = common.result(
+            f"record_webhook_event, pgbench {args.clients} clients{suffix}",
+            GROUP,
+            got["sql_tps"],
+            unit="tps",
+            baseline=base,
+            params=params,
+            note="the webhook's SQL alone: the same call on stored payloads",
+        )
+        rate = common.result(
+            f"signed webhook deliveries, {args.clients} connections{suffix}",
+            GROUP,
+            got["rate"],
+            unit="tps",
+            baseline=base,
+            params=params,
+            note=f"{statistics.median(got['rate']) / statistics.median(got['sql_tps']):.2f}x of "
+            "record_webhook_event via pgbench",
+        )
         if not no_rollup:
             rate.aim = f">= {RATE_AIM:,.0f}/s and >= {RATIO_AIM:.0%} of ceiling"
             rate.aim_met = rate.median >= RATE_AIM and rate.ratio is not None and rate.ratio >= RATIO_AIM
-        results += [base, sql, rate,
-                    common.result(f"webhook latency p50{suffix}", GROUP, got["p50"], params=params),
-                    common.result(f"webhook latency p99{suffix}", GROUP, got["p99"], params=params)]
+        results += [
+            base,
+            sql,
+            rate,
+            common.result(f"webhook latency p50{suffix}", GROUP, got["p50"], params=params),
+            common.result(f"webhook latency p99{suffix}", GROUP, got["p99"], params=params),
+        ]
     common.print_table(results)
     if args.json:
         common.write_json(args.json, results)

@@ -61,11 +61,26 @@ def stats(samples: list[float]) -> tuple[float, float, float]:
     return statistics.median(samples), min(samples), max(samples)
 
 
-def result(name: str, group: str, samples: list[float], *, unit: str = "ms", baseline: Result | None = None,
-           **extra: Any) -> Result:
+def result(
+    name: str,
+    group: str,
+    samples: list[float],
+    *,
+    unit: str = "ms",
+    baseline: Result | None = None,
+    **extra: Any,
+) -> Result:
     median, low, high = stats(samples)
-    r = Result(name=name, group=group, median=round(median, 3), min=round(low, 3), max=round(high, 3),
-               runs=len(samples), unit=unit, **extra)
+    r = Result(
+        name=name,
+        group=group,
+        median=round(median, 3),
+        min=round(low, 3),
+        max=round(high, 3),
+        runs=len(samples),
+        unit=unit,
+        **extra,
+    )
     if baseline is not None:
         r.baseline = baseline.name
         r.baseline_median = baseline.median
@@ -75,8 +90,9 @@ def result(name: str, group: str, samples: list[float], *, unit: str = "ms", bas
 
 def write_json(path: str | Path, results: list[Result], **meta: Any) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({**meta, "benchmarks": [r.as_dict() for r in results]}, indent=2,
-                                     default=str) + "\n")
+    Path(path).write_text(
+        json.dumps({**meta, "benchmarks": [r.as_dict() for r in results]}, indent=2, default=str) + "\n"
+    )
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -103,8 +119,9 @@ def run_ms(argv: list[str], **kwargs: Any) -> float:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     last_cpu_ms = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1000
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])}... exited {proc.returncode}:\n{proc.stdout[-2000:]}"
-                           f"\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:3])}... exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return elapsed
 
 
@@ -198,22 +215,39 @@ def apply_project(url: str, project_dir: str | Path | None = None) -> None:
 def server_info(url: str) -> dict[str, Any]:
     with connect(url) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
-        settings = dict(conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
-            (["shared_buffers", "fsync", "synchronous_commit", "max_wal_size", "work_mem",
-              "maintenance_work_mem", "max_parallel_workers_per_gather"],),
-        ).fetchall())
+        settings = dict(
+            conn.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                (
+                    [
+                        "shared_buffers",
+                        "fsync",
+                        "synchronous_commit",
+                        "max_wal_size",
+                        "work_mem",
+                        "maintenance_work_mem",
+                        "max_parallel_workers_per_gather",
+                    ],
+                ),
+            ).fetchall()
+        )
     return {"server_version": version, "settings": settings}
 
 
 # -- command line -------------------------------------------------------------------------------------
-def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None,
-              argv: list[str] | None = None) -> argparse.Namespace:
+def arguments(
+    description: str,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: list[str] | None = None,
+) -> argparse.Namespace:
     """The options every bench_*.py script takes (the gather contract of bench/README.md)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller data: a smoke run")
-    parser.add_argument("--database-url", metavar="URL",
-                        help="server to create scratch databases on (default: the embedded PostgreSQL)")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="server to create scratch databases on (default: the embedded PostgreSQL)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     if extra:
         extra(parser)
@@ -230,12 +264,26 @@ def print_table(results: list[Result], out=sys.stdout) -> None:
         unit = "ms" if r.unit == "ms" else f" {r.unit}"
         aim = "" if r.aim is None else f"{r.aim} {'ok' if r.aim_met else 'MISSED'}"
         fmt = (lambda v: f"{v:,.3f}") if r.median < 10 else (lambda v: f"{v:,.1f}")
-        rows.append((r.name, f"{fmt(r.median)}{unit}", f"{fmt(r.min)}-{fmt(r.max)}", str(r.runs),
-                     r.baseline or "", "" if r.ratio is None else f"{r.ratio:.2f}x", aim))
+        rows.append(
+            (
+                r.name,
+                f"{fmt(r.median)}{unit}",
+                f"{fmt(r.min)}-{fmt(r.max)}",
+                str(r.runs),
+                r.baseline or "",
+                "" if r.ratio is None else f"{r.ratio:.2f}x",
+                aim,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) if j in (0, 4, 6) else cell.rjust(w)
-                        for j, (cell, w) in enumerate(zip(row, widths))).rstrip(), file=out)
+        print(
+            "  ".join(
+                cell.ljust(w) if j in (0, 4, 6) else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(row, widths, strict=False))
+            ).rstrip(),
+            file=out,
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths), file=out)
 

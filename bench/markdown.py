@@ -1,6 +1,6 @@
 """Print a results file of `python -m bench` as Markdown tables, one per group (for docs/performance.md).
 
-    python -m bench.markdown bench/results/2026-11-27.json
+python -m bench.markdown bench/results/2026-11-27.json
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def tables(data: dict) -> str:
             unit = i.get("unit", "ms")
             aim = "" if i.get("aim") is None else f"{i['aim']}: {'met' if i.get('aim_met') else '**missed**'}"
             ratio = "" if i.get("ratio") is None else f"{i['ratio']:.2f}x"
-            out.append(f"| {i['name']} | {fmt(i.get('median'), unit)} | {fmt(i.get('min'), unit)} - "
-                       f"{fmt(i.get('max'), unit)} | {i.get('runs', '')} | {i.get('baseline') or ''} | {ratio} | {aim} |")
+            out.append(
+                f"| {i['name']} | {fmt(i.get('median'), unit)} | {fmt(i.get('min'), unit)} - "
+                f"{fmt(i.get('max'), unit)} | {i.get('runs', '')} | {i.get('baseline') or ''} | {ratio} | {aim} |"
+            )
     return "\n".join(out)
 
 

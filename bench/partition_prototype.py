@@ -45,17 +45,23 @@ def build_partitioned(conn) -> list[tuple]:
     """Create pcs_partitioned with monthly partitions covering the data; returns (name, lo, hi) oldest first."""
     lo, hi = conn.execute(
         "SELECT date_trunc('month', min(created_at)), date_trunc('month', max(created_at)) + INTERVAL '1 month' "
-        "FROM payment_checkout_sessions").fetchone()
+        "FROM payment_checkout_sessions"
+    ).fetchone()
     conn.execute(f"""CREATE TABLE {PART} (LIKE payment_checkout_sessions INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
                                           PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)""")
     months = conn.execute(
         "SELECT m, m + INTERVAL '1 month' FROM generate_series(%s::timestamptz, %s::timestamptz - INTERVAL '1 month', "
-        "INTERVAL '1 month') AS m", (lo, hi)).fetchall()
+        "INTERVAL '1 month') AS m",
+        (lo, hi),
+    ).fetchall()
     parts = []
     for start, end in months:
         name = f"{PART}_{start:%Y_%m}"
-        conn.execute(f"CREATE TABLE {name} PARTITION OF {PART} FOR VALUES FROM (%s) TO (%s)".replace(
-            "%s", "'{}'").format(start.isoformat(), end.isoformat()))
+        conn.execute(
+            f"CREATE TABLE {name} PARTITION OF {PART} FOR VALUES FROM (%s) TO (%s)".replace(
+                "%s", "'{}'"
+            ).format(start.isoformat(), end.isoformat())
+        )
         parts.append((name, start, end))
     conn.execute(f"CREATE TABLE {PART}_default PARTITION OF {PART} DEFAULT")
     return parts
@@ -106,71 +112,119 @@ def main(argv: list[str] | None = None) -> int:
             # Loaded with triggers off (then the rollup rebuilt): the load is not what is measured here.
             g = generate(conn, size, seed=1, progress=common.log, triggers=False)
             common.log(f"  generated {g.sessions:,} sessions in {g.seconds:.0f}s {g.phases}")
-            results.append(common.result(f"generate {_size(size)} sessions (bench/generate.py, triggers off)", "generate",
-                                         [g.seconds * 1000], params={"phases_s": g.phases, "users": g.users,
-                                                                      "by_status": g.by_status}))
+            results.append(
+                common.result(
+                    f"generate {_size(size)} sessions (bench/generate.py, triggers off)",
+                    "generate",
+                    [g.seconds * 1000],
+                    params={"phases_s": g.phases, "users": g.users, "by_status": g.by_status},
+                )
+            )
             t = time.perf_counter()
             parts = build_partitioned(conn)
             conn.execute(f"INSERT INTO {PART} SELECT * FROM payment_checkout_sessions")
             index_partitioned(conn)
             conn.execute(f"VACUUM (ANALYZE) {PART}")
-            common.log(f"  partitioned copy with {len(parts)} monthly partitions in {time.perf_counter() - t:.0f}s")
+            common.log(
+                f"  partitioned copy with {len(parts)} monthly partitions in {time.perf_counter() - t:.0f}s"
+            )
             conn.execute("CHECKPOINT")
             # Whole months only (the first is partial: the data starts mid-month).
-            months = parts[1:1 + args.runs]
+            months = parts[1 : 1 + args.runs]
             delete_ms, delete_wal, vacuum_ms, vacuum_wal, drop_ms, drop_wal, rows = [], [], [], [], [], [], []
             dead = []
-            size_before = conn.execute("SELECT pg_total_relation_size('payment_checkout_sessions')").fetchone()[0]
+            size_before = conn.execute(
+                "SELECT pg_total_relation_size('payment_checkout_sessions')"
+            ).fetchone()[0]
             for part, start, end in months:
                 lsn = wal_lsn(conn)
                 t = time.perf_counter()
-                cur = conn.execute("DELETE FROM payment_checkout_sessions WHERE created_at >= %s AND created_at < %s",
-                                   (start, end))
+                cur = conn.execute(
+                    "DELETE FROM payment_checkout_sessions WHERE created_at >= %s AND created_at < %s",
+                    (start, end),
+                )
                 delete_ms.append((time.perf_counter() - t) * 1000)
                 delete_wal.append(wal_since(conn, lsn))
                 rows.append(cur.rowcount)
                 conn.execute("SELECT pg_stat_force_next_flush()") if _has_flush(conn) else None
-                dead.append(conn.execute(
-                    "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'payment_checkout_sessions'"
-                ).fetchone()[0])
+                dead.append(
+                    conn.execute(
+                        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'payment_checkout_sessions'"
+                    ).fetchone()[0]
+                )
                 lsn = wal_lsn(conn)
                 t = time.perf_counter()
                 conn.execute(f"ALTER TABLE {PART} DETACH PARTITION {part}")
                 conn.execute(f"DROP TABLE {part}")
                 drop_ms.append((time.perf_counter() - t) * 1000)
                 drop_wal.append(wal_since(conn, lsn))
-                common.log(f"  {start:%Y-%m}: {rows[-1]:,} rows; DELETE {delete_ms[-1]:,.0f} ms "
-                           f"{delete_wal[-1] / 2**20:,.1f} MiB WAL; DETACH+DROP {drop_ms[-1]:,.1f} ms "
-                           f"{drop_wal[-1] / 2**10:,.1f} KiB WAL")
+                common.log(
+                    f"  {start:%Y-%m}: {rows[-1]:,} rows; DELETE {delete_ms[-1]:,.0f} ms "
+                    f"{delete_wal[-1] / 2**20:,.1f} MiB WAL; DETACH+DROP {drop_ms[-1]:,.1f} ms "
+                    f"{drop_wal[-1] / 2**10:,.1f} KiB WAL"
+                )
                 lsn = wal_lsn(conn)
                 t = time.perf_counter()
                 conn.execute("VACUUM payment_checkout_sessions")
                 vacuum_ms.append((time.perf_counter() - t) * 1000)
                 vacuum_wal.append(wal_since(conn, lsn))
-            size_after = conn.execute("SELECT pg_total_relation_size('payment_checkout_sessions')").fetchone()[0]
+            size_after = conn.execute(
+                "SELECT pg_total_relation_size('payment_checkout_sessions')"
+            ).fetchone()[0]
             common_params = {"sessions": size, "rows_per_month": rows}
-            drop = common.result(f"cleanup one month at {_size(size)}: DETACH + DROP partition", GROUP, drop_ms,
-                                 params={**common_params, "wal_bytes": drop_wal})
-            delete = common.result(f"cleanup one month at {_size(size)}: DELETE (shipped table, triggers on)",
-                                   GROUP, delete_ms, baseline=drop,
-                                   params={**common_params, "wal_bytes": delete_wal, "dead_tuples_after": dead,
-                                           "table_bytes_before": size_before,
-                                           "table_bytes_after_vacuum": size_after})
-            vacuum = common.result(f"cleanup one month at {_size(size)}: VACUUM after the DELETE", GROUP,
-                                   vacuum_ms, baseline=drop, params={**common_params, "wal_bytes": vacuum_wal})
+            drop = common.result(
+                f"cleanup one month at {_size(size)}: DETACH + DROP partition",
+                GROUP,
+                drop_ms,
+                params={**common_params, "wal_bytes": drop_wal},
+            )
+            delete = common.result(
+                f"cleanup one month at {_size(size)}: DELETE (shipped table, triggers on)",
+                GROUP,
+                delete_ms,
+                baseline=drop,
+                params={
+                    **common_params,
+                    "wal_bytes": delete_wal,
+                    "dead_tuples_after": dead,
+                    "table_bytes_before": size_before,
+                    "table_bytes_after_vacuum": size_after,
+                },
+            )
+            vacuum = common.result(
+                f"cleanup one month at {_size(size)}: VACUUM after the DELETE",
+                GROUP,
+                vacuum_ms,
+                baseline=drop,
+                params={**common_params, "wal_bytes": vacuum_wal},
+            )
             results += [drop, delete, vacuum]
-            delete.note = (f"median WAL {sorted(delete_wal)[len(delete_wal) // 2] / 2**20:,.0f} MiB vs "
-                           f"{sorted(drop_wal)[len(drop_wal) // 2] / 2**10:,.0f} KiB for DETACH+DROP; "
-                           "table size unchanged (space reusable after VACUUM, not returned)")
+            delete.note = (
+                f"median WAL {sorted(delete_wal)[len(delete_wal) // 2] / 2**20:,.0f} MiB vs "
+                f"{sorted(drop_wal)[len(drop_wal) // 2] / 2**10:,.0f} KiB for DETACH+DROP; "
+                "table size unchanged (space reusable after VACUUM, not returned)"
+            )
 
             rng = random.Random(1)
-            sample = [r[0] for r in conn.execute(
-                "SELECT id FROM payment_checkout_sessions TABLESAMPLE SYSTEM (1) LIMIT 2000").fetchall()]
+            sample = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM payment_checkout_sessions TABLESAMPLE SYSTEM (1) LIMIT 2000"
+                ).fetchall()
+            ]
             ids = rng.sample(sample, min(500, len(sample)))
-            plain = common.result(f"lookup by id at {_size(size)}: unpartitioned", GROUP, lookups(conn, "payment_checkout_sessions", ids))
-            part = common.result(f"lookup by id at {_size(size)}: partitioned, id alone", GROUP,
-                                 lookups(conn, PART, ids), baseline=plain,
-                                 params={"partitions": len(parts) - len(months) + 1})
+            plain = common.result(
+                f"lookup by id at {_size(size)}: unpartitioned",
+                GROUP,
+                lookups(conn, "payment_checkout_sessions", ids),
+            )
+            part = common.result(
+                f"lookup by id at {_size(size)}: partitioned, id alone",
+                GROUP,
+                lookups(conn, PART, ids),
+                baseline=plain,
+                params={"partitions": len(parts) - len(months) + 1},
+            )
             results += [plain, part]
     finally:
         common.drop_database(admin, name)

@@ -74,8 +74,13 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return (self.errors == 0 and self.server_log_5xx == 0 and self.server_log_tracebacks == 0
-                and self.connections_max <= self.pool_max and self.rss_growth < MAX_RSS_GROWTH)
+        return (
+            self.errors == 0
+            and self.server_log_5xx == 0
+            and self.server_log_tracebacks == 0
+            and self.connections_max <= self.pool_max
+            and self.rss_growth < MAX_RSS_GROWTH
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
@@ -144,8 +149,11 @@ class Load:
     def token(self, user) -> str:
         import jwt
 
-        return jwt.encode({"sub": str(user), "exp": int(time.time()) + 3600, "aud": "authenticated"}, JWT_SECRET,
-                          algorithm="HS256")
+        return jwt.encode(
+            {"sub": str(user), "exp": int(time.time()) + 3600, "aud": "authenticated"},
+            JWT_SECRET,
+            algorithm="HS256",
+        )
 
     def request(self, http, rng: random.Random) -> tuple[str, Any]:
         kind = rng.choice(self.kinds)
@@ -155,8 +163,12 @@ class Load:
         as_user = {"Authorization": f"Bearer {self.token(user)}"}
         url = self.base + "/api/payments/checkout-session"
         if kind == "create_checkout":
-            response = http.post(self.base + "/api/payments/create-checkout", json={"plan": plan, "userId": str(user)},
-                                 headers=service, timeout=30)
+            response = http.post(
+                self.base + "/api/payments/create-checkout",
+                json={"plan": plan, "userId": str(user)},
+                headers=service,
+                timeout=30,
+            )
             if response.status_code == 200:
                 with self.lock:
                     self.sessions.append(response.json()["session"])
@@ -170,11 +182,19 @@ class Load:
                 target = rng.choice(self.sessions) if self.sessions else None
             if target is None:
                 return self.request(http, rng)
-            response = http.patch(url, json={"sessionId": target["id"], "status": "canceled"},
-                                  headers={"Authorization": f"Bearer {self.token(target['userId'])}"}, timeout=30)
+            response = http.patch(
+                url,
+                json={"sessionId": target["id"], "status": "canceled"},
+                headers={"Authorization": f"Bearer {self.token(target['userId'])}"},
+                timeout=30,
+            )
         elif kind == "webhook":
-            response = http.post(self.base + "/api/payments/webhook", data=(body := self.event(rng)),
-                                 headers=self.signed(body), timeout=30)
+            response = http.post(
+                self.base + "/api/payments/webhook",
+                data=(body := self.event(rng)),
+                headers=self.signed(body),
+                timeout=30,
+            )
         else:
             response = http.get(self.base + ("/healthz" if kind == "healthz" else "/metrics"), timeout=30)
         return kind, response
@@ -188,20 +208,46 @@ class Load:
         if target is None:  # nothing created yet: an event of a type the service ignores
             obj, kind, paid = {"id": f"in_{uuid.uuid4().hex}", "object": "invoice"}, "invoice.paid", None
         else:
-            kind, paid = rng.choice([("checkout.session.completed", "paid"), ("checkout.session.completed", "unpaid"),
-                                     ("checkout.session.async_payment_succeeded", "paid"),
-                                     ("checkout.session.async_payment_failed", "unpaid"),
-                                     ("checkout.session.expired", "unpaid")])
-            obj = {"id": target["stripeSessionId"], "object": "checkout.session", "amount_total": PLANS[target["plan"]],
-                   "currency": "usd", "customer": "cus_soak", "client_reference_id": target["id"],
-                   "payment_status": paid, "status": "expired" if kind.endswith("expired") else "complete",
-                   "metadata": {"checkoutSessionId": target["id"], "userId": target["userId"], "plan": target["plan"]}}
-            if paid == "paid" and self.fake is not None:  # Stripe knows it is paid: create-checkout answers 409
+            kind, paid = rng.choice(
+                [
+                    ("checkout.session.completed", "paid"),
+                    ("checkout.session.completed", "unpaid"),
+                    ("checkout.session.async_payment_succeeded", "paid"),
+                    ("checkout.session.async_payment_failed", "unpaid"),
+                    ("checkout.session.expired", "unpaid"),
+                ]
+            )
+            obj = {
+                "id": target["stripeSessionId"],
+                "object": "checkout.session",
+                "amount_total": PLANS[target["plan"]],
+                "currency": "usd",
+                "customer": "cus_soak",
+                "client_reference_id": target["id"],
+                "payment_status": paid,
+                "status": "expired" if kind.endswith("expired") else "complete",
+                "metadata": {
+                    "checkoutSessionId": target["id"],
+                    "userId": target["userId"],
+                    "plan": target["plan"],
+                },
+            }
+            if (
+                paid == "paid" and self.fake is not None
+            ):  # Stripe knows it is paid: create-checkout answers 409
                 with self.fake.lock:
                     if target["stripeSessionId"] in self.fake.sessions:
                         self.fake.sessions[target["stripeSessionId"]]["status"] = "complete"
-        body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind, "livemode": False,
-                           "created": int(time.time()), "data": {"object": obj}}).encode()
+        body = json.dumps(
+            {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "object": "event",
+                "type": kind,
+                "livemode": False,
+                "created": int(time.time()),
+                "data": {"object": obj},
+            }
+        ).encode()
         with self.lock:
             self.sent_events.append(body)
             del self.sent_events[:-500]
@@ -211,8 +257,12 @@ class Load:
     def signed(body: bytes) -> dict[str, str]:
         import stripe
 
-        return {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body.decode(), WEBHOOK_SECRET),
-                "Content-Type": "application/json"}
+        return {
+            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+                body.decode(), WEBHOOK_SECRET
+            ),
+            "Content-Type": "application/json",
+        }
 
     def record(self, kind: str, status: int | None, detail: str = "") -> None:
         with self.lock:
@@ -226,9 +276,20 @@ class Load:
                     r.error_samples.append(f"{kind} {status}: {detail[:300]}")
 
 
-def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_000, clients: int = 4,
-        workers: int = 4, pool: int = 4, users: int = 200, warmup: float | None = None, seed: int = 1,
-        log_path: Path | None = None, progress=None) -> Report:
+def run(
+    database_url: str,
+    *,
+    duration: float = 600,
+    max_requests: int = 2_000_000,
+    clients: int = 4,
+    workers: int = 4,
+    pool: int = 4,
+    users: int = 200,
+    warmup: float | None = None,
+    seed: int = 1,
+    log_path: Path | None = None,
+    progress=None,
+) -> Report:
     """Serve `database_url` (the project applied) with `runner serve`, load it until `duration` seconds or
     `max_requests` requests, sample its memory and connections, and return the report."""
     import psycopg
@@ -241,21 +302,40 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
     warmup = duration * 0.2 if warmup is None else warmup
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT set_webhook_secret(%s)", (WEBHOOK_SECRET,))  # the database checks signatures too
-        user_ids = [r[0] for r in conn.execute(
-            "INSERT INTO users (email) SELECT 'soak-' || g || '-' || md5(random()::text) || '@example.com' "
-            "FROM generate_series(1, %s) g RETURNING id", (users,))]
+        user_ids = [
+            r[0]
+            for r in conn.execute(
+                "INSERT INTO users (email) SELECT 'soak-' || g || '-' || md5(random()::text) || '@example.com' "
+                "FROM generate_series(1, %s) g RETURNING id",
+                (users,),
+            )
+        ]
         dbname = conn.execute("SELECT current_database()").fetchone()[0]
     port = common.free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SERVICE_TOKEN": SERVICE_TOKEN, "JWT_SECRET": JWT_SECRET,
-           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_SECRET_KEY": API_KEY, "STRIPE_API_BASE": fake.url,
-           "STRIPE_MAX_NETWORK_RETRIES": "0", "RUNNER_POOL_MAX_SIZE": str(pool), "RUNNER_PROJECT_DIR": str(REPO),
-           "RUNNER_LOG_FORMAT": "json",
-           # Its 200 users create and cancel checkouts far faster than customers do: no rate limit here.
-           "CHECKOUT_RATE_LIMIT": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SERVICE_TOKEN": SERVICE_TOKEN,
+        "JWT_SECRET": JWT_SECRET,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_API_BASE": fake.url,
+        "STRIPE_MAX_NETWORK_RETRIES": "0",
+        "RUNNER_POOL_MAX_SIZE": str(pool),
+        "RUNNER_PROJECT_DIR": str(REPO),
+        "RUNNER_LOG_FORMAT": "json",
+        # Its 200 users create and cancel checkouts far faster than customers do: no rate limit here.
+        "CHECKOUT_RATE_LIMIT": "0",
+    }
     log_path = log_path or Path(tempfile.mkstemp(prefix="soak-serve-", suffix=".log")[1])
     log_file = log_path.open("w")
-    server = subprocess.Popen([sys.executable, "-m", "runner", "serve", "--port", str(port), "--workers", str(workers)],
-                              env=env, stdout=log_file, stderr=log_file, cwd=REPO)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "runner", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+        cwd=REPO,
+    )
     base = f"http://127.0.0.1:{port}"
     load = Load(base, user_ids, fake, seed)
     report = load.report
@@ -295,8 +375,12 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
                 while not stop.wait(1.0):
                     connections = conn.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name LIKE "
-                        "'runner serve%%'", (dbname,)).fetchone()[0]
-                    report.samples.append((round(time.monotonic() - started, 1), rss_kib(server.pid), connections))
+                        "'runner serve%%'",
+                        (dbname,),
+                    ).fetchone()[0]
+                    report.samples.append(
+                        (round(time.monotonic() - started, 1), rss_kib(server.pid), connections)
+                    )
                     if progress and len(report.samples) % 30 == 0:
                         progress(report)
 
@@ -321,14 +405,18 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
         log_file.close()
         fake.stop()
 
-    after_warmup = [rss for (t, rss, _) in report.samples if t >= warmup] or [rss for (_, rss, _) in report.samples]
+    after_warmup = [rss for (t, rss, _) in report.samples if t >= warmup] or [
+        rss for (_, rss, _) in report.samples
+    ]
     if after_warmup:
         head = after_warmup[: max(1, len(after_warmup) // 10)]
-        tail = after_warmup[-max(1, len(after_warmup) // 10):]
+        tail = after_warmup[-max(1, len(after_warmup) // 10) :]
         report.rss_kib_after_warmup = int(statistics.median(head))
         report.rss_kib_end = int(statistics.median(tail))
         report.rss_kib_max = max(after_warmup)
-        report.rss_growth = round((report.rss_kib_end - report.rss_kib_after_warmup) / report.rss_kib_after_warmup, 4)
+        report.rss_growth = round(
+            (report.rss_kib_end - report.rss_kib_after_warmup) / report.rss_kib_after_warmup, 4
+        )
     report.connections_max = max((c for (_, _, c) in report.samples), default=0)
     for line in log_path.read_text(errors="replace").splitlines():
         if "Traceback" in line:
@@ -343,24 +431,33 @@ def run(database_url: str, *, duration: float = 600, max_requests: int = 2_000_0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="stop after this many requests")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads (default 4)")
     parser.add_argument("--workers", type=int, default=4, help="runner serve --workers (default 4)")
     parser.add_argument("--pool", type=int, default=4, help="RUNNER_POOL_MAX_SIZE (default 4)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds before memory counts (default 20%%)")
-    parser.add_argument("--database-url", help="a server to create a scratch database on (default: a throwaway "
-                                               "embedded PostgreSQL)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds before memory counts (default 20%%)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a server to create a scratch database on (default: a throwaway embedded PostgreSQL)",
+    )
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--log", help="keep the server's log here")
     args = parser.parse_args(argv)
 
     def progress(report: Report) -> None:
         t, rss, conns = report.samples[-1]
-        print(f"  {t:>6.0f}s  {report.requests:>8} requests  {report.errors} errors  RSS {rss / 1024:.1f} MiB  "
-              f"{conns} connections", file=sys.stderr, flush=True)
+        print(
+            f"  {t:>6.0f}s  {report.requests:>8} requests  {report.errors} errors  RSS {rss / 1024:.1f} MiB  "
+            f"{conns} connections",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @contextmanager
     def server():
@@ -371,17 +468,27 @@ def main(argv: list[str] | None = None) -> int:
                 yield url
 
     with server() as admin_url, scratch_database(admin_url) as url:
-        report = run(url, duration=args.duration, max_requests=args.max_requests, clients=args.clients,
-                     workers=args.workers, pool=args.pool, warmup=args.warmup,
-                     log_path=Path(args.log) if args.log else None, progress=progress)
+        report = run(
+            url,
+            duration=args.duration,
+            max_requests=args.max_requests,
+            clients=args.clients,
+            workers=args.workers,
+            pool=args.pool,
+            warmup=args.warmup,
+            log_path=Path(args.log) if args.log else None,
+            progress=progress,
+        )
     summary = {k: v for k, v in report.as_dict().items() if k != "samples"}
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_dict(), indent=2))
-    print(f"soak {'PASSED' if report.passed else 'FAILED'}: {report.requests} requests in {report.seconds}s, "
-          f"{report.errors} errors, RSS {report.rss_kib_after_warmup} -> {report.rss_kib_end} KiB "
-          f"({report.rss_growth:+.1%}), at most {report.connections_max} of {report.pool_max} connections",
-          file=sys.stderr)
+    print(
+        f"soak {'PASSED' if report.passed else 'FAILED'}: {report.requests} requests in {report.seconds}s, "
+        f"{report.errors} errors, RSS {report.rss_kib_after_warmup} -> {report.rss_kib_end} KiB "
+        f"({report.rss_growth:+.1%}), at most {report.connections_max} of {report.pool_max} connections",
+        file=sys.stderr,
+    )
     return 0 if report.passed else 1
 
 

@@ -86,4 +86,6 @@ def job_statement_timeout() -> float:
 
 def set_statement_timeout(conn: psycopg.Connection, seconds: float) -> None:
     """PostgreSQL cancels this session's statements after `seconds` (0: never); SQLSTATE 57014 when it does."""
-    conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)", (str(math.ceil(seconds * 1000)),))
+    conn.execute(
+        "SELECT pg_catalog.set_config('statement_timeout', %s, false)", (str(math.ceil(seconds * 1000)),)
+    )

@@ -72,8 +72,10 @@ def unattended_refusal(env=None, stdin=None) -> str | None:
         if attended:
             return None
         why = "stdin is not a terminal"
-    return (f"DATABASE_URL is not set and {why}: set DATABASE_URL (exported: `set -a` before sourcing an env "
-            f"file), or {OPT_IN_ENV}=1 to use the embedded PostgreSQL")
+    return (
+        f"DATABASE_URL is not set and {why}: set DATABASE_URL (exported: `set -a` before sourcing an env "
+        f"file), or {OPT_IN_ENV}=1 to use the embedded PostgreSQL"
+    )
 
 
 def login_role_url(url: str, login: str, group: str) -> str:
@@ -84,7 +86,9 @@ def login_role_url(url: str, login: str, group: str) -> str:
 
     with psycopg.connect(url, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone() is None:
-            raise EmbeddedServerError(f"role {group} does not exist in the embedded PostgreSQL: run `runner apply`")
+            raise EmbeddedServerError(
+                f"role {group} does not exist in the embedded PostgreSQL: run `runner apply`"
+            )
         try:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):

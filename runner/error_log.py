@@ -122,8 +122,12 @@ class DatabaseErrors:
             if old is None:
                 self._tallies[key] = new
             else:
-                self._tallies[key] = _Tally(old.count + new.count, min(old.first_seen, new.first_seen),
-                                            max(old.last_seen, new.last_seen), old.sample)
+                self._tallies[key] = _Tally(
+                    old.count + new.count,
+                    min(old.first_seen, new.first_seen),
+                    max(old.last_seen, new.last_seen),
+                    old.sample,
+                )
 
     @property
     def pending(self) -> int:
@@ -147,12 +151,17 @@ class DatabaseErrors:
         written = 0
         try:
             for key, tally in tallies.items():
-                conn.execute("SELECT log_error(%s, %s, %s::jsonb)",
-                             (DATABASE, _message(key, tally), json.dumps(_context(key, tally))))
+                conn.execute(
+                    "SELECT log_error(%s, %s, %s::jsonb)",
+                    (DATABASE, _message(key, tally), json.dumps(_context(key, tally))),
+                )
                 written += 1
         except Exception as exc:  # noqa: BLE001 - still unreachable: keep counting
-            log.warning("could not write %d database failure(s) to error_logs yet: %s",
-                        sum(t.count for t in tallies.values()), _first_line(exc))
+            log.warning(
+                "could not write %d database failure(s) to error_logs yet: %s",
+                sum(t.count for t in tallies.values()),
+                _first_line(exc),
+            )
             self._restore(list(tallies.items())[written:])
             return written
         finally:
@@ -172,16 +181,30 @@ class DatabaseErrors:
             tallies, self._tallies = self._tallies, {}
         if not tallies:
             return
-        entries = [{"where": where, "kind": kind, "sqlstate": state, "count": t.count, "first_seen": t.first_seen,
-                    "last_seen": t.last_seen, "sample": t.sample} for (where, kind, state), t in tallies.items()]
+        entries = [
+            {
+                "where": where,
+                "kind": kind,
+                "sqlstate": state,
+                "count": t.count,
+                "first_seen": t.first_seen,
+                "last_seen": t.last_seen,
+                "sample": t.sample,
+            }
+            for (where, kind, state), t in tallies.items()
+        ]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(path) as spool:
                 spool.seek(0, os.SEEK_END)
                 spool.write("".join(json.dumps(e) + "\n" for e in entries))
         except OSError as exc:
-            log.warning("%d database failure(s) lost: cannot write %s: %s",
-                        sum(t.count for t in tallies.values()), path, exc)
+            log.warning(
+                "%d database failure(s) lost: cannot write %s: %s",
+                sum(t.count for t in tallies.values()),
+                path,
+                exc,
+            )
 
     def take(self, path: Path) -> None:
         """Count what the spool file at `path` holds (and empty it), to be written by the next `flush`."""
@@ -198,8 +221,10 @@ class DatabaseErrors:
         for line in lines:
             try:
                 e = json.loads(line)
-                self._add((e["where"], e["kind"], e["sqlstate"]),
-                          _Tally(int(e["count"]), float(e["first_seen"]), float(e["last_seen"]), str(e["sample"])))
+                self._add(
+                    (e["where"], e["kind"], e["sqlstate"]),
+                    _Tally(int(e["count"]), float(e["first_seen"]), float(e["last_seen"]), str(e["sample"])),
+                )
             except (ValueError, KeyError, TypeError):
                 log.warning("ignoring a damaged line of %s", path)
 
@@ -229,14 +254,21 @@ def spool_path(database_url: str) -> Path:
         info = {"url": database_url}
     where = json.dumps([str(info.get(k, "")) for k in ("host", "port", "dbname", "url")])
     folder = os.environ.get("RUNNER_ERROR_SPOOL") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state"), "runner")
-    return Path(folder).expanduser() / f"database-errors-{hashlib.sha256(where.encode()).hexdigest()[:16]}.jsonl"
+        os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state"), "runner"
+    )
+    return (
+        Path(folder).expanduser() / f"database-errors-{hashlib.sha256(where.encode()).hexdigest()[:16]}.jsonl"
+    )
 
 
 def _message(key: tuple[str, str, str | None], tally: _Tally) -> str:
     where, kind, state = key
-    what = {CONNECTION: "database unreachable", TIMEOUT: "database timeout",
-            SERIALIZATION: "serialization failure", SQL: "SQL failed"}.get(kind, kind)
+    what = {
+        CONNECTION: "database unreachable",
+        TIMEOUT: "database timeout",
+        SERIALIZATION: "serialization failure",
+        SQL: "SQL failed",
+    }.get(kind, kind)
     code = f" [SQLSTATE {state}]" if state else ""
     times = "once" if tally.count == 1 else f"{tally.count} times"
     return f"{where}: {what}{code} {times} between {_iso(tally.first_seen)} and {_iso(tally.last_seen)}: {tally.sample}"
@@ -244,9 +276,17 @@ def _message(key: tuple[str, str, str | None], tally: _Tally) -> str:
 
 def _context(key: tuple[str, str, str | None], tally: _Tally) -> dict[str, Any]:
     where, kind, state = key
-    return {"kind": kind, "sqlstate": state, "count": tally.count, "first_seen": _iso(tally.first_seen),
-            "last_seen": _iso(tally.last_seen), "where": where, "host": socket.gethostname(), "pid": os.getpid(),
-            "sample": tally.sample}
+    return {
+        "kind": kind,
+        "sqlstate": state,
+        "count": tally.count,
+        "first_seen": _iso(tally.first_seen),
+        "last_seen": _iso(tally.last_seen),
+        "where": where,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "sample": tally.sample,
+    }
 
 
 class BackgroundWriter:
@@ -285,8 +325,11 @@ class BackgroundWriter:
         with self._lock:
             self._timer = None
         if self.errors.pending:
-            self._arm(max(self.retry if self.errors.seconds_until_due() == 0 else 0,
-                          self.errors.seconds_until_due()))
+            self._arm(
+                max(
+                    self.retry if self.errors.seconds_until_due() == 0 else 0, self.errors.seconds_until_due()
+                )
+            )
 
     def close(self) -> None:
         """Stop the timer and write what is counted now, if the database answers (once, no waiting)."""
@@ -300,5 +343,8 @@ class BackgroundWriter:
                 with self._connect() as conn:
                     self.errors.flush(conn, force=True)
             except Exception as exc:  # noqa: BLE001 - shutting down: say what is lost
-                log.warning("%d database failure(s) not written to error_logs: %s", self.errors.pending,
-                            _first_line(exc))
+                log.warning(
+                    "%d database failure(s) not written to error_logs: %s",
+                    self.errors.pending,
+                    _first_line(exc),
+                )

@@ -197,6 +197,7 @@ class WebhookSecretNotInDatabase(RunnerError):
 
 # -- database errors mapped to the runner's (psycopg imported only when one is handled) ---------------
 
+
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

@@ -43,8 +43,13 @@ STRIPE_QUOTA_LOCK_CLASS = 0x43534551  # "CSEQ"
 def template_globals() -> dict[str, object]:
     """The keys above for the SQL templates (`{{ locks.lock_class }}`, ...): SQL that takes a lock names the
     same numbers as the Python that takes it, from this one place."""
-    return {"lock_class": LOCK_CLASS, "apply": APPLY_LOCK, "rollup_fold": ROLLUP_FOLD_LOCK,
-            "webhook_event_class": WEBHOOK_EVENT_LOCK_CLASS, "jobs": dict(JOB_LOCKS)}
+    return {
+        "lock_class": LOCK_CLASS,
+        "apply": APPLY_LOCK,
+        "rollup_fold": ROLLUP_FOLD_LOCK,
+        "webhook_event_class": WEBHOOK_EVENT_LOCK_CLASS,
+        "jobs": dict(JOB_LOCKS),
+    }
 
 
 def lock_holder(conn: psycopg.Connection, key: int) -> str:

@@ -189,8 +189,10 @@ def plan(conn: psycopg.Connection, project: Project) -> list[tuple[SqlFile, Lite
     # without its grants). Versioned files do not count there: a table starts with no grants at all, which
     # is safe, and `runner baseline` of a table file must leave nothing to apply.
     final_names = {f.name for f in finals}
-    latest_other = max((r["id"] for name, r in done.items()
-                        if name not in final_names and r["kind"] == "repeatable"), default=0)
+    latest_other = max(
+        (r["id"] for name, r in done.items() if name not in final_names and r["kind"] == "repeatable"),
+        default=0,
+    )
     for f in finals:
         row = done.get(f.name)
         if row is None:
@@ -234,12 +236,17 @@ def _record_sql(conn: psycopg.Connection, project: Project, f: SqlFile) -> str:
     """_record's INSERT as SQL text with its values quoted, to send in one query with the file."""
     from psycopg import sql
 
-    return sql.SQL(
-        "INSERT INTO {} (kind, version, name, checksum, duration_ms, client, runner_version) VALUES "
-        "({}, {}, {}, {}, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int, {}, {})"
-    ).format(sql.SQL(project.history_table),
-             *map(sql.Literal, (f.kind, f.version, f.name, f.checksum, _client(), _runner_version()))
-             ).as_string(conn)
+    return (
+        sql.SQL(
+            "INSERT INTO {} (kind, version, name, checksum, duration_ms, client, runner_version) VALUES "
+            "({}, {}, {}, {}, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int, {}, {})"
+        )
+        .format(
+            sql.SQL(project.history_table),
+            *map(sql.Literal, (f.kind, f.version, f.name, f.checksum, _client(), _runner_version())),
+        )
+        .as_string(conn)
+    )
 
 
 def split_statements(sql: str) -> list[str]:
@@ -320,8 +327,11 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile, *, flush: 
         except psycopg.Error as exc:
             message = _describe(exc, f, statement, f.rendered[: f.rendered.find(statement)].count("\n"))
             raise MigrationError(
-                message.replace("nothing of this file was applied", "statements before it stay applied; "
-                                "the file will run again on the next apply, so keep it idempotent")
+                message.replace(
+                    "nothing of this file was applied",
+                    "statements before it stay applied; "
+                    "the file will run again on the next apply, so keep it idempotent",
+                )
             ) from None
     duration_ms = int((time.monotonic() - start) * 1000)
     _record(conn, project, f, duration_ms)
@@ -371,7 +381,9 @@ def apply(
     return result
 
 
-def baseline(connect: Callable[[], psycopg.Connection], project: Project, name: str, lock_timeout: float = 60.0) -> SqlFile:
+def baseline(
+    connect: Callable[[], psycopg.Connection], project: Project, name: str, lock_timeout: float = 60.0
+) -> SqlFile:
     """Record a file as applied with its current checksum without running it (resolving drift on purpose)."""
     rel = project.find(name)
     target = next((f for f in project.files() if f.name == rel), None)

@@ -93,8 +93,9 @@ class Project:
         env.globals["project_objects"] = self.created_objects
         from runner import locks
 
-        env.globals.update(settings=self.settings, plans=self.config.get("plans", []),
-                           locks=locks.template_globals())
+        env.globals.update(
+            settings=self.settings, plans=self.config.get("plans", []), locks=locks.template_globals()
+        )
         return env
 
     def render(self, name: str) -> str:
@@ -243,7 +244,9 @@ def checksum(rendered: str) -> str:
     lines = []
     for line in rendered.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         stripped = line.rstrip()
-        if not stripped or (stripped.lstrip().startswith("--") and DIRECTIVE.match(stripped.lstrip()) is None):
+        if not stripped or (
+            stripped.lstrip().startswith("--") and DIRECTIVE.match(stripped.lstrip()) is None
+        ):
             continue
         lines.append(stripped)
     import hashlib  # here: commands that only read the project (report list) start without OpenSSL
@@ -365,11 +368,13 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
     for key in ("app_role", "jobs_role", "reporting_role"):
         value = settings.get(key)
-        if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value)):
+        if value is not None and (
+            not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value)
+        ):
             raise ConfigError(f"{path}: settings.{key} must be a lower-case SQL identifier, got {value!r}")
     roles = [(key, settings[key]) for key in ("app_role", "jobs_role", "reporting_role") if settings.get(key)]
     for i, (key, value) in enumerate(roles):
-        for other, other_value in roles[i + 1:]:
+        for other, other_value in roles[i + 1 :]:
             if value == other_value:  # each component's least privilege needs a role of its own
                 raise ConfigError(f"{path}: settings.{key} and settings.{other} must differ")
     # Which platform the templates build for (sql/functions/supabase_access.sql): absent means "postgres".
@@ -379,7 +384,9 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             f"{path}: settings.platform must be one of {', '.join(map(repr, PLATFORMS))}, got {platform!r}"
         )
     if "manage_roles" in settings and not isinstance(settings["manage_roles"], bool):
-        raise ConfigError(f"{path}: settings.manage_roles must be true or false, got {settings['manage_roles']!r}")
+        raise ConfigError(
+            f"{path}: settings.manage_roles must be true or false, got {settings['manage_roles']!r}"
+        )
     for key in ("expiry_hours", "retention_days"):
         value = settings.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -398,4 +405,6 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             if Decimal(str(plan.get("price"))) <= 0:
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
-            raise ConfigError(f"{path}: plan {code!r} needs a positive price, got {plan.get('price')!r}") from None
+            raise ConfigError(
+                f"{path}: plan {code!r} needs a positive price, got {plan.get('price')!r}"
+            ) from None

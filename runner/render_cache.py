@@ -28,8 +28,17 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "RUNNER_CACHE_DIR"
 FORMAT = 1  # of the entry; bump when SqlFile's fields change
-_FIELDS = ("kind", "name", "version", "description", "rendered", "checksum", "transactional", "depends",
-           "finally_")
+_FIELDS = (
+    "kind",
+    "name",
+    "version",
+    "description",
+    "rendered",
+    "checksum",
+    "transactional",
+    "depends",
+    "finally_",
+)
 
 
 def folder(project: Project) -> Path | None:
@@ -119,8 +128,10 @@ def load(project: Project, wanted_key: str) -> list[SqlFile] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("key") != wanted_key:
             return None
-        return [SqlFile(**{**{f: item[f] for f in _FIELDS}, "depends": tuple(item["depends"])})
-                for item in data["files"]]
+        return [
+            SqlFile(**{**{f: item[f] for f in _FIELDS}, "depends": tuple(item["depends"])})
+            for item in data["files"]
+        ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if not isinstance(exc, FileNotFoundError):
             log.debug("render cache %s unreadable (%s): rendering", path, exc)
@@ -132,8 +143,11 @@ def store(project: Project, wanted_key: str, files: list[SqlFile]) -> None:
     path = _entry(project)
     if path is None:
         return
-    data = {"key": wanted_key, "sql_dir": str(project.sql_dir),
-            "files": [{f: getattr(sql_file, f) for f in _FIELDS} for sql_file in files]}
+    data = {
+        "key": wanted_key,
+        "sql_dir": str(project.sql_dir),
+        "files": [{f: getattr(sql_file, f) for f in _FIELDS} for sql_file in files],
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         ignore = path.parent / ".gitignore"

@@ -41,7 +41,9 @@ def run(conn: psycopg.Connection, project: Project) -> list[Check]:
 
     for table in TABLES:
         present = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0]
-        checks.append(Check(f"table {table}", present, "exists" if present else "missing: run `runner apply`"))
+        checks.append(
+            Check(f"table {table}", present, "exists" if present else "missing: run `runner apply`")
+        )
 
     found = {
         r[0]
@@ -52,7 +54,9 @@ def run(conn: psycopg.Connection, project: Project) -> list[Check]:
         )
     }
     for fn in FUNCTIONS:
-        checks.append(Check(f"function {fn}", fn in found, "exists" if fn in found else "missing: run `runner apply`"))
+        checks.append(
+            Check(f"function {fn}", fn in found, "exists" if fn in found else "missing: run `runner apply`")
+        )
 
     indexes = {
         r[0]
@@ -62,7 +66,9 @@ def run(conn: psycopg.Connection, project: Project) -> list[Check]:
         )
     }
     for ix in INDEXES:
-        checks.append(Check(f"index {ix}", ix in indexes, "exists" if ix in indexes else "missing: run `runner apply`"))
+        checks.append(
+            Check(f"index {ix}", ix in indexes, "exists" if ix in indexes else "missing: run `runner apply`")
+        )
 
     checks.append(_smoke_test(conn, project))
     return checks

@@ -39,8 +39,12 @@ def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
     url = server.get_uri()
     with psycopg.connect(url, autocommit=True) as conn:
         # A throwaway server: durability buys nothing here, speed does.
-        for setting, value in (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"),
-                               ("max_connections", "200")):
+        for setting, value in (
+            ("fsync", "off"),
+            ("synchronous_commit", "off"),
+            ("full_page_writes", "off"),
+            ("max_connections", "200"),
+        ):
             conn.execute(f"ALTER SYSTEM SET {setting} = '{value}'")
         conn.execute("SELECT pg_reload_conf()")
     return url, server.cleanup
@@ -50,9 +54,16 @@ def _start_embedded(base: Path) -> tuple[str, Callable[[], None]]:
 # runs them, and CI runs everything on one server version. Whole modules: soak, crash, fuzz, properties,
 # and the attacks that take a real server minutes (trickling uploads, a SIGSTOPped database).
 SLOW_MODULES = {
-    "test_soak.py", "test_crash_apply.py", "test_crash_postgres.py", "test_crash_stripe.py",
-    "test_fuzz_cli.py", "test_fuzz_http.py", "test_properties.py", "test_properties_webhook.py",
-    "test_hung_database.py", "test_slow_clients.py",
+    "test_soak.py",
+    "test_crash_apply.py",
+    "test_crash_postgres.py",
+    "test_crash_stripe.py",
+    "test_fuzz_cli.py",
+    "test_fuzz_http.py",
+    "test_properties.py",
+    "test_properties_webhook.py",
+    "test_hung_database.py",
+    "test_slow_clients.py",
 }
 
 

@@ -90,7 +90,11 @@ class FakeStripe:
         if failure == "500":
             with self.lock:
                 self.requests.append((method, path, params, headers))
-            return 500, {"error": {"type": "api_error", "message": "Stripe is having a bad day (before the work)"}}, {}
+            return (
+                500,
+                {"error": {"type": "api_error", "message": "Stripe is having a bad day (before the work)"}},
+                {},
+            )
         if failure in ("500-saved", "500-saved-quiet"):
             key = headers.get("Idempotency-Key")
             with self.lock:
@@ -108,9 +112,17 @@ class FakeStripe:
     def _replay(self, key: str, params: dict) -> tuple[int, dict, dict]:
         first_params, status, body = self.idempotency[key]
         if first_params != params:
-            return 400, {"error": {"type": "idempotency_error",
-                                   "message": "Keys for idempotent requests can only be used with the "
-                                              "same parameters they were first used with."}}, {}
+            return (
+                400,
+                {
+                    "error": {
+                        "type": "idempotency_error",
+                        "message": "Keys for idempotent requests can only be used with the "
+                        "same parameters they were first used with.",
+                    }
+                },
+                {},
+            )
         extra = {"Idempotent-Replayed": "true"}
         if status >= 500:
             extra["Stripe-Should-Retry"] = "false"
@@ -118,7 +130,11 @@ class FakeStripe:
 
     def _handle(self, method: str, path: str, params: dict, headers: dict) -> tuple[int, dict, dict]:
         if headers.get("Authorization") != f"Bearer {API_KEY}":
-            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}, {}
+            return (
+                401,
+                {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}},
+                {},
+            )
         if self.delay:
             time.sleep(self.delay)
         with self.lock:
@@ -137,10 +153,23 @@ class FakeStripe:
             if method == "GET" and path.startswith("/v1/checkout/sessions/"):
                 session = self.sessions.get(path.rsplit("/", 1)[1])
                 if session is None:
-                    return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                           "message": "No such checkout.session"}}, {}
+                    return (
+                        404,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "resource_missing",
+                                "message": "No such checkout.session",
+                            }
+                        },
+                        {},
+                    )
                 return 200, session, {}
-        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL {path}"}}, {}
+        return (
+            404,
+            {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL {path}"}},
+            {},
+        )
 
     def _create(self, params: dict) -> dict:
         sid = f"cs_test_{uuid.uuid4().hex}"
@@ -158,7 +187,7 @@ class FakeStripe:
             "customer": None,
             "currency": params.get("line_items[0][price_data][currency]", "usd"),
             "amount_total": int(params.get("line_items[0][price_data][unit_amount]", 0)),
-            "metadata": {k[len("metadata["):-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            "metadata": {k[len("metadata[") : -1]: v for k, v in params.items() if k.startswith("metadata[")},
         }
         self.sessions[sid] = session
         return session

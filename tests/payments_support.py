@@ -139,9 +139,24 @@ class ServeProcess:
         env = {**os.environ, **settings_env(settings)}
         self._log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "--database-url", settings.database_url, "serve", "--port",
-             str(self.port), "--workers", str(workers), "--processes", str(processes)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "--database-url",
+                settings.database_url,
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--processes",
+                str(processes),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         health = first_health_answer(self.url, self.proc)
         if health is None or health.status_code != 200:
             self.stop()
@@ -174,8 +189,13 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[ServeProcess]:
 
 
 def user_token(user_id, *, secret: str = JWT_SECRET, expires_in: int = 600, **claims) -> str:
-    payload = {"sub": str(user_id), "exp": int(time.time()) + expires_in, "aud": "authenticated",
-               "role": "authenticated", **claims}
+    payload = {
+        "sub": str(user_id),
+        "exp": int(time.time()) + expires_in,
+        "aud": "authenticated",
+        "role": "authenticated",
+        **claims,
+    }
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -189,9 +209,18 @@ def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) 
     return {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
-def checkout_event(kind: str, row: dict, *, event_id: str | None = None, payment_status: str = "paid",
-                   amount_total: int | None = None, currency: str = "usd", livemode: bool = False,
-                   stripe_session_id: str | None = None, customer: str = "cus_test_1") -> str:
+def checkout_event(
+    kind: str,
+    row: dict,
+    *,
+    event_id: str | None = None,
+    payment_status: str = "paid",
+    amount_total: int | None = None,
+    currency: str = "usd",
+    livemode: bool = False,
+    stripe_session_id: str | None = None,
+    customer: str = "cus_test_1",
+) -> str:
     """The JSON body of a checkout.session.<kind> event for a payment_checkout_sessions row."""
     if amount_total is None:
         amount_total = int(Decimal(row["plan_price"]) * 100)
@@ -203,21 +232,26 @@ def checkout_event(kind: str, row: dict, *, event_id: str | None = None, payment
         "customer": customer,
         "client_reference_id": str(row["id"]),
         "livemode": livemode,
-        "metadata": {"userId": str(row["user_id"]), "plan": row["subscription_plan"],
-                     "checkoutSessionId": str(row["id"])},
+        "metadata": {
+            "userId": str(row["user_id"]),
+            "plan": row["subscription_plan"],
+            "checkoutSessionId": str(row["id"]),
+        },
         "mode": "subscription",
         "payment_status": payment_status,
         "status": "expired" if kind == "expired" else "complete",
     }
-    return json.dumps({
-        "id": event_id or f"evt_{uuid.uuid4().hex}",
-        "object": "event",
-        "api_version": "2025-01-27.acacia",
-        "created": int(time.time()),
-        "livemode": livemode,
-        "type": f"checkout.session.{kind}",
-        "data": {"object": session},
-    })
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "api_version": "2025-01-27.acacia",
+            "created": int(time.time()),
+            "livemode": livemode,
+            "type": f"checkout.session.{kind}",
+            "data": {"object": session},
+        }
+    )
 
 
 def session_row(conn, session_id) -> dict:
@@ -227,10 +261,14 @@ def session_row(conn, session_id) -> dict:
 
 def new_session(conn, user_id, plan: str = "pro", stripe_session_id: str | None = "auto") -> dict:
     """A pending row as create-checkout leaves it (linked to a Stripe session unless stripe_session_id=None)."""
-    sid = conn.execute("SELECT get_or_create_checkout_session(%s, %s, %s)",
-                       (user_id, f"{uuid.uuid4().hex[:8]}@example.com", plan)).fetchone()[0]
+    sid = conn.execute(
+        "SELECT get_or_create_checkout_session(%s, %s, %s)",
+        (user_id, f"{uuid.uuid4().hex[:8]}@example.com", plan),
+    ).fetchone()[0]
     if stripe_session_id is not None:
         stripe_id = f"cs_test_{uuid.uuid4().hex}" if stripe_session_id == "auto" else stripe_session_id
-        conn.execute("SELECT link_stripe_session(%s, %s, %s, NULL, 0)",
-                     (sid, stripe_id, f"https://checkout.stripe.test/c/pay/{stripe_id}"))
+        conn.execute(
+            "SELECT link_stripe_session(%s, %s, %s, NULL, 0)",
+            (sid, stripe_id, f"https://checkout.stripe.test/c/pay/{stripe_id}"),
+        )
     return session_row(conn, sid)

@@ -54,9 +54,15 @@ def seed(conn: psycopg.Connection, sessions: int = 2000, users: int | None = Non
     users = users or max(50, sessions // 20)
     # Several statements with parameters: bound client-side (the values are our own numbers).
     with conn.transaction(), psycopg.ClientCursor(conn) as cursor:
-        cursor.execute((REFERENCE / "seed.sql").read_text(encoding="utf-8"),
-                       {"sessions": sessions, "users": users, "events": max(100, sessions // 2),
-                        "errors": max(30, sessions // 20)})
+        cursor.execute(
+            (REFERENCE / "seed.sql").read_text(encoding="utf-8"),
+            {
+                "sessions": sessions,
+                "users": users,
+                "events": max(100, sessions // 2),
+                "errors": max(30, sessions // 20),
+            },
+        )
     conn.execute("ANALYZE")
 
 

@@ -31,9 +31,15 @@ def examples(default: int) -> int:
 def budget(default_examples: int) -> settings:
     """Settings of a property or fuzz test: no deadline (the machine may be loaded), shared fixtures
     (one database for all examples of a test), `examples(default_examples)` examples."""
-    return settings(max_examples=examples(default_examples), deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples(default_examples),
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 def leaks(text: str) -> list[str]:
@@ -47,21 +53,54 @@ def leaks(text: str) -> list[str]:
 # Strings that broke parsers before: NUL, lone surrogates, RTL and zero-width marks, emoji, CR/LF,
 # format strings, SQL, JSON and HTML fragments, long runs.
 NASTY = [
-    "", " ", "\x00", "a\x00b", "\ud800", "\udfff", "x\ud83d", "\u202e\u0644\u0627", "\u200b", "\ufeff",
-    "💳🔥", "👨\u200d👩\u200d👧", "\r\n", "a\rb\nc", "%s%s%n", "{0}", "%(x)s", "'; DROP TABLE users; --",
-    "\\u0000", '{"a":', "<script>alert(1)</script>", "../../etc/passwd", "NaN", "-0", "1e999999",
-    "A" * 10_000, "é" * 3000, "\U0010ffff", "\x7f\x1b[31m",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "\udfff",
+    "x\ud83d",
+    "\u202e\u0644\u0627",
+    "\u200b",
+    "\ufeff",
+    "💳🔥",
+    "👨\u200d👩\u200d👧",
+    "\r\n",
+    "a\rb\nc",
+    "%s%s%n",
+    "{0}",
+    "%(x)s",
+    "'; DROP TABLE users; --",
+    "\\u0000",
+    '{"a":',
+    "<script>alert(1)</script>",
+    "../../etc/passwd",
+    "NaN",
+    "-0",
+    "1e999999",
+    "A" * 10_000,
+    "é" * 3000,
+    "\U0010ffff",
+    "\x7f\x1b[31m",
 ]
 
-nasty_text = st.one_of(st.sampled_from(NASTY), st.text(max_size=40),
-                       st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=20))
+nasty_text = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=40),
+    st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=20),
+)
 absurd_numbers = st.one_of(
-    st.integers(-(2**70), 2**70), st.just(10**400), st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.just(10**400),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([0, -1, 2**31, 2**63, -(2**63) - 1, 1e308, -1e-308]),
 )
 scalars = st.one_of(st.none(), st.booleans(), absurd_numbers, nasty_text)
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(nasty_text, inner, max_size=4)), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(nasty_text, inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def deeply_nested(depth: int) -> str:

@@ -87,8 +87,10 @@ def build(admin_url: str, dbname: str) -> str:
         db.execute(f'GRANT USAGE ON SCHEMA extensions TO "{owner}", anon, authenticated, service_role')
         for kind in ("TABLES", "FUNCTIONS", "SEQUENCES"):
             for creator in (owner, "supabase_admin"):
-                db.execute(f'ALTER DEFAULT PRIVILEGES FOR ROLE "{creator}" IN SCHEMA public '
-                           f'GRANT ALL ON {kind} TO "{owner}", anon, authenticated, service_role')
+                db.execute(
+                    f'ALTER DEFAULT PRIVILEGES FOR ROLE "{creator}" IN SCHEMA public '
+                    f'GRANT ALL ON {kind} TO "{owner}", anon, authenticated, service_role'
+                )
 
         db.execute("CREATE SCHEMA auth AUTHORIZATION supabase_admin")
         db.execute("""
@@ -131,16 +133,21 @@ def apply(admin_url: str, dbname: str, project: project_mod.Project, owner: str)
 def sign_up(admin_url: str, dbname: str, email: str | None = None) -> uuid.UUID:
     """What Supabase Auth does on sign-up: a row in auth.users, written as supabase_auth_admin."""
     user_id = uuid.uuid4()
-    with psycopg.connect(make_conninfo(admin_url, dbname=dbname, user="supabase_auth_admin"),
-                         autocommit=True) as auth:
-        auth.execute("INSERT INTO auth.users (id, aud, role, email, created_at) "
-                     "VALUES (%s, 'authenticated', 'authenticated', %s, now())",
-                     (user_id, email or f"user-{user_id.hex[:8]}@example.com"))
+    with psycopg.connect(
+        make_conninfo(admin_url, dbname=dbname, user="supabase_auth_admin"), autocommit=True
+    ) as auth:
+        auth.execute(
+            "INSERT INTO auth.users (id, aud, role, email, created_at) "
+            "VALUES (%s, 'authenticated', 'authenticated', %s, now())",
+            (user_id, email or f"user-{user_id.hex[:8]}@example.com"),
+        )
     return user_id
 
 
 @contextmanager
-def as_role(admin_url: str, dbname: str, role: str, sub: uuid.UUID | None = None) -> Iterator[psycopg.Connection]:
+def as_role(
+    admin_url: str, dbname: str, role: str, sub: uuid.UUID | None = None
+) -> Iterator[psycopg.Connection]:
     """A connection that acts as `role` the way PostgREST does: logged in as authenticator, in a transaction
     that SET LOCAL ROLEs and sets `request.jwt.claims` (local). Rolled back at the end."""
     conn = psycopg.connect(make_conninfo(admin_url, dbname=dbname, user="authenticator"))
@@ -162,7 +169,9 @@ def rpc(conn: psycopg.Connection, function: str, **arguments: Any) -> Any:
 
     call = sql.SQL("SELECT {}({})").format(
         sql.Identifier(function),
-        sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder()) for k in arguments),
+        sql.SQL(", ").join(
+            sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder()) for k in arguments
+        ),
     )
     row = conn.execute(call, list(arguments.values())).fetchone()
     return None if row is None else row[0]

@@ -31,8 +31,9 @@ TABLES = ("payment_checkout_sessions", "users", "webhook_events", "error_logs")
 
 
 def run_cli(*args: str):
-    return CliRunner().invoke(cli, ["--project-dir", str(REPO), *args], env={"DATABASE_URL": None},
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, ["--project-dir", str(REPO), *args], env={"DATABASE_URL": None}, catch_exceptions=False
+    )
 
 
 @pytest.fixture
@@ -51,7 +52,9 @@ def snapshots(url: str) -> dict[str, dict[str, dict]]:
         return {t: reference_db.snapshot(conn, t) for t in TABLES}
 
 
-def assert_adopted(url: str, project, before: dict[str, dict[str, dict]], app_wrote: frozenset = frozenset()) -> None:
+def assert_adopted(
+    url: str, project, before: dict[str, dict[str, dict]], app_wrote: frozenset = frozenset()
+) -> None:
     """No row lost; a row without a log line is unchanged in every column it had; a logged row's first
     before-image is the row as it was and its last after-image is the row as it is; the database is
     what `runner apply` builds (apply --check 0, verify passes) and every data test passes."""
@@ -59,7 +62,8 @@ def assert_adopted(url: str, project, before: dict[str, dict[str, dict]], app_wr
     with connect(url) as conn:
         logs: dict[tuple[str, str], list[tuple]] = {}
         for table, row_id, before_image, after_image in conn.execute(
-                "SELECT table_name, row_id, before, after FROM runner_adoption_log ORDER BY id"):
+            "SELECT table_name, row_id, before, after FROM runner_adoption_log ORDER BY id"
+        ):
             logs.setdefault((table, row_id), []).append((before_image, after_image))
     for table in TABLES:
         missing = set(before[table]) - set(after[table])
@@ -71,11 +75,15 @@ def assert_adopted(url: str, project, before: dict[str, dict[str, dict]], app_wr
                 continue
             if lines is None:
                 changed = {k for k, v in old.items() if new.get(k) != v}
-                assert not changed, f"{table} {row_id}: {changed} changed without a line in runner_adoption_log"
+                assert not changed, (
+                    f"{table} {row_id}: {changed} changed without a line in runner_adoption_log"
+                )
             else:
                 # (with the columns adoption added before resolving, at their defaults)
                 first = lines[0][0]
-                assert {k: first.get(k) for k in old} == old, f"{table} {row_id}: first before-image is not the row"
+                assert {k: first.get(k) for k in old} == old, (
+                    f"{table} {row_id}: first before-image is not the row"
+                )
                 last = lines[-1][1]
                 assert {k: new[k] for k in last if k in new} == {k: v for k, v in last.items() if k in new}
         added = set(after[table]) - set(before[table]) - app_wrote
@@ -99,8 +107,12 @@ def test_check_prints_the_plan_and_changes_nothing(reference_url):
 
     assert result.exit_code == 3, result.output
     plan = json.loads(result.stdout)
-    assert plan["adopt_versions"] == ["tables/V002__users.sql", "tables/V003__payment_checkout_sessions.sql",
-                                      "tables/V004__webhook_events.sql", "tables/V005__error_logs.sql"]
+    assert plan["adopt_versions"] == [
+        "tables/V002__users.sql",
+        "tables/V003__payment_checkout_sessions.sql",
+        "tables/V004__webhook_events.sql",
+        "tables/V005__error_logs.sql",
+    ]
     assert plan["create_versions"] == ["tables/V001__subscription_plans.sql"]
     counts = {r["name"]: r["rows"] for r in plan["rules"] if r["error"] is None}
     assert {k: counts.get(k) for k in reference_db.dirty(SESSIONS)} == reference_db.dirty(SESSIONS)
@@ -109,14 +121,20 @@ def test_check_prints_the_plan_and_changes_nothing(reference_url):
     assert ("column", "payment_checkout_sessions.coupon_code") in team
     assert ("trigger", "payment_checkout_sessions.team_checkout_status_audit") in team
     assert team[("function", "team_mark_paid(p_session_id uuid, p_coupon character varying)")].startswith(
-        "calls complete_checkout_session")
+        "calls complete_checkout_session"
+    )
     assert {d["name"] for d in plan["function_drops"]} == {
-        "get_or_create_checkout_session", "complete_checkout_session", "expire_old_checkout_sessions",
-        "get_latest_checkout_session"}
+        "get_or_create_checkout_session",
+        "complete_checkout_session",
+        "expire_old_checkout_sessions",
+        "get_latest_checkout_session",
+    }
     differences = [s["description"] for s in plan["steps"] if s["table"] == "payment_checkout_sessions"]
     assert "add column updated_at timestamp with time zone DEFAULT now() NOT NULL" in differences
-    assert any(d.startswith("build index idx_payment_checkout_sessions_stripe_session_adopt: UNIQUE")
-               for d in differences)
+    assert any(
+        d.startswith("build index idx_payment_checkout_sessions_stripe_session_adopt: UNIQUE")
+        for d in differences
+    )
 
     # Nothing changed: not a row, not a relation, no history table.
     assert snapshots(reference_url) == before
@@ -139,9 +157,12 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
         conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         conn.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
         conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {role}")
-        for fn in ("get_or_create_checkout_session(uuid, varchar, varchar, numeric, varchar)",
-                   "complete_checkout_session(uuid, varchar, varchar)", "expire_old_checkout_sessions()",
-                   "get_latest_checkout_session(uuid)"):
+        for fn in (
+            "get_or_create_checkout_session(uuid, varchar, varchar, numeric, varchar)",
+            "complete_checkout_session(uuid, varchar, varchar)",
+            "expire_old_checkout_sessions()",
+            "get_latest_checkout_session(uuid)",
+        ):
             conn.execute(f"GRANT EXECUTE ON FUNCTION {fn} TO {role}")
 
     result = run_cli("--database-url", reference_url, "adopt")
@@ -154,35 +175,61 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
         for rule, rows in reference_db.dirty(SESSIONS).items():
             assert logged.get(rule, 0) >= min(rows, 1), rule
         # The documented resolutions, row by row.
-        status = dict(conn.execute(
-            "SELECT id::text, status FROM payment_checkout_sessions WHERE id = ANY(%s)",
-            ([str(uuid.UUID(reference_db_md5(k))) for k in ("d-status-1", "d-status-3", "d-dup-1a", "d-dup-1c")],),
-        ).fetchall())
+        status = dict(
+            conn.execute(
+                "SELECT id::text, status FROM payment_checkout_sessions WHERE id = ANY(%s)",
+                (
+                    [
+                        str(uuid.UUID(reference_db_md5(k)))
+                        for k in ("d-status-1", "d-status-3", "d-dup-1a", "d-dup-1c")
+                    ],
+                ),
+            ).fetchall()
+        )
         assert sorted(status.values()) == ["completed", "expired", "failed", "pending"]
         original = conn.execute(
             "SELECT metadata->>'adoption_original_status' FROM payment_checkout_sessions WHERE id = md5('d-status-3')::uuid"
         ).fetchone()[0]
         assert original == "refunded"
-        assert conn.execute("SELECT active FROM subscription_plans WHERE code = 'legacy-gold'").fetchone()[0] is False
-        assert conn.execute("SELECT column_default FROM information_schema.columns WHERE table_name = "
-                            "'payment_checkout_sessions' AND column_name = 'expires_at'").fetchone()[0] is None
-        assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE subscription_plan = 'team-plan'"
-                            ).fetchone()[0] == 2
+        assert (
+            conn.execute("SELECT active FROM subscription_plans WHERE code = 'legacy-gold'").fetchone()[0]
+            is False
+        )
+        assert (
+            conn.execute(
+                "SELECT column_default FROM information_schema.columns WHERE table_name = "
+                "'payment_checkout_sessions' AND column_name = 'expires_at'"
+            ).fetchone()[0]
+            is None
+        )
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM payment_checkout_sessions WHERE subscription_plan = 'team-plan'"
+            ).fetchone()[0]
+            == 2
+        )
 
         # The team's objects: view, extra column, trigger, own function calling complete_checkout_session.
         open_before = conn.execute("SELECT count(*) FROM team_open_checkouts").fetchone()[0]
-        pending = conn.execute("SELECT id, user_id FROM payment_checkout_sessions "
-                               "WHERE status = 'pending' AND stripe_session_id IS NULL LIMIT 1").fetchone()
+        pending = conn.execute(
+            "SELECT id, user_id FROM payment_checkout_sessions "
+            "WHERE status = 'pending' AND stripe_session_id IS NULL LIMIT 1"
+        ).fetchone()
         audit = conn.execute("SELECT count(*) FROM team_checkout_audit").fetchone()[0]
         assert conn.execute("SELECT team_mark_paid(%s, 'SPRING')", (pending[0],)).fetchone()[0] is True
-        assert conn.execute("SELECT status, coupon_code FROM payment_checkout_sessions WHERE id = %s",
-                            (pending[0],)).fetchone() == ("completed", "SPRING")
+        assert conn.execute(
+            "SELECT status, coupon_code FROM payment_checkout_sessions WHERE id = %s", (pending[0],)
+        ).fetchone() == ("completed", "SPRING")
         assert conn.execute("SELECT count(*) FROM team_checkout_audit").fetchone()[0] == audit + 1
         assert conn.execute("SELECT count(*) FROM team_open_checkouts").fetchone()[0] == open_before - 1
         # The reference's troubleshooting queries find the old rows; every query of its document runs unchanged
         # (in a transaction rolled back: its cleanup DELETE included).
-        assert conn.execute("SELECT count(*) FROM webhook_events WHERE topic = 'checkout.session.completed'"
-                            ).fetchone()[0] > 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM webhook_events WHERE topic = 'checkout.session.completed'"
+            ).fetchone()[0]
+            > 0
+        )
         assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'database'").fetchone()[0] > 0
         with conn.transaction(force_rollback=True):
             for sql in reference_queries():
@@ -213,13 +260,22 @@ def reference_calls(conn: psycopg.Connection, user_number: int) -> uuid.UUID:
     user_id = uuid.UUID(reference_db_md5(f"u{user_number}"))
     session = conn.execute(
         "SELECT get_or_create_checkout_session(p_user_id => %s, p_email => %s, p_plan => 'enterprise', "
-        "p_price => 99.99, p_provider => 'stripe')", (user_id, f"user{user_number}@example.com")).fetchone()[0]
+        "p_price => 99.99, p_provider => 'stripe')",
+        (user_id, f"user{user_number}@example.com"),
+    ).fetchone()[0]
     stripe_id = f"cs_ref_{uuid.uuid4().hex}"
-    conn.execute("UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s", (stripe_id, session))
-    conn.execute("SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
-                 "p_stripe_customer_id => %s)", (session, stripe_id, f"cus_{user_number}"))
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s", (stripe_id, session)
+    )
+    conn.execute(
+        "SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
+        "p_stripe_customer_id => %s)",
+        (session, stripe_id, f"cus_{user_number}"),
+    )
     conn.execute("SELECT expire_old_checkout_sessions()")
-    latest = conn.execute("SELECT id, status FROM get_latest_checkout_session(p_user_id => %s)", (user_id,)).fetchone()
+    latest = conn.execute(
+        "SELECT id, status FROM get_latest_checkout_session(p_user_id => %s)", (user_id,)
+    ).fetchone()
     assert latest == (session, "completed")
     return session
 
@@ -246,15 +302,23 @@ def test_concurrent_writer_sees_no_error_during_adoption(reference_url, project)
                     session = conn.execute(
                         "SELECT get_or_create_checkout_session(p_user_id => %s, p_email => %s, p_plan => 'pro', "
                         "p_price => 29.99, p_provider => 'stripe')",
-                        (user_id, f"user{number}@example.com")).fetchone()[0]
+                        (user_id, f"user{number}@example.com"),
+                    ).fetchone()[0]
                     touched.update((str(session), str(user_id)))
                     stripe_id = f"cs_w_{uuid.uuid4().hex}"
-                    conn.execute("UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
-                                 (stripe_id, session))
-                    conn.execute("SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
-                                 "p_stripe_customer_id => %s)", (session, stripe_id, f"cus_w_{number}"))
-                    conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending' "
-                                 "AND created_at < now() - interval '1 hour'")
+                    conn.execute(
+                        "UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
+                        (stripe_id, session),
+                    )
+                    conn.execute(
+                        "SELECT complete_checkout_session(p_session_id => %s, p_stripe_session_id => %s, "
+                        "p_stripe_customer_id => %s)",
+                        (session, stripe_id, f"cus_w_{number}"),
+                    )
+                    conn.execute(
+                        "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending' "
+                        "AND created_at < now() - interval '1 hour'"
+                    )
                     conn.execute("SELECT * FROM get_latest_checkout_session(p_user_id => %s)", (user_id,))
                     calls += 1
                 except psycopg.Error as exc:
@@ -279,10 +343,23 @@ def test_concurrent_writer_sees_no_error_during_adoption(reference_url, project)
 
 def _adopt_process(url: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "--project-dir", str(REPO), "--database-url", url, "adopt",
-         "--batch-size", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "DATABASE_URL": "", "PYTHONUNBUFFERED": "1"})  # a progress line per step, at once
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--project-dir",
+            str(REPO),
+            "--database-url",
+            url,
+            "adopt",
+            "--batch-size",
+            "50",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "DATABASE_URL": "", "PYTHONUNBUFFERED": "1"},
+    )  # a progress line per step, at once
 
 
 def test_killed_at_random_points_then_run_again(reference_url, project):
@@ -304,8 +381,10 @@ def test_killed_at_random_points_then_run_again(reference_url, project):
         process.stderr.close()
         # The machine died with it: its server session goes too (with its advisory lock).
         with connect(reference_url) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
     assert interrupted >= 3  # killed while it ran, not after
     final = _adopt_process(reference_url)
     _, err = final.communicate(timeout=300)
@@ -348,8 +427,9 @@ def test_a_column_of_another_type_stops_adoption_before_any_change(make_database
     assert check.stderr == "Error: cannot adopt: 1 thing(s) to fix by hand first (listed above)\n"
     result = run_cli("--database-url", url, "adopt")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: cannot adopt: payment_checkout_sessions.email is text, the project has "
-                                    "character varying(255)")
+    assert result.stderr.startswith(
+        "Error: cannot adopt: payment_checkout_sessions.email is text, the project has character varying(255)"
+    )
     with connect(url) as conn:
         assert conn.execute("SELECT to_regclass('runner_schema_history')").fetchone()[0] is None
 
@@ -367,9 +447,11 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
         reference_db.build_schema(conn)
         reference_db.seed(conn, SESSIONS)
     with connect(make_conninfo(pg_admin_url, dbname=dbname)) as admin:
-        admin.execute("INSERT INTO auth.users (id, aud, role, email, created_at) "
-                      "SELECT id, 'authenticated', 'authenticated', coalesce(email, id || '@example.invalid'), "
-                      "created_at FROM public.users WHERE id <> md5('u50')::uuid")
+        admin.execute(
+            "INSERT INTO auth.users (id, aud, role, email, created_at) "
+            "SELECT id, 'authenticated', 'authenticated', coalesce(email, id || '@example.invalid'), "
+            "created_at FROM public.users WHERE id <> md5('u50')::uuid"
+        )
     before = snapshots(url)
     supa = supabase.supabase_project(project)
 
@@ -378,10 +460,18 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
     assert result.resolved["user_auth_missing"] >= 2  # the user and at least one of its sessions
     assert execute.check(lambda: connect(url), supa).nothing_to_do
     with connect(url) as conn:
-        gone = {r[0] for r in conn.execute(
-            "SELECT row_id FROM runner_adoption_log WHERE after IS NULL AND table_name = 'payment_checkout_sessions'")}
-        assert gone and not conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE id::text = ANY(%s)",
-                                         (list(gone),)).fetchone()[0]
+        gone = {
+            r[0]
+            for r in conn.execute(
+                "SELECT row_id FROM runner_adoption_log WHERE after IS NULL AND table_name = 'payment_checkout_sessions'"
+            )
+        }
+        assert (
+            gone
+            and not conn.execute(
+                "SELECT count(*) FROM payment_checkout_sessions WHERE id::text = ANY(%s)", (list(gone),)
+            ).fetchone()[0]
+        )
         assert not [r.name for r in datatests.run(conn, supa) if not r.passed]
     removed = gone | {str(uuid.UUID(reference_db_md5("u50")))}
     kept = {t: {k: v for k, v in rows.items() if k not in removed} for t, rows in before.items()}
@@ -390,10 +480,20 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
         assert set(rows) <= set(after[table])
     user_id = uuid.UUID(reference_db_md5("u60"))
     with supabase.as_role(pg_admin_url, dbname, "service_role") as api:
-        session = supabase.rpc(api, "get_or_create_checkout_session", p_user_id=user_id,
-                               p_email="user60@example.com", p_plan="pro", p_price=Decimal("29.99"), p_provider="stripe")
+        session = supabase.rpc(
+            api,
+            "get_or_create_checkout_session",
+            p_user_id=user_id,
+            p_email="user60@example.com",
+            p_plan="pro",
+            p_price=Decimal("29.99"),
+            p_provider="stripe",
+        )
         assert session is not None
-    with supabase.as_role(pg_admin_url, dbname, "anon") as api, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        supabase.as_role(pg_admin_url, dbname, "anon") as api,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         api.execute("SELECT count(*) FROM payment_checkout_sessions")
 
 

@@ -47,9 +47,15 @@ class AdoptResult:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"plan": self.plan.as_dict(), "steps": self.steps, "resolved": self.resolved,
-                "applied": self.applied, "recorded": self.recorded, "lock_retries": self.lock_retries,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "plan": self.plan.as_dict(),
+            "steps": self.steps,
+            "resolved": self.resolved,
+            "applied": self.applied,
+            "recorded": self.recorded,
+            "lock_retries": self.lock_retries,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def check(connect: Callable[[], psycopg.Connection], project: Project) -> Plan:
@@ -65,8 +71,13 @@ def check(connect: Callable[[], psycopg.Connection], project: Project) -> Plan:
 class _Runner:
     """Runs statements under the lock timeout, with retries, on one autocommit connection."""
 
-    def __init__(self, conn: psycopg.Connection, project: Project, lock_timeout: float,
-                 on_step: Callable[[str], None] | None):
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        project: Project,
+        lock_timeout: float,
+        on_step: Callable[[str], None] | None,
+    ):
         self.conn, self.project = conn, project
         self.timeout_ms = max(1, int(lock_timeout * 1000))
         self.on_step = on_step or (lambda _message: None)
@@ -83,7 +94,9 @@ class _Runner:
                 self.retries += 1
                 if attempt == ATTEMPTS:
                     break
-                log.info("%s: lock not available within %d ms, retrying in %.2fs", what, self.timeout_ms, delay)
+                log.info(
+                    "%s: lock not available within %d ms, retrying in %.2fs", what, self.timeout_ms, delay
+                )
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
             except psycopg.errors.QueryCanceled as exc:  # lock_timeout in some paths reports as canceled
@@ -94,7 +107,8 @@ class _Runner:
         raise AdoptionError(
             f"{what}: could not get its lock within {self.timeout_ms} ms in {ATTEMPTS} attempts (long "
             "transactions on the table?); nothing of this step was applied. Run `runner adopt` again later, "
-            "or with a larger --lock-timeout")
+            "or with a larger --lock-timeout"
+        )
 
     def transaction(self, what: str, statements: list[str], params: dict | None = None) -> Any:
         def run():
@@ -196,7 +210,9 @@ def _ensure_log_table(run: _Runner, files) -> None:
         if "runner_adoption_log" in f.rendered and "CREATE TABLE IF NOT EXISTS" in f.rendered:
             run.transaction(f"sql/{f.name}", [f.rendered])
             return
-    raise AdoptionError("no versioned file creates runner_adoption_log (sql/tables/V040__runner_adoption_log.sql)")
+    raise AdoptionError(
+        "no versioned file creates runner_adoption_log (sql/tables/V040__runner_adoption_log.sql)"
+    )
 
 
 def _run_locked(run: _Runner, f: SqlFile) -> int:
@@ -214,8 +230,14 @@ def _run_locked(run: _Runner, f: SqlFile) -> int:
         run.conn.execute("RESET lock_timeout")
 
 
-def _steps(run: _Runner, plan: Plan, phase: int, result: AdoptResult, batch: int = BATCH,
-           tables: set[str] | None = None) -> None:
+def _steps(
+    run: _Runner,
+    plan: Plan,
+    phase: int,
+    result: AdoptResult,
+    batch: int = BATCH,
+    tables: set[str] | None = None,
+) -> None:
     for step in (s for s in plan.steps if s.phase == phase):
         run.on_step(f"{step.table}: {step.description}")
         if step.kind == "ddl":
@@ -236,12 +258,16 @@ def _validate(run: _Runner, step: Step, sql: str) -> None:
     try:
         run.outside(sql)
     except psycopg.errors.CheckViolation as exc:
-        raise AdoptionError(f"{step.table}: {step.description}: rows still break it ({str(exc).splitlines()[0]}); "
-                            "no rule of sql/tests/ resolves them: fix them by hand (`runner adopt --check` lists "
-                            "the rules), then run `runner adopt` again") from None
+        raise AdoptionError(
+            f"{step.table}: {step.description}: rows still break it ({str(exc).splitlines()[0]}); "
+            "no rule of sql/tests/ resolves them: fix them by hand (`runner adopt --check` lists "
+            "the rules), then run `runner adopt` again"
+        ) from None
     except psycopg.errors.ForeignKeyViolation as exc:
-        raise AdoptionError(f"{step.table}: {step.description}: {str(exc).splitlines()[0]}; fix the rows by hand, "
-                            "then run `runner adopt` again") from None
+        raise AdoptionError(
+            f"{step.table}: {step.description}: {str(exc).splitlines()[0]}; fix the rows by hand, "
+            "then run `runner adopt` again"
+        ) from None
 
 
 def _build_index(run: _Runner, step: Step, result: AdoptResult, batch: int) -> None:
@@ -259,8 +285,9 @@ def _build_index(run: _Runner, step: Step, result: AdoptResult, batch: int) -> N
             return
         except psycopg.errors.UniqueViolation:
             if attempt == UNIQUE_ATTEMPTS:
-                raise AdoptionError(f"{step.table}: {step.description}: duplicates keep appearing; "
-                                    "run `runner adopt` again") from None
+                raise AdoptionError(
+                    f"{step.table}: {step.description}: duplicates keep appearing; run `runner adopt` again"
+                ) from None
             _resolve(run, result, batch, tables={step.table})
 
 
@@ -278,8 +305,10 @@ def _identity(run: _Runner, step: Step) -> None:
     if sequence:
         statements += [
             "CREATE TEMP TABLE IF NOT EXISTS runner_adopt_next (n bigint) ON COMMIT DROP",
-            (f"INSERT INTO runner_adopt_next SELECT greatest((SELECT max({column}) FROM {schema}.{table}), "
-             f"(SELECT last_value FROM {sequence}))"),
+            (
+                f"INSERT INTO runner_adopt_next SELECT greatest((SELECT max({column}) FROM {schema}.{table}), "
+                f"(SELECT last_value FROM {sequence}))"
+            ),
             f"ALTER TABLE {schema}.{table} ALTER COLUMN {column} DROP DEFAULT",
             f"DROP SEQUENCE {sequence}",
         ]
@@ -290,14 +319,21 @@ def _identity(run: _Runner, step: Step) -> None:
         ]
     statements += [
         f"ALTER TABLE {schema}.{table} ALTER COLUMN {column} ADD GENERATED {kind} AS IDENTITY",
-        (f"SELECT setval(pg_get_serial_sequence('{schema}.{table}', '{column}'), "
-         f"coalesce((SELECT n FROM runner_adopt_next), 0) + 1, false)"),
+        (
+            f"SELECT setval(pg_get_serial_sequence('{schema}.{table}', '{column}'), "
+            f"coalesce((SELECT n FROM runner_adopt_next), 0) + 1, false)"
+        ),
     ]
     run.transaction(f"{table}: {step.description}", statements)
 
 
-def _resolve(run: _Runner, result: AdoptResult, batch: int, tables: set[str] | None,
-             only: Callable[[Rule], bool] = lambda _rule: True) -> None:
+def _resolve(
+    run: _Runner,
+    result: AdoptResult,
+    batch: int,
+    tables: set[str] | None,
+    only: Callable[[Rule], bool] = lambda _rule: True,
+) -> None:
     """Every rule, in order, in batches of short transactions, until no row of it is left."""
     live = _live_tables(run)
     for rule in RULES:
@@ -354,9 +390,14 @@ def _run_with_drops(run: _Runner, f: SqlFile, drops: list[FunctionDrop]) -> None
                 run.conn.execute(f"DROP FUNCTION IF EXISTS {schema}.{d.name}({d.arguments})")
             run.conn.execute(f.rendered)
             for d in drops:
-                signatures = [r[0] for r in run.conn.execute(
-                    "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                    "WHERE n.nspname = %s AND p.proname = %s", (schema, d.name))]
+                signatures = [
+                    r[0]
+                    for r in run.conn.execute(
+                        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                        "WHERE n.nspname = %s AND p.proname = %s",
+                        (schema, d.name),
+                    )
+                ]
                 for role in d.executors:
                     for signature in signatures:
                         run.conn.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {role}")
@@ -364,4 +405,6 @@ def _run_with_drops(run: _Runner, f: SqlFile, drops: list[FunctionDrop]) -> None
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        raise MigrationError(f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied") from None
+        raise MigrationError(
+            f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied"
+        ) from None

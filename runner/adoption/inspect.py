@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 # The scratch schema the project is rendered into to learn its shape (never committed); one name per
 # inspection (its backend's pid), so two `adopt --check` at once never wait on each other's schema.
 TARGET_SCHEMA = "runner_adopt_target"
-INDEX_DEF = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .*)$")
+INDEX_DEF = re.compile(
+    r"^CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?:ONLY )?(?P<table>\S+) (?P<rest>USING .*)$"
+)
 NOT_NULL_SUFFIX = "_adopt_not_null"
 ADOPTION_LOG = "runner_adoption_log"
 NEW_INDEX_SUFFIX = "_adopt"
@@ -61,10 +63,15 @@ def _rows(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[di
 
 def read_tables(conn: psycopg.Connection, project: Project, schema: str) -> dict[str, str | None]:
     """Table name -> comment, of one schema."""
-    return {r["table_name"]: r["comment"] for r in _rows(conn, catalogue_sql(project, "tables"), {"schema": schema})}
+    return {
+        r["table_name"]: r["comment"]
+        for r in _rows(conn, catalogue_sql(project, "tables"), {"schema": schema})
+    }
 
 
-def read_shapes(conn: psycopg.Connection, project: Project, schema: str, tables: list[str]) -> dict[str, TableShape]:
+def read_shapes(
+    conn: psycopg.Connection, project: Project, schema: str, tables: list[str]
+) -> dict[str, TableShape]:
     """Columns, constraints and indexes of some tables, with names printed relative to `schema`."""
     conn.execute(f"SET LOCAL search_path = {schema}, pg_catalog")
     comments = read_tables(conn, project, schema)
@@ -72,17 +79,27 @@ def read_shapes(conn: psycopg.Connection, project: Project, schema: str, tables:
     params = {"schema": schema, "tables": list(shapes)}
     for r in _rows(conn, catalogue_sql(project, "columns"), params):
         shapes[r["table_name"]].columns[r["column_name"]] = Column(
-            name=r["column_name"], type=r["type"], not_null=r["not_null"], default=r["default_expr"],
-            identity=r["identity"] or "", comment=r["comment"], sequence=r["sequence"],
+            name=r["column_name"],
+            type=r["type"],
+            not_null=r["not_null"],
+            default=r["default_expr"],
+            identity=r["identity"] or "",
+            comment=r["comment"],
+            sequence=r["sequence"],
         )
     for r in _rows(conn, catalogue_sql(project, "constraints"), params):
         shapes[r["table_name"]].constraints[r["name"]] = Constraint(
-            name=r["name"], type=r["type"], definition=r["definition"], validated=r["validated"],
+            name=r["name"],
+            type=r["type"],
+            definition=r["definition"],
+            validated=r["validated"],
             index_definition=normalise_index(r["index_definition"]) if r["index_definition"] else None,
         )
     for r in _rows(conn, catalogue_sql(project, "indexes"), params):
         shapes[r["table_name"]].indexes[r["name"]] = Index(
-            name=r["name"], definition=normalise_index(r["definition"]), valid=r["valid"],
+            name=r["name"],
+            definition=normalise_index(r["definition"]),
+            valid=r["valid"],
         )
     for r in _rows(conn, catalogue_sql(project, "triggers"), params):
         shapes[r["table_name"]].triggers[r["name"]] = r["function_name"]
@@ -127,9 +144,7 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
     conn.execute(f"CREATE SCHEMA {schema}")
     # The files of the prefix a live database already holds tables of: their tables' shape is read right
     # after the last of them, before later versions add to those tables what they apply themselves.
-    overlap_end = max(
-        (i for i, f in enumerate(project.versioned()) if _creates(f, live_tables)), default=-1
-    )
+    overlap_end = max((i for i, f in enumerate(project.versioned()) if _creates(f, live_tables)), default=-1)
     for i, f in enumerate(scratch.versioned()):
         before = set(read_tables(conn, project, schema))
         _execute_scratch(conn, f)
@@ -146,8 +161,11 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
             with conn.transaction():
                 _execute_scratch(conn, f)
         except psycopg.Error as exc:
-            log.warning("%s could not be rendered into the scratch schema (%s); its functions are not compared",
-                        f.label, str(exc).strip().splitlines()[0])
+            log.warning(
+                "%s could not be rendered into the scratch schema (%s); its functions are not compared",
+                f.label,
+                str(exc).strip().splitlines()[0],
+            )
             continue
         for r in read_functions(conn, project, schema):
             if (r["name"], r["arguments"]) not in before:
@@ -157,14 +175,17 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
     all_tables = list(read_tables(conn, project, schema))
     target.final = read_shapes(conn, project, schema, all_tables)
     target.final_triggers = {(t, name) for t, s in target.final.items() for name in s.triggers}
-    target.views = {r[0] for r in conn.execute(
-        "SELECT viewname FROM pg_views WHERE schemaname = %s", (schema,))}
+    target.views = {
+        r[0] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = %s", (schema,))
+    }
     return target
 
 
 def _creates(f: SqlFile, tables: set[str]) -> bool:
     """Whether a versioned file (rendered for the live schema) creates one of `tables`."""
-    created = re.findall(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\w+\.)?(\w+)", f.rendered, re.IGNORECASE)
+    created = re.findall(
+        r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\w+\.)?(\w+)", f.rendered, re.IGNORECASE
+    )
     return any(t in tables for t in created)
 
 
@@ -218,8 +239,12 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
 
 def seed_plans(conn: psycopg.Connection, project: Project) -> None:
     """The plans of sql/project.toml into the catalogue (absent ones only), before the rules judge codes."""
-    if project.config.get("plans") and conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{project.schema}.subscription_plans",)).fetchone()[0]:
+    if (
+        project.config.get("plans")
+        and conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"{project.schema}.subscription_plans",)
+        ).fetchone()[0]
+    ):
         conn.execute(project.render("adopt/seed_plans.sql"))
 
 
@@ -236,7 +261,8 @@ def _plan_versions(plan: Plan, project: Project, target: Target, live_tables: se
             missing = ", ".join(t for t in created if t not in live_tables)
             plan.blockers.append(
                 f"sql/{f.name} creates {', '.join(created)}; the database has {', '.join(present)} but not "
-                f"{missing}: create the missing tables by hand as the file does, then run adopt again")
+                f"{missing}: create the missing tables by hand as the file does, then run adopt again"
+            )
         elif present:
             plan.adopt_versions.append(f.name)
             plan.adopted_tables.extend(present)
@@ -252,96 +278,212 @@ def _diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> 
         have = live.columns.get(col.name)
         if have is None:
             if col.identity:
-                plan.blockers.append(f"{live.name}.{col.name} is missing and is an identity column: adding "
-                                     "one rewrites the table; add it by hand")
+                plan.blockers.append(
+                    f"{live.name}.{col.name} is missing and is an identity column: adding "
+                    "one rewrites the table; add it by hand"
+                )
                 continue
             default = f" DEFAULT {col.default}" if col.default else ""
             not_null = " NOT NULL" if col.not_null and col.default else ""
-            plan.steps.append(Step(2, live.name, f"add column {col.name} {col.type}{default}{not_null}",
-                                   [f"ALTER TABLE {t} ADD COLUMN {col.name} {col.type}{default}{not_null}"]))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"add column {col.name} {col.type}{default}{not_null}",
+                    [f"ALTER TABLE {t} ADD COLUMN {col.name} {col.type}{default}{not_null}"],
+                )
+            )
             if col.not_null and not col.default:
                 _not_null(plan, live, col.name, t)
             if col.comment:
-                plan.steps.append(Step(2, live.name, f"comment on column {col.name}",
-                                       [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"]))
+                plan.steps.append(
+                    Step(
+                        2,
+                        live.name,
+                        f"comment on column {col.name}",
+                        [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"],
+                    )
+                )
             continue
         if have.type != col.type:
             plan.blockers.append(
                 f"{live.name}.{col.name} is {have.type}, the project has {col.type}: changing a column's "
-                "type rewrites the table (and fails under views using it); change it by hand, then adopt")
+                "type rewrites the table (and fails under views using it); change it by hand, then adopt"
+            )
             continue
         if col.identity and not have.identity:
             sequence = have.sequence if have.default and "nextval(" in have.default else None
-            plan.steps.append(Step(2, live.name, f"make {col.name} an identity column (GENERATED "
-                                   f"{'ALWAYS' if col.identity == 'a' else 'BY DEFAULT'}), numbering on",
-                                   [], kind="identity",
-                                   args={"column": col.name, "sequence": sequence, "identity": col.identity}))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"make {col.name} an identity column (GENERATED "
+                    f"{'ALWAYS' if col.identity == 'a' else 'BY DEFAULT'}), numbering on",
+                    [],
+                    kind="identity",
+                    args={"column": col.name, "sequence": sequence, "identity": col.identity},
+                )
+            )
         # A default the project does not have is dropped at the very end (stale_defaults), once the
         # project's triggers that fill the column are in place: until then the app may rely on it.
         elif col.default and have.default != col.default and not col.identity:
-            plan.steps.append(Step(2, live.name, f"default of {col.name}: {have.default} -> {col.default}",
-                                   [f"ALTER TABLE {t} ALTER COLUMN {col.name} SET DEFAULT {col.default}"]))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"default of {col.name}: {have.default} -> {col.default}",
+                    [f"ALTER TABLE {t} ALTER COLUMN {col.name} SET DEFAULT {col.default}"],
+                )
+            )
         if col.not_null and not have.not_null:
             _not_null(plan, live, col.name, t)
         elif have.not_null and not col.not_null and not have.identity:
-            plan.steps.append(Step(2, live.name, f"{col.name} may be NULL",
-                                   [f"ALTER TABLE {t} ALTER COLUMN {col.name} DROP NOT NULL"]))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"{col.name} may be NULL",
+                    [f"ALTER TABLE {t} ALTER COLUMN {col.name} DROP NOT NULL"],
+                )
+            )
         if col.comment and col.comment != have.comment:
-            plan.steps.append(Step(2, live.name, f"comment on column {col.name}",
-                                   [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"]))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"comment on column {col.name}",
+                    [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"],
+                )
+            )
     if want.comment and want.comment != live.comment:
-        plan.steps.append(Step(2, live.name, "comment on table", [f"COMMENT ON TABLE {t} IS {_literal(want.comment)}"]))
+        plan.steps.append(
+            Step(2, live.name, "comment on table", [f"COMMENT ON TABLE {t} IS {_literal(want.comment)}"])
+        )
 
     for con in want.constraints.values():
         have_con = live.constraints.get(con.name)
         if have_con is not None:
             if have_con.definition == con.definition and have_con.type == con.type:
                 if not have_con.validated:
-                    plan.steps.append(Step(6, live.name, f"validate {con.name}",
-                                           [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"], kind="concurrent"))
+                    plan.steps.append(
+                        Step(
+                            6,
+                            live.name,
+                            f"validate {con.name}",
+                            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
+                            kind="concurrent",
+                        )
+                    )
                 continue
             if con.type in ("c", "f"):
-                plan.steps.append(Step(4, live.name, f"replace constraint {con.name}: {con.definition}", [
-                    f"ALTER TABLE {t} DROP CONSTRAINT {con.name}",
-                    f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {con.definition} NOT VALID"]))
-                plan.steps.append(Step(6, live.name, f"validate {con.name}",
-                                       [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"], kind="concurrent"))
+                plan.steps.append(
+                    Step(
+                        4,
+                        live.name,
+                        f"replace constraint {con.name}: {con.definition}",
+                        [
+                            f"ALTER TABLE {t} DROP CONSTRAINT {con.name}",
+                            f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {con.definition} NOT VALID",
+                        ],
+                    )
+                )
+                plan.steps.append(
+                    Step(
+                        6,
+                        live.name,
+                        f"validate {con.name}",
+                        [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
+                        kind="concurrent",
+                    )
+                )
             else:
-                plan.blockers.append(f"constraint {live.name}.{con.name} is `{have_con.definition}`, the project "
-                                     f"has `{con.definition}`: replace it by hand")
+                plan.blockers.append(
+                    f"constraint {live.name}.{con.name} is `{have_con.definition}`, the project "
+                    f"has `{con.definition}`: replace it by hand"
+                )
             continue
-        twin = next((k for k in live.constraints.values() if k.name not in want.constraints
-                     and k.type == con.type and k.definition == con.definition), None)
+        twin = next(
+            (
+                k
+                for k in live.constraints.values()
+                if k.name not in want.constraints and k.type == con.type and k.definition == con.definition
+            ),
+            None,
+        )
         if twin is not None:
-            plan.steps.append(Step(2, live.name, f"rename constraint {twin.name} to {con.name}",
-                                   [f"ALTER TABLE {t} RENAME CONSTRAINT {twin.name} TO {con.name}"]))
+            plan.steps.append(
+                Step(
+                    2,
+                    live.name,
+                    f"rename constraint {twin.name} to {con.name}",
+                    [f"ALTER TABLE {t} RENAME CONSTRAINT {twin.name} TO {con.name}"],
+                )
+            )
             continue
         if con.type in ("c", "f"):
-            plan.steps.append(Step(4, live.name, f"add constraint {con.name} {con.definition} NOT VALID",
-                                   [f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {con.definition} NOT VALID"]))
-            plan.steps.append(Step(6, live.name, f"validate {con.name}",
-                                   [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"], kind="concurrent"))
+            plan.steps.append(
+                Step(
+                    4,
+                    live.name,
+                    f"add constraint {con.name} {con.definition} NOT VALID",
+                    [f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {con.definition} NOT VALID"],
+                )
+            )
+            plan.steps.append(
+                Step(
+                    6,
+                    live.name,
+                    f"validate {con.name}",
+                    [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
+                    kind="concurrent",
+                )
+            )
         elif con.type in ("u", "p") and con.index_definition:
             if con.type == "p" and any(k.type == "p" for k in live.constraints.values()):
-                plan.blockers.append(f"{live.name} has another primary key than the project's {con.definition}")
+                plan.blockers.append(
+                    f"{live.name} has another primary key than the project's {con.definition}"
+                )
                 continue
             keyword = "PRIMARY KEY" if con.type == "p" else "UNIQUE"
             _index_steps(plan, live, con.name, con.index_definition, t, schema)
-            plan.steps.append(Step(7, live.name, f"constraint {con.name} {keyword} on its index",
-                                   [f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {keyword} USING INDEX {con.name}"]))
+            plan.steps.append(
+                Step(
+                    7,
+                    live.name,
+                    f"constraint {con.name} {keyword} on its index",
+                    [f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {keyword} USING INDEX {con.name}"],
+                )
+            )
         else:
-            plan.blockers.append(f"constraint {live.name}.{con.name} ({con.definition}) cannot be added in place")
+            plan.blockers.append(
+                f"constraint {live.name}.{con.name} ({con.definition}) cannot be added in place"
+            )
 
     for ix in want.indexes.values():
         have_ix = live.indexes.get(ix.name)
         if have_ix is not None and have_ix.valid and have_ix.definition == ix.definition:
             continue
         if have_ix is None:
-            twin_ix = next((i for i in live.indexes.values() if i.name not in want.indexes and i.valid
-                            and i.definition == ix.definition and not i.name.endswith(NEW_INDEX_SUFFIX)), None)
+            twin_ix = next(
+                (
+                    i
+                    for i in live.indexes.values()
+                    if i.name not in want.indexes
+                    and i.valid
+                    and i.definition == ix.definition
+                    and not i.name.endswith(NEW_INDEX_SUFFIX)
+                ),
+                None,
+            )
             if twin_ix is not None:
-                plan.steps.append(Step(2, live.name, f"rename index {twin_ix.name} to {ix.name}",
-                                       [f"ALTER INDEX {schema}.{twin_ix.name} RENAME TO {ix.name}"]))
+                plan.steps.append(
+                    Step(
+                        2,
+                        live.name,
+                        f"rename index {twin_ix.name} to {ix.name}",
+                        [f"ALTER INDEX {schema}.{twin_ix.name} RENAME TO {ix.name}"],
+                    )
+                )
                 continue
         _index_steps(plan, live, ix.name, ix.definition, t, schema)
     if len(plan.steps) == state_before:
@@ -353,23 +495,50 @@ def _diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> 
 def _index_steps(plan: Plan, live: TableShape, name: str, definition: str, t: str, schema: str) -> None:
     have = live.indexes.get(name)
     if have is None:
-        plan.steps.append(Step(7, live.name, f"build index {name}: {definition}",
-                               [index_sql(definition, name, schema)], kind="index",
-                               args={"drop_first": False}))
+        plan.steps.append(
+            Step(
+                7,
+                live.name,
+                f"build index {name}: {definition}",
+                [index_sql(definition, name, schema)],
+                kind="index",
+                args={"drop_first": False},
+            )
+        )
         return
     if not have.valid:  # an interrupted CREATE INDEX CONCURRENTLY: drop and build again
-        plan.steps.append(Step(7, live.name, f"rebuild invalid index {name}: {definition}",
-                               [index_sql(definition, name, schema)], kind="index",
-                               args={"drop_first": True, "name": name}))
+        plan.steps.append(
+            Step(
+                7,
+                live.name,
+                f"rebuild invalid index {name}: {definition}",
+                [index_sql(definition, name, schema)],
+                kind="index",
+                args={"drop_first": True, "name": name},
+            )
+        )
         return
     new = name[: 63 - len(NEW_INDEX_SUFFIX)] + NEW_INDEX_SUFFIX
     staged = live.indexes.get(new)
     if staged is None or not staged.valid or staged.definition != definition:
-        plan.steps.append(Step(7, live.name, f"build index {new}: {definition}",
-                               [index_sql(definition, new, schema)], kind="index",
-                               args={"drop_first": staged is not None, "name": new}))
-    plan.steps.append(Step(7, live.name, f"replace index {name} ({have.definition}) by {new}", [
-        f"DROP INDEX {schema}.{name}", f"ALTER INDEX {schema}.{new} RENAME TO {name}"]))
+        plan.steps.append(
+            Step(
+                7,
+                live.name,
+                f"build index {new}: {definition}",
+                [index_sql(definition, new, schema)],
+                kind="index",
+                args={"drop_first": staged is not None, "name": new},
+            )
+        )
+    plan.steps.append(
+        Step(
+            7,
+            live.name,
+            f"replace index {name} ({have.definition}) by {new}",
+            [f"DROP INDEX {schema}.{name}", f"ALTER INDEX {schema}.{new} RENAME TO {name}"],
+        )
+    )
 
 
 def stale_defaults(conn: psycopg.Connection, project: Project, final: dict[str, TableShape]) -> list[Step]:
@@ -383,29 +552,64 @@ def stale_defaults(conn: psycopg.Connection, project: Project, final: dict[str, 
     for table in tables:
         for col in final[table].columns.values():
             have = live[table].columns.get(col.name)
-            if have is not None and have.default and not col.default and not col.identity and not have.identity:
-                steps.append(Step(9, table, f"drop default of {col.name} ({have.default})", [
-                    f"ALTER TABLE {project.schema}.{table} ALTER COLUMN {col.name} DROP DEFAULT"]))
+            if (
+                have is not None
+                and have.default
+                and not col.default
+                and not col.identity
+                and not have.identity
+            ):
+                steps.append(
+                    Step(
+                        9,
+                        table,
+                        f"drop default of {col.name} ({have.default})",
+                        [f"ALTER TABLE {project.schema}.{table} ALTER COLUMN {col.name} DROP DEFAULT"],
+                    )
+                )
     return steps
 
 
 def _not_null(plan: Plan, live: TableShape, column: str, t: str) -> None:
     check = (f"{live.name}_{column}"[: 63 - len(NOT_NULL_SUFFIX)]) + NOT_NULL_SUFFIX
     if check not in live.constraints:
-        plan.steps.append(Step(4, live.name, f"check {column} IS NOT NULL (NOT VALID, for SET NOT NULL)",
-                               [f"ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"]))
-    plan.steps.append(Step(6, live.name, f"validate {check}", [f"ALTER TABLE {t} VALIDATE CONSTRAINT {check}"],
-                           kind="concurrent"))
-    plan.steps.append(Step(6, live.name, f"{column} NOT NULL (proven by {check}, no scan)", [
-        f"ALTER TABLE {t} ALTER COLUMN {column} SET NOT NULL", f"ALTER TABLE {t} DROP CONSTRAINT {check}"]))
+        plan.steps.append(
+            Step(
+                4,
+                live.name,
+                f"check {column} IS NOT NULL (NOT VALID, for SET NOT NULL)",
+                [f"ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"],
+            )
+        )
+    plan.steps.append(
+        Step(
+            6,
+            live.name,
+            f"validate {check}",
+            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {check}"],
+            kind="concurrent",
+        )
+    )
+    plan.steps.append(
+        Step(
+            6,
+            live.name,
+            f"{column} NOT NULL (proven by {check}, no scan)",
+            [
+                f"ALTER TABLE {t} ALTER COLUMN {column} SET NOT NULL",
+                f"ALTER TABLE {t} DROP CONSTRAINT {check}",
+            ],
+        )
+    )
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _team_objects(conn: psycopg.Connection, plan: Plan, project: Project, target: Target,
-                  live: dict[str, TableShape]) -> None:
+def _team_objects(
+    conn: psycopg.Connection, plan: Plan, project: Project, target: Target, live: dict[str, TableShape]
+) -> None:
     """The team's own columns, views, triggers, indexes and functions on or around our tables: kept as they are."""
     for name in plan.adopted_tables:
         ours = target.final.get(name)
@@ -416,25 +620,40 @@ def _team_objects(conn: psycopg.Connection, plan: Plan, project: Project, target
                 plan.team_objects.append({"kind": "column", "name": f"{name}.{col}", "detail": "kept"})
         for trig, fn in live[name].triggers.items():
             if (name, trig) not in target.final_triggers:
-                plan.team_objects.append({"kind": "trigger", "name": f"{name}.{trig}", "detail": f"calls {fn}(); kept"})
+                plan.team_objects.append(
+                    {"kind": "trigger", "name": f"{name}.{trig}", "detail": f"calls {fn}(); kept"}
+                )
         for ix in live[name].indexes:
             if ix not in ours.indexes and ix not in ours.constraints and not ix.endswith(NEW_INDEX_SUFFIX):
-                mine = next((i for i in target.shapes.get(name, TableShape(name)).indexes.values()
-                             if i.definition == live[name].indexes[ix].definition), None)
+                mine = next(
+                    (
+                        i
+                        for i in target.shapes.get(name, TableShape(name)).indexes.values()
+                        if i.definition == live[name].indexes[ix].definition
+                    ),
+                    None,
+                )
                 if mine is None:
                     plan.team_objects.append({"kind": "index", "name": ix, "detail": "kept"})
     functions = read_functions(conn, project, project.schema)
     ours_names = set(target.functions)
-    for r in _rows(conn, catalogue_sql(project, "dependents"),
-                   {"schema": project.schema, "tables": plan.adopted_tables, "functions": []}):
+    for r in _rows(
+        conn,
+        catalogue_sql(project, "dependents"),
+        {"schema": project.schema, "tables": plan.adopted_tables, "functions": []},
+    ):
         if r["kind"] == "view" and r["name"] not in target.views:
-            plan.team_objects.append({"kind": "view", "name": r["name"], "detail": f"on {r['depends_on']}; kept"})
+            plan.team_objects.append(
+                {"kind": "view", "name": r["name"], "detail": f"on {r['depends_on']}; kept"}
+            )
     for r in functions:
         if r["name"] in ours_names:
             continue
         calls = sorted(n for n in ours_names if re.search(rf"\b{re.escape(n)}\s*\(", r["source"] or ""))
         detail = f"calls {', '.join(calls)}; kept" if calls else "kept"
-        plan.team_objects.append({"kind": "function", "name": f"{r['name']}({r['arguments']})", "detail": detail})
+        plan.team_objects.append(
+            {"kind": "function", "name": f"{r['name']}({r['arguments']})", "detail": detail}
+        )
 
 
 def _function_drops(conn: psycopg.Connection, plan: Plan, project: Project, target: Target) -> None:
@@ -442,19 +661,33 @@ def _function_drops(conn: psycopg.Connection, plan: Plan, project: Project, targ
     them (another result) or would add an overload beside them (other arguments, making a call by name
     ambiguous). Each is dropped in the same transaction that creates ours."""
     live = read_functions(conn, project, project.schema)
-    conflicting = [r for r in live if r["name"] in target.functions
-                   and (r["arguments"], r["result"]) not in target.functions[r["name"]]]
+    conflicting = [
+        r
+        for r in live
+        if r["name"] in target.functions and (r["arguments"], r["result"]) not in target.functions[r["name"]]
+    ]
     if not conflicting:
         return
-    dependents = _rows(conn, catalogue_sql(project, "dependents"),
-                       {"schema": project.schema, "tables": [], "functions": [r["oid"] for r in conflicting]})
+    dependents = _rows(
+        conn,
+        catalogue_sql(project, "dependents"),
+        {"schema": project.schema, "tables": [], "functions": [r["oid"] for r in conflicting]},
+    )
     for d in dependents:
-        plan.blockers.append(f"{d['kind']} {d['name']} depends on function {d['depends_on']}, which adoption "
-                             "replaces (another signature or result): drop it, adopt, then create it again")
+        plan.blockers.append(
+            f"{d['kind']} {d['name']} depends on function {d['depends_on']}, which adoption "
+            "replaces (another signature or result): drop it, adopt, then create it again"
+        )
     for r in conflicting:
-        plan.function_drops.append(FunctionDrop(
-            name=r["name"], arguments=r["arguments"], result=r["result"],
-            file=target.function_files.get(r["name"], ""), executors=list(r["executors"] or [])))
+        plan.function_drops.append(
+            FunctionDrop(
+                name=r["name"],
+                arguments=r["arguments"],
+                result=r["result"],
+                file=target.function_files.get(r["name"], ""),
+                executors=list(r["executors"] or []),
+            )
+        )
 
 
 def _count_rules(conn: psycopg.Connection, plan: Plan, project: Project) -> None:
@@ -465,13 +698,19 @@ def _count_rules(conn: psycopg.Connection, plan: Plan, project: Project) -> None
     for rule in RULES:
         test = tests.get(rule.name)
         if test is None:
-            plan.rules.append(RuleCount(rule.name, rule.table, "", rule.resolution, 0, [],
-                                        f"sql/tests/{rule.name}.sql is missing"))
+            plan.rules.append(
+                RuleCount(
+                    rule.name, rule.table, "", rule.resolution, 0, [], f"sql/tests/{rule.name}.sql is missing"
+                )
+            )
             continue
         result = datatests.run_one(conn, test, sample=5)
         ids = [str(row.get("id")) for row in result.sample]
-        plan.rules.append(RuleCount(rule.name, rule.table, test.description, rule.resolution,
-                                    result.failures, ids, result.error))
+        plan.rules.append(
+            RuleCount(
+                rule.name, rule.table, test.description, rule.resolution, result.failures, ids, result.error
+            )
+        )
 
 
 def _pending_files(conn: psycopg.Connection, project: Project, plan: Plan) -> list[str]:

@@ -109,8 +109,14 @@ class Plan:
 
     @property
     def nothing_to_do(self) -> bool:
-        return not (self.adopt_versions or self.create_versions or self.steps or self.function_drops
-                    or self.dirty_rows or self.pending_files)
+        return not (
+            self.adopt_versions
+            or self.create_versions
+            or self.steps
+            or self.function_drops
+            or self.dirty_rows
+            or self.pending_files
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,12 +132,17 @@ class Plan:
         if self.nothing_to_do and not self.blockers:
             return "Nothing to adopt: the database is what `runner apply` builds, and no row breaks a rule."
         if self.adopt_versions:
-            lines.append(f"Tables to adopt in place ({', '.join(self.adopted_tables)}), then record as applied: "
-                         + ", ".join(f"sql/{v}" for v in self.adopt_versions))
+            lines.append(
+                f"Tables to adopt in place ({', '.join(self.adopted_tables)}), then record as applied: "
+                + ", ".join(f"sql/{v}" for v in self.adopt_versions)
+            )
             if self.matching:
                 lines.append(f"  already matching: {', '.join(self.matching)}")
         if self.create_versions:
-            lines.append("Absent, created as `runner apply` would: " + ", ".join(f"sql/{v}" for v in self.create_versions))
+            lines.append(
+                "Absent, created as `runner apply` would: "
+                + ", ".join(f"sql/{v}" for v in self.create_versions)
+            )
         for phase, title in PHASES.items():
             steps = [s for s in self.steps if s.phase == phase]
             if steps:
@@ -141,11 +152,17 @@ class Plan:
             lines.append("The team's own objects (kept, working):")
             lines += [f"  {o['kind']} {o['name']}: {o['detail']}" for o in self.team_objects]
         if self.function_drops:
-            lines.append("Functions replaced by the project's (dropped in the transaction that creates ours):")
-            lines += [f"  {d.name}({d.arguments}) returns {d.result}  (sql/{d.file})" for d in self.function_drops]
+            lines.append(
+                "Functions replaced by the project's (dropped in the transaction that creates ours):"
+            )
+            lines += [
+                f"  {d.name}({d.arguments}) returns {d.result}  (sql/{d.file})" for d in self.function_drops
+            ]
         dirty = [r for r in self.rules if r.rows or r.error]
-        lines.append(f"Rows breaking the project's rules: {self.dirty_rows}"
-                     + ("" if dirty else " (every rule passes)"))
+        lines.append(
+            f"Rows breaking the project's rules: {self.dirty_rows}"
+            + ("" if dirty else " (every rule passes)")
+        )
         for r in dirty:
             if r.error:
                 lines.append(f"  {r.name}: not checkable yet ({r.error}); checked again during adoption")
@@ -154,8 +171,10 @@ class Plan:
             lines.append(f"  {r.name}: {r.rows} row(s) of {r.table} ({', '.join(r.sample_ids)}{more})")
             lines.append(f"      -> {r.resolution}")
         if self.pending_files:
-            lines.append(f"Then applied as `runner apply` does: {len(self.pending_files)} file(s) "
-                         f"({', '.join(self.pending_files[:4])}{', ...' if len(self.pending_files) > 4 else ''})")
+            lines.append(
+                f"Then applied as `runner apply` does: {len(self.pending_files)} file(s) "
+                f"({', '.join(self.pending_files[:4])}{', ...' if len(self.pending_files) > 4 else ''})"
+            )
         if self.blockers:
             lines.append("Cannot adopt until these are fixed by hand:")
             lines += [f"  {b}" for b in self.blockers]

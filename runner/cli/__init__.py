@@ -184,7 +184,9 @@ class RunnerGroup(click.Group):
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             sqlstate = getattr(exc, "sqlstate", None)
-            click.echo(f"Error: database error{f' [SQLSTATE {sqlstate}]' if sqlstate else ''}: {first}", err=True)
+            click.echo(
+                f"Error: database error{f' [SQLSTATE {sqlstate}]' if sqlstate else ''}: {first}", err=True
+            )
             ctx.exit(1)
 
 
@@ -248,10 +250,13 @@ def _definition(source: str, name: str) -> str:
         body += 1
     quote = lines[body].strip()[:3] if body < len(lines) else ""
     if quote not in ('"""', "'''"):
-        return "\n".join([*lines[first:end + 1], "    pass"])
-    close = body if lines[body].strip().count(quote) >= 2 else next(
-        (i for i in range(body + 1, len(lines)) if quote in lines[i]), len(lines) - 1)
-    return "\n".join(lines[first:close + 1])
+        return "\n".join([*lines[first : end + 1], "    pass"])
+    close = (
+        body
+        if lines[body].strip().count(quote) >= 2
+        else next((i for i in range(body + 1, len(lines)) if quote in lines[i]), len(lines) - 1)
+    )
+    return "\n".join(lines[first : close + 1])
 
 
 def emit(data: Any, fmt: str, text: str) -> None:
@@ -264,16 +269,29 @@ def emit(data: Any, fmt: str, text: str) -> None:
 
 
 FORMAT = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="Output for people (text) or machines (json).",
 )
 
 
 @click.group(cls=RunnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
-              help="PostgreSQL URL (env DATABASE_URL). Without it, an embedded PostgreSQL is used.")
-@click.option("--project-dir", envvar="RUNNER_PROJECT_DIR", type=click.Path(file_okay=False), metavar="DIR",
-              help="Folder holding sql/ (env RUNNER_PROJECT_DIR). Default: ./sql, else the packaged one.")
+@click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    metavar="URL",
+    help="PostgreSQL URL (env DATABASE_URL). Without it, an embedded PostgreSQL is used.",
+)
+@click.option(
+    "--project-dir",
+    envvar="RUNNER_PROJECT_DIR",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Folder holding sql/ (env RUNNER_PROJECT_DIR). Default: ./sql, else the packaged one.",
+)
 @click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for debug).")
 @click.version_option(package_name="checkout-sessions", prog_name="runner")
 @click.pass_context
@@ -289,18 +307,36 @@ def cli(ctx: click.Context, database_url: str | None, project_dir: str | None, v
     if verbose:
         import logging
 
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     ctx.obj = Context(database_url, project_dir)
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Print the plan and the rendered SQL; change nothing.")
-@click.option("--check", is_flag=True, help=f"Exit {EXIT_PENDING} when something is pending, 0 when not; change nothing.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
-              envvar="RUNNER_LOCK_TIMEOUT", help="How long to wait for another apply (env RUNNER_LOCK_TIMEOUT).")
-@click.option("--lint", "lint_first", is_flag=True,
-              help="Run `runner lint` first (summary on stderr); stop with exit 1 on any finding.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help=f"Exit {EXIT_PENDING} when something is pending, 0 when not; change nothing.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="RUNNER_LOCK_TIMEOUT",
+    help="How long to wait for another apply (env RUNNER_LOCK_TIMEOUT).",
+)
+@click.option(
+    "--lint",
+    "lint_first",
+    is_flag=True,
+    help="Run `runner lint` first (summary on stderr); stop with exit 1 on any finding.",
+)
 @FORMAT
 @click.pass_obj
 def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_first: bool, fmt: str) -> None:
@@ -336,8 +372,12 @@ def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_fi
             if dry_run and not check:
                 files = {f.name: f for f in project.files()}
                 for step in result.steps:
-                    click.echo(f"\n-- ===== sql/{step.name} ({step.action}) =====\n{files[step.name].rendered.rstrip()}")
-            click.echo(f"{len(result.steps)} file(s) pending" if result.steps else "Nothing to apply: up to date.")
+                    click.echo(
+                        f"\n-- ===== sql/{step.name} ({step.action}) =====\n{files[step.name].rendered.rstrip()}"
+                    )
+            click.echo(
+                f"{len(result.steps)} file(s) pending" if result.steps else "Nothing to apply: up to date."
+            )
         if check and result.steps:
             sys.exit(EXIT_PENDING)
         return
@@ -367,8 +407,11 @@ def _seed_webhook_secrets(obj: Context) -> None:
     with obj.connect("apply") as conn:
         stored = webhook_secrets.seed_from_env(conn, secrets)
     if stored:
-        click.echo(f"Stored {len(stored)} webhook signing secret(s) of STRIPE_WEBHOOK_SECRET in the empty "
-                   "webhook_secrets (`runner webhook secret list`).", err=True)
+        click.echo(
+            f"Stored {len(stored)} webhook signing secret(s) of STRIPE_WEBHOOK_SECRET in the empty "
+            "webhook_secrets (`runner webhook secret list`).",
+            err=True,
+        )
 
 
 @cli.command()
@@ -396,8 +439,11 @@ def status(obj: Context, fmt: str) -> None:
         rows = migrate.status(conn, obj.project)
     finally:
         conn.close()
-    lines = [f"{r.state:<8} {r.kind:<10} sql/{r.name}" + (f"  (applied {r.applied_at[:19]})" if r.applied_at else "")
-             for r in rows]
+    lines = [
+        f"{r.state:<8} {r.kind:<10} sql/{r.name}"
+        + (f"  (applied {r.applied_at[:19]})" if r.applied_at else "")
+        for r in rows
+    ]
     emit([asdict(r) for r in rows], fmt, "\n".join(lines) or "No SQL files.")
 
 
@@ -444,16 +490,23 @@ def verify(obj: Context, fmt: str) -> None:
         checks = verify_mod.run(conn, obj.project)
     finally:
         conn.close()
-    emit([asdict(c) for c in checks], fmt,
-         "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in checks))
+    emit(
+        [asdict(c) for c in checks],
+        fmt,
+        "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in checks),
+    )
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise VerifyFailed(f"{len(failed)} of {len(checks)} checks failed: {', '.join(c.name for c in failed)}")
+        raise VerifyFailed(
+            f"{len(failed)} of {len(checks)} checks failed: {', '.join(c.name for c in failed)}"
+        )
 
 
 @cli.command()
 @click.argument("file")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS")
+@click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS"
+)
 @click.pass_obj
 def baseline(obj: Context, file: str, lock_timeout: float) -> None:
     """Record FILE as applied with its current checksum, without running it.

@@ -13,15 +13,34 @@ EXIT_WOULD_CHANGE = 3
 
 
 @click.command()
-@click.option("--check", is_flag=True,
-              help="Only inspect and print the plan; change nothing. Exit 0: nothing to do, 3: adopt would change something.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output for people (text) or machines (json).")
-@click.option("--lock-timeout", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
-              help="Seconds a step may wait for a table lock (the app's queries queue behind it meanwhile) "
-                   "before it backs off and tries again.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Rows changed per short transaction when resolving dirty rows.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only inspect and print the plan; change nothing. Exit 0: nothing to do, 3: adopt would change something.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people (text) or machines (json).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Seconds a step may wait for a table lock (the app's queries queue behind it meanwhile) "
+    "before it backs off and tries again.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Rows changed per short transaction when resolving dirty rows.",
+)
 @click.pass_obj
 def adopt(obj, check: bool, fmt: str, lock_timeout: float, batch_size: int) -> None:
     """Adopt a database built from the reference's create-payment-checkout-sessions.sql: upgrade its
@@ -48,21 +67,30 @@ def adopt(obj, check: bool, fmt: str, lock_timeout: float, batch_size: int) -> N
         else:
             click.echo(plan.to_text())
         if plan.blockers:
-            raise AdoptionError(f"cannot adopt: {len(plan.blockers)} thing(s) to fix by hand first (listed above)")
+            raise AdoptionError(
+                f"cannot adopt: {len(plan.blockers)} thing(s) to fix by hand first (listed above)"
+            )
         sys.exit(0 if plan.nothing_to_do else EXIT_WOULD_CHANGE)
 
     def progress(message: str) -> None:
         if fmt == "text":
             click.echo(message)
 
-    result = execute.adopt(lambda: obj.connect("adopt"), obj.project, lock_timeout=lock_timeout,
-                           batch=batch_size, on_step=progress)
+    result = execute.adopt(
+        lambda: obj.connect("adopt"),
+        obj.project,
+        lock_timeout=lock_timeout,
+        batch=batch_size,
+        on_step=progress,
+    )
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
     elif result.plan.nothing_to_do:
         click.echo(result.plan.to_text())
     else:
         resolved = sum(result.resolved.values())
-        click.echo(f"Adopted in {result.seconds:.1f}s: {result.steps} step(s), {resolved} row(s) resolved "
-                   f"(see runner_adoption_log), {len(result.recorded)} version(s) recorded, "
-                   f"{len(result.applied)} file(s) applied, {result.lock_retries} lock retries.")
+        click.echo(
+            f"Adopted in {result.seconds:.1f}s: {result.steps} step(s), {resolved} row(s) resolved "
+            f"(see runner_adoption_log), {len(result.recorded)} version(s) recorded, "
+            f"{len(result.applied)} file(s) applied, {result.lock_retries} lock retries."
+        )

@@ -20,10 +20,16 @@ def checkout() -> None:
 
 
 @checkout.command()
-@click.option("--user-id", required=True, type=click.UUID, metavar="UUID", help="The user (users.id) who will pay.")
+@click.option(
+    "--user-id", required=True, type=click.UUID, metavar="UUID", help="The user (users.id) who will pay."
+)
 @click.option("--plan", required=True, metavar="CODE", help="A plan code of subscription_plans, e.g. pro.")
-@click.option("--metadata", metavar="JSON", default=None,
-              help="The app's context as a small JSON object, stored and sent to Stripe (docs/audit-trail.md).")
+@click.option(
+    "--metadata",
+    metavar="JSON",
+    default=None,
+    help="The app's context as a small JSON object, stored and sent to Stripe (docs/audit-trail.md).",
+)
 @FORMAT
 @click.pass_obj
 def create(obj: Context, user_id: uuid.UUID, plan: str, metadata: str | None, fmt: str) -> None:
@@ -58,11 +64,18 @@ def create(obj: Context, user_id: uuid.UUID, plan: str, metadata: str | None, fm
     finally:
         conn.close()
     session = result.session
-    emit({"checkoutSessionId": session["id"], "url": result.url, "resumed": result.resumed, "session": session},
-         fmt,
-         f"{'Resumed' if result.resumed else 'Created'} checkout session {session['id']} "
-         f"({session['plan']}, {session['amount']} {session['currency']}, expires {session['expiresAt']}):\n"
-         f"{result.url}")
+    emit(
+        {
+            "checkoutSessionId": session["id"],
+            "url": result.url,
+            "resumed": result.resumed,
+            "session": session,
+        },
+        fmt,
+        f"{'Resumed' if result.resumed else 'Created'} checkout session {session['id']} "
+        f"({session['plan']}, {session['amount']} {session['currency']}, expires {session['expiresAt']}):\n"
+        f"{result.url}",
+    )
 
 
 @click.group()
@@ -141,8 +154,11 @@ def secret_set(obj: Context, value: str | None, fmt: str) -> None:
         stored = webhook_secrets.set_secrets(conn, values)
     finally:
         conn.close()
-    emit([s.as_dict() for s in stored], fmt,
-         "\n".join(f"{s.fingerprint} {s.hint}: {'added' if s.added else 'already stored'}" for s in stored))
+    emit(
+        [s.as_dict() for s in stored],
+        fmt,
+        "\n".join(f"{s.fingerprint} {s.hint}: {'added' if s.added else 'already stored'}" for s in stored),
+    )
 
 
 @secret.command("list")
@@ -162,9 +178,12 @@ def secret_list(obj: Context, fmt: str) -> None:
         stored = webhook_secrets.list_secrets(conn)
     finally:
         conn.close()
-    emit([s.as_dict() for s in stored], fmt,
-         "\n".join(f"{s.fingerprint} {s.hint} added {s.created_at:%Y-%m-%d %H:%M:%S %Z}" for s in stored)
-         or "no webhook signing secret stored: every delivery will be refused (runner webhook secret set)")
+    emit(
+        [s.as_dict() for s in stored],
+        fmt,
+        "\n".join(f"{s.fingerprint} {s.hint} added {s.created_at:%Y-%m-%d %H:%M:%S %Z}" for s in stored)
+        or "no webhook signing secret stored: every delivery will be refused (runner webhook secret set)",
+    )
 
 
 @secret.command("remove")

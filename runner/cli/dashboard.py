@@ -10,8 +10,15 @@ from runner.errors import RunnerError
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
-              metavar="FILE", help="Where to write the HTML (- for stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    help="Where to write the HTML (- for stdout).",
+)
 @click.pass_obj
 def dashboard(obj, output: str) -> None:
     """Write the dashboard: one self-contained HTML file (no network needed to open it) with sessions and

@@ -8,10 +8,19 @@ from runner.cli import FORMAT, Context, emit
 
 
 @click.command()
-@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data (for the same day).")
-@click.option("--sessions", type=click.IntRange(min=1, max=5_000_000), default=6_000, show_default=True,
-              help="Checkout sessions over the quarter.")
-@click.option("--reset", is_flag=True, help="Empty the data tables first (users, sessions, events, emails, ...).")
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Same seed, same data (for the same day)."
+)
+@click.option(
+    "--sessions",
+    type=click.IntRange(min=1, max=5_000_000),
+    default=6_000,
+    show_default=True,
+    help="Checkout sessions over the quarter.",
+)
+@click.option(
+    "--reset", is_flag=True, help="Empty the data tables first (users, sessions, events, emails, ...)."
+)
 @click.option("--yes", is_flag=True, help="Allow a database other than the embedded default (DATABASE_URL).")
 @FORMAT
 @click.pass_obj
@@ -34,8 +43,20 @@ def demo(obj: Context, seed: int, sessions: int, reset: bool, yes: bool, fmt: st
     from runner.quality import demo as demo_mod
 
     url = obj._database_url
-    demo_mod.check_target(embedded=url is None, yes=yes, where=redact(f"DATABASE_URL {url}", url) if url else "")
-    result = demo_mod.run(lambda: obj.connect("demo"), obj.project, seed=seed, sessions=sessions,
-                          empty_first=reset, progress=lambda message: click.echo(message, err=True))
-    emit(result.as_dict(), fmt, result.summary() + "\nNext: runner report list, runner doctor, "
-         "runner dashboard -o dashboard.html, runner docs -o site")
+    demo_mod.check_target(
+        embedded=url is None, yes=yes, where=redact(f"DATABASE_URL {url}", url) if url else ""
+    )
+    result = demo_mod.run(
+        lambda: obj.connect("demo"),
+        obj.project,
+        seed=seed,
+        sessions=sessions,
+        empty_first=reset,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    emit(
+        result.as_dict(),
+        fmt,
+        result.summary() + "\nNext: runner report list, runner doctor, "
+        "runner dashboard -o dashboard.html, runner docs -o site",
+    )

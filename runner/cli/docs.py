@@ -8,8 +8,15 @@ from runner.cli import FORMAT, Context, emit
 
 
 @click.command()
-@click.option("-o", "--output", "folder", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Folder to write the site into (created; earlier pages replaced).")
+@click.option(
+    "-o",
+    "--output",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Folder to write the site into (created; earlier pages replaced).",
+)
 @click.option("--no-tests", is_flag=True, help="List the data tests without running them.")
 @FORMAT
 @click.pass_obj
@@ -31,10 +38,23 @@ def docs(obj: Context, folder: str, no_tests: bool, fmt: str) -> None:
 
     conn = obj.connect("docs")
     try:
-        site = docsite.build(conn, obj.project, folder, run_tests=not no_tests,
-                             progress=lambda message: click.echo(message, err=True))
+        site = docsite.build(
+            conn,
+            obj.project,
+            folder,
+            run_tests=not no_tests,
+            progress=lambda message: click.echo(message, err=True),
+        )
     finally:
         conn.close()
-    tests = f"{site.tests} data tests ({site.failing_tests} failing)" if not no_tests else f"{site.tests} data tests"
-    emit(site.as_dict(), fmt, f"Wrote {len(site.pages)} pages to {site.folder}: {site.tables} tables and views, "
-         f"{site.functions} functions, {site.reports} reports, {tests}. Open {site.folder / 'index.html'}")
+    tests = (
+        f"{site.tests} data tests ({site.failing_tests} failing)"
+        if not no_tests
+        else f"{site.tests} data tests"
+    )
+    emit(
+        site.as_dict(),
+        fmt,
+        f"Wrote {len(site.pages)} pages to {site.folder}: {site.tables} tables and views, "
+        f"{site.functions} functions, {site.reports} reports, {tests}. Open {site.folder / 'index.html'}",
+    )

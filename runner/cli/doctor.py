@@ -10,10 +10,21 @@ from runner.errors import HealthCheckFailed
 
 
 @click.command()
-@click.option("--fail-on", type=click.Choice(["fail", "warn", "never"]), default="fail", show_default=True,
-              help="Exit 1 when a check is at this level or worse (warn: alert on thresholds too).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output for people (text) or machines (json).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["fail", "warn", "never"]),
+    default="fail",
+    show_default=True,
+    help="Exit 1 when a check is at this level or worse (warn: alert on thresholds too).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people (text) or machines (json).",
+)
 @click.pass_obj
 def doctor(obj, fail_on: str, fmt: str) -> None:
     """Check the database and the payment flow: schema, functions, indexes, rollup, expiry, stuck

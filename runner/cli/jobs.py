@@ -25,7 +25,9 @@ from runner.jobs.catalogue import (
     TARGET_BATCH_SECONDS,
 )
 
-if TYPE_CHECKING:  # the jobs themselves (and psycopg) load only when a job runs: `runner job list` stays quick
+if (
+    TYPE_CHECKING
+):  # the jobs themselves (and psycopg) load only when a job runs: `runner job list` stays quick
     from runner.jobs.tasks import RunResult, Tally
 
 BATCH_SIZE = click.IntRange(min=1)
@@ -38,8 +40,11 @@ def _progress(job: str, fmt: str):
     started = time.monotonic()
 
     def show(tally: Tally) -> None:
-        click.echo(f"\r{job}: {tally.rows} rows, {tally.batches} batch(es), {time.monotonic() - started:.1f}s",
-                   err=True, nl=False)
+        click.echo(
+            f"\r{job}: {tally.rows} rows, {tally.batches} batch(es), {time.monotonic() - started:.1f}s",
+            err=True,
+            nl=False,
+        )
 
     return show
 
@@ -62,8 +67,13 @@ def _run(ctx: click.Context, obj: Context, name: str, fmt: str, **options: Any) 
     from runner.jobs import tasks as jobs
 
     progress = _progress(name, fmt)
-    result = jobs.run(lambda: obj.connect(f"job {name}", role="jobs_role"), name, on_batch=progress,
-                      spool=error_log.spool_path(obj.url), **options)
+    result = jobs.run(
+        lambda: obj.connect(f"job {name}", role="jobs_role"),
+        name,
+        on_batch=progress,
+        spool=error_log.spool_path(obj.url),
+        **options,
+    )
     _report(ctx, result, fmt, progress is not None and result.outcome != "skipped")
 
 
@@ -76,8 +86,12 @@ def _dry_run(ctx: click.Context, obj: Context, name: str, fmt: str, count, extra
         n = count(conn)
     finally:
         conn.close()
-    _report(ctx, RunResult(name, "dry-run", rows=n, seconds=time.monotonic() - started, details=extra or {}),
-            fmt, False)
+    _report(
+        ctx,
+        RunResult(name, "dry-run", rows=n, seconds=time.monotonic() - started, details=extra or {}),
+        fmt,
+        False,
+    )
 
 
 @click.group()
@@ -99,9 +113,14 @@ def job() -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_EXPIRE_BATCH, show_default=True,
-              help=f"Most rows per transaction. Batches start at {FIRST_BATCH} rows and adapt to about "
-                   f"{TARGET_BATCH_SECONDS:g} s each, so locks are held briefly, one batch at a time.")
+@click.option(
+    "--batch-size",
+    type=BATCH_SIZE,
+    default=DEFAULT_EXPIRE_BATCH,
+    show_default=True,
+    help=f"Most rows per transaction. Batches start at {FIRST_BATCH} rows and adapt to about "
+    f"{TARGET_BATCH_SECONDS:g} s each, so locks are held briefly, one batch at a time.",
+)
 @click.option("--dry-run", is_flag=True, help="Count the overdue sessions; change nothing.")
 @FORMAT
 @click.pass_context
@@ -156,8 +175,10 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
             emit(rows, fmt, "")
         else:
             for r in rows:
-                click.echo(f"{r['email']}  {r['subscription_plan']}  created {r['created_at']:%Y-%m-%d %H:%M %Z}  "
-                           f"attempts {r['attempts']}  session {r['session_id']}")
+                click.echo(
+                    f"{r['email']}  {r['subscription_plan']}  created {r['created_at']:%Y-%m-%d %H:%M %Z}  "
+                    f"attempts {r['attempts']}  session {r['session_id']}"
+                )
             click.echo(f"remind: {len(rows)} would be reminded")
         return
     mail = None if no_send else MailConfig.from_env  # read inside the recorded run (job_runs)
@@ -165,11 +186,20 @@ def remind(ctx: click.Context, dry_run: bool, no_send: bool, fmt: str) -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_CLEANUP_BATCH, show_default=True,
-              help=f"Most rows moved per transaction (adapting to about {TARGET_BATCH_SECONDS:g} s each, "
-                   "like expire).")
-@click.option("--retention-days", type=click.IntRange(min=1), default=None, metavar="DAYS",
-              help="Keep completed sessions this long in the live table. Default: settings.retention_days.")
+@click.option(
+    "--batch-size",
+    type=BATCH_SIZE,
+    default=DEFAULT_CLEANUP_BATCH,
+    show_default=True,
+    help=f"Most rows moved per transaction (adapting to about {TARGET_BATCH_SECONDS:g} s each, like expire).",
+)
+@click.option(
+    "--retention-days",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="Keep completed sessions this long in the live table. Default: settings.retention_days.",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be archived; change nothing.")
 @FORMAT
 @click.pass_context
@@ -190,7 +220,9 @@ def cleanup(ctx: click.Context, batch_size: int, retention_days: int | None, dry
     obj: Context = ctx.obj
     days = retention_days or obj.project.settings["retention_days"]
     if dry_run:
-        return _dry_run(ctx, obj, "cleanup", fmt, lambda c: jobs.count_archivable(c, days), {"retention_days": days})
+        return _dry_run(
+            ctx, obj, "cleanup", fmt, lambda c: jobs.count_archivable(c, days), {"retention_days": days}
+        )
     _run(ctx, obj, "cleanup", fmt, batch_size=batch_size, retention_days=days)
 
 
@@ -220,8 +252,13 @@ def send_email(ctx: click.Context, dry_run: bool, fmt: str) -> None:
 
 
 @job.command()
-@click.option("--batch-size", type=BATCH_SIZE, default=DEFAULT_FOLD_BATCH, show_default=True,
-              help="Most delta rows folded per transaction.")
+@click.option(
+    "--batch-size",
+    type=BATCH_SIZE,
+    default=DEFAULT_FOLD_BATCH,
+    show_default=True,
+    help="Most delta rows folded per transaction.",
+)
 @click.option("--dry-run", is_flag=True, help="Count the deltas waiting to be folded; change nothing.")
 @FORMAT
 @click.pass_context
@@ -255,10 +292,15 @@ def list_(fmt: str) -> None:
       runner job list
       runner job list --format json | jq -r '.[] | "\\(.schedule) runner job \\(.name)"'   # a crontab
     """
-    rows = [{"name": j.name, "schedule": j.schedule, "every": j.every, "description": j.description}
-            for j in JOBS.values()]
-    emit(rows, fmt, "\n".join(f"{r['name']:<11} {r['schedule']:<12} {r['every']:<22} {r['description']}"
-                              for r in rows))
+    rows = [
+        {"name": j.name, "schedule": j.schedule, "every": j.every, "description": j.description}
+        for j in JOBS.values()
+    ]
+    emit(
+        rows,
+        fmt,
+        "\n".join(f"{r['name']:<11} {r['schedule']:<12} {r['every']:<22} {r['description']}" for r in rows),
+    )
 
 
 @job.command()
@@ -285,8 +327,10 @@ def history(obj: Context, name: str | None, limit: int, fmt: str) -> None:
     lines = []
     for r in rows:
         took = f"{r['seconds']:.2f}s" if r["seconds"] is not None else "-"
-        line = (f"{r['id']:>6}  {r['job']:<10}  {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {took:>9}  "
-                f"{r['outcome']:<9}  {r['rows']:>9} rows  {r['batches']:>5} batches")
+        line = (
+            f"{r['id']:>6}  {r['job']:<10}  {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {took:>9}  "
+            f"{r['outcome']:<9}  {r['rows']:>9} rows  {r['batches']:>5} batches"
+        )
         lines.append(line + (f"  {r['error']}" if r["error"] else ""))
     emit(rows, fmt, "\n".join(lines) or "No job runs recorded yet.")
 
@@ -299,24 +343,44 @@ def _schedule_pg_cron(obj: Context, remove: bool, fmt: str) -> None:
         jobs = (pg_cron_mod.remove if remove else pg_cron_mod.install)(conn, obj.project)
     finally:
         conn.close()
-    emit([j.as_dict() for j in jobs], fmt, "\n".join(
-        f"{j.action:<9}  {j.name:<28} {j.schedule:<12} {j.command}" for j in jobs))
+    emit(
+        [j.as_dict() for j in jobs],
+        fmt,
+        "\n".join(f"{j.action:<9}  {j.name:<28} {j.schedule:<12} {j.command}" for j in jobs),
+    )
 
 
 @click.command()
-@click.option("--job", "names", multiple=True, type=click.Choice(list(JOBS)),
-              help="Only this job (repeatable). Default: every job.")
+@click.option(
+    "--job",
+    "names",
+    multiple=True,
+    type=click.Choice(list(JOBS)),
+    help="Only this job (repeatable). Default: every job.",
+)
 @click.option("--run-now", is_flag=True, help="Run each job once at start, then on its schedule.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after this many job runs.")
-@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="Stop after this long.")
-@click.option("--pg-cron", is_flag=True,
-              help="Instead: install (or update) expire, cleanup and rollup as pg_cron jobs in the database, then exit.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Stop after this long."
+)
+@click.option(
+    "--pg-cron",
+    is_flag=True,
+    help="Instead: install (or update) expire, cleanup and rollup as pg_cron jobs in the database, then exit.",
+)
 @click.option("--remove", is_flag=True, help="With --pg-cron: unschedule those pg_cron jobs.")
 @FORMAT
 @click.pass_obj
-def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int | None,
-             duration: float | None, pg_cron: bool, remove: bool, fmt: str) -> None:
+def schedule(
+    obj: Context,
+    names: tuple[str, ...],
+    run_now: bool,
+    max_runs: int | None,
+    duration: float | None,
+    pg_cron: bool,
+    remove: bool,
+    fmt: str,
+) -> None:
     """Run the jobs on their schedules in the foreground (UTC), for platforms without cron.
 
     Each run prints its summary line; a failing job prints one `Error:` line and the scheduler keeps
@@ -361,8 +425,12 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
     def run_job(name: str) -> None:
         from runner import error_log
 
-        result = jobs.run(lambda: obj.connect(f"job {name}", role="jobs_role"), name, spool=error_log.spool_path(obj.url),
-                          **options(name))
+        result = jobs.run(
+            lambda: obj.connect(f"job {name}", role="jobs_role"),
+            name,
+            spool=error_log.spool_path(obj.url),
+            **options(name),
+        )
         click.echo(result.summary(), err=result.outcome == "skipped")
 
     def on_error(name: str, exc: Exception) -> None:
@@ -376,8 +444,15 @@ def schedule(obj: Context, names: tuple[str, ...], run_now: bool, max_runs: int 
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     click.echo("schedule (UTC): " + ", ".join(f"{n} '{JOBS[n].schedule}'" for n in selected), err=True)
     try:
-        runs = schedule_mod.run(run_job, {n: JOBS[n].schedule for n in selected}, run_now=run_now,
-                                max_runs=max_runs, duration=duration, stop=stop, on_error=on_error)
+        runs = schedule_mod.run(
+            run_job,
+            {n: JOBS[n].schedule for n in selected},
+            run_now=run_now,
+            max_runs=max_runs,
+            duration=duration,
+            stop=stop,
+            on_error=on_error,
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -11,10 +11,21 @@ from runner.errors import DataTestsFailed
 
 
 @click.command(name="test")
-@click.option("--select", "-s", "select", multiple=True, metavar="NAME",
-              help="Only these tests: a name, a pattern (archived_*), or a table (its generic tests). Repeatable.")
-@click.option("--sample", type=click.IntRange(0, 1000), default=5, show_default=True,
-              help="How many offending rows to show per failing test.")
+@click.option(
+    "--select",
+    "-s",
+    "select",
+    multiple=True,
+    metavar="NAME",
+    help="Only these tests: a name, a pattern (archived_*), or a table (its generic tests). Repeatable.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="How many offending rows to show per failing test.",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the tests and what each checks; run nothing.")
 @FORMAT
 @click.pass_obj
@@ -40,8 +51,15 @@ def test(obj, select: tuple[str, ...], sample: int, list_only: bool, fmt: str) -
     tests = datatests.select_tests(datatests.load(project), select)
     if list_only:
         if fmt == "json":
-            click.echo(json.dumps([{"name": t.name, "description": t.description, "kind": t.kind,
-                                    "source": t.source} for t in tests], indent=2))
+            click.echo(
+                json.dumps(
+                    [
+                        {"name": t.name, "description": t.description, "kind": t.kind, "source": t.source}
+                        for t in tests
+                    ],
+                    indent=2,
+                )
+            )
         else:
             width = max((len(t.name) for t in tests), default=0)
             click.echo("\n".join(f"{t.name:<{width}}  {t.description}" for t in tests) or "No data tests.")
@@ -62,8 +80,9 @@ def test(obj, select: tuple[str, ...], sample: int, list_only: bool, fmt: str) -
 
 @click.command()
 @click.argument("files", nargs=-1, metavar="[FILE]...")
-@click.option("--no-db", is_flag=True,
-              help="Skip plpgsql_check: no database is used (templates and squawk only).")
+@click.option(
+    "--no-db", is_flag=True, help="Skip plpgsql_check: no database is used (templates and squawk only)."
+)
 @FORMAT
 @click.pass_obj
 def lint(obj, files: tuple[str, ...], no_db: bool, fmt: str) -> None:

@@ -26,7 +26,8 @@ def _report_command(report: reports.Report) -> click.Command:
         lines.append("\b\nParameters (--param NAME=VALUE):")
         for p in report.params:
             bounds = (f", min {p.minimum}" if p.minimum is not None else "") + (
-                f", max {p.maximum}" if p.maximum is not None else "")
+                f", max {p.maximum}" if p.maximum is not None else ""
+            )
             lines.append(f"  {p.name} ({p.type}, default {p.default_text}{bounds}): {p.description}")
         lines.append("")
     example = report.params[0].name if report.params else None
@@ -53,10 +54,19 @@ def _report_command(report: reports.Report) -> click.Command:
         help="\n".join(lines),
         short_help=report.description[:70] + ("..." if len(report.description) > 70 else ""),
         params=[
-            click.Option(["-p", "--param", "params"], multiple=True, metavar="NAME=VALUE",
-                         help="A report parameter (repeatable)."),
-            click.Option(["--format", "fmt"], type=click.Choice(reports.FORMATS), default="table",
-                         show_default=True, help="table for people; csv or json (exact) for machines."),
+            click.Option(
+                ["-p", "--param", "params"],
+                multiple=True,
+                metavar="NAME=VALUE",
+                help="A report parameter (repeatable).",
+            ),
+            click.Option(
+                ["--format", "fmt"],
+                type=click.Choice(reports.FORMATS),
+                default="table",
+                show_default=True,
+                help="table for people; csv or json (exact) for machines.",
+            ),
         ],
     )
 
@@ -102,8 +112,14 @@ def report() -> None:
 
 
 @report.command(name="list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="table for people, json for machines.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for machines.",
+)
 @click.pass_obj
 def list_(obj, fmt: str) -> None:
     """List every report with what it answers and its parameters.
@@ -117,12 +133,29 @@ def list_(obj, fmt: str) -> None:
     if fmt == "json":
         import json
 
-        click.echo(json.dumps([
-            {"name": r.name, "description": r.description,
-             "params": [{"name": p.name, "type": p.type, "default": p.default_text,
-                         "min": p.minimum, "max": p.maximum, "description": p.description} for p in r.params]}
-            for r in found
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "description": r.description,
+                        "params": [
+                            {
+                                "name": p.name,
+                                "type": p.type,
+                                "default": p.default_text,
+                                "min": p.minimum,
+                                "max": p.maximum,
+                                "description": p.description,
+                            }
+                            for p in r.params
+                        ],
+                    }
+                    for r in found
+                ],
+                indent=2,
+            )
+        )
         return
     width = max((len(r.name) for r in found), default=0)
     for r in found:

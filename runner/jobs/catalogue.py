@@ -29,21 +29,46 @@ class Job:
 
 # Lock keys: runner/locks.py's JOB_LOCKS, the one place SQL and Python read them from.
 JOBS: dict[str, Job] = {
-    "expire": Job("expire", JOB_LOCKS["expire"], "0 * * * *", "hourly",
-                  "Expire pending checkout sessions past expires_at, in batches.",
-                  dt.timedelta(hours=2)),
-    "remind": Job("remind", JOB_LOCKS["remind"], "0 */6 * * *", "every 6 hours",
-                  "Queue one reminder per abandoned checkout (6-24 h old, < 3 attempts), then send the outbox.",
-                  dt.timedelta(hours=13)),
-    "cleanup": Job("cleanup", JOB_LOCKS["cleanup"], "30 3 * * 0", "weekly, Sunday 03:30",
-                   "Move completed sessions older than the retention to payment_checkout_sessions_archive.",
-                   dt.timedelta(days=8)),
-    "send-email": Job("send-email", JOB_LOCKS["send-email"], "*/5 * * * *", "every 5 minutes",
-                      "Deliver the email outbox (verification and reminder emails) over SMTP.",
-                      dt.timedelta(minutes=30)),
-    "rollup": Job("rollup", JOB_LOCKS["rollup"], "*/5 * * * *", "every 5 minutes",
-                  "Fold the rollup's appended deltas into checkout_session_rollup, in batches.",
-                  dt.timedelta(minutes=30)),
+    "expire": Job(
+        "expire",
+        JOB_LOCKS["expire"],
+        "0 * * * *",
+        "hourly",
+        "Expire pending checkout sessions past expires_at, in batches.",
+        dt.timedelta(hours=2),
+    ),
+    "remind": Job(
+        "remind",
+        JOB_LOCKS["remind"],
+        "0 */6 * * *",
+        "every 6 hours",
+        "Queue one reminder per abandoned checkout (6-24 h old, < 3 attempts), then send the outbox.",
+        dt.timedelta(hours=13),
+    ),
+    "cleanup": Job(
+        "cleanup",
+        JOB_LOCKS["cleanup"],
+        "30 3 * * 0",
+        "weekly, Sunday 03:30",
+        "Move completed sessions older than the retention to payment_checkout_sessions_archive.",
+        dt.timedelta(days=8),
+    ),
+    "send-email": Job(
+        "send-email",
+        JOB_LOCKS["send-email"],
+        "*/5 * * * *",
+        "every 5 minutes",
+        "Deliver the email outbox (verification and reminder emails) over SMTP.",
+        dt.timedelta(minutes=30),
+    ),
+    "rollup": Job(
+        "rollup",
+        JOB_LOCKS["rollup"],
+        "*/5 * * * *",
+        "every 5 minutes",
+        "Fold the rollup's appended deltas into checkout_session_rollup, in batches.",
+        dt.timedelta(minutes=30),
+    ),
 }
 
 DEFAULT_EXPIRE_BATCH = 10_000

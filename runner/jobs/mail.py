@@ -61,8 +61,10 @@ class MailConfig:
         env = os.environ if env is None else env
         smtp_url = env.get("SMTP_URL", "").strip()
         if not smtp_url:
-            raise ConfigError("SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
-                              "queued emails stay queued until it is")
+            raise ConfigError(
+                "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+                "queued emails stay queued until it is"
+            )
         parse_smtp_url(smtp_url)
         sender = env.get("MAIL_FROM", "").strip() or default_sender()
         if "@" not in parseaddr(sender)[1]:
@@ -136,8 +138,9 @@ class Smtp:
         t = self.target
         try:
             if t.implicit_tls:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(t.host, t.port, timeout=self.config.timeout,
-                                                        context=ssl.create_default_context())
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    t.host, t.port, timeout=self.config.timeout, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(t.host, t.port, timeout=self.config.timeout)
             client.ehlo()
@@ -147,7 +150,9 @@ class Smtp:
             if t.username:
                 client.login(t.username, t.password or "")
         except (OSError, smtplib.SMTPException) as exc:
-            raise MailError(f"SMTP server {t} unavailable: {_describe(exc)}; the emails stay queued") from None
+            raise MailError(
+                f"SMTP server {t} unavailable: {_describe(exc)}; the emails stay queued"
+            ) from None
         return client
 
     def send(self, message: EmailMessage) -> None:
@@ -223,8 +228,14 @@ def render(project: Project, email: dict[str, Any], config: MailConfig) -> Email
 
 
 # -- delivery ------------------------------------------------------------------------------------------
-def deliver(conn: psycopg.Connection, project: Project, config: MailConfig, *, limit: int | None = None,
-            on_email: Callable[[str, float], None] | None = None) -> dict[str, int]:
+def deliver(
+    conn: psycopg.Connection,
+    project: Project,
+    config: MailConfig,
+    *,
+    limit: int | None = None,
+    on_email: Callable[[str, float], None] | None = None,
+) -> dict[str, int]:
     """Send every email due now (each at most once per call); returns counts by new status.
 
     Raises MailError when the server cannot be reached; what was sent before stays sent."""
@@ -248,8 +259,15 @@ def deliver(conn: psycopg.Connection, project: Project, config: MailConfig, *, l
             key = "retrying" if status == "queued" else status
             counts[key] += 1
             level = logging.INFO if status in ("sent", "canceled") else logging.WARNING
-            log.log(level, "email %s (%s to %s): %s%s", email["id"], email["kind"], email["recipient"], key,
-                    f": {error}" if error else "")
+            log.log(
+                level,
+                "email %s (%s to %s): %s%s",
+                email["id"],
+                email["kind"],
+                email["recipient"],
+                key,
+                f": {error}" if error else "",
+            )
             if on_email is not None:
                 on_email(key, time.monotonic() - started)
     finally:
@@ -257,7 +275,9 @@ def deliver(conn: psycopg.Connection, project: Project, config: MailConfig, *, l
     return counts
 
 
-def _attempt(smtp: Smtp, project: Project, config: MailConfig, email: dict[str, Any]) -> tuple[str, str | None]:
+def _attempt(
+    smtp: Smtp, project: Project, config: MailConfig, email: dict[str, Any]
+) -> tuple[str, str | None]:
     """Try one email: ('sent'|'retry'|'permanent'|'canceled', error). MailError propagates (run fails)."""
     if email["kind"] == "reminder":
         reason = _reminder_obsolete(email)

@@ -80,24 +80,34 @@ def _cron_database(conn: psycopg.Connection) -> Iterator[tuple[psycopg.Connectio
         raise PgCronError(
             f"pg_cron is not installed in database {here!r}: the server must preload it "
             f"(shared_preload_libraries = 'pg_cron', cron.database_name = '{here}' in postgresql.conf, restart), "
-            "then CREATE EXTENSION pg_cron; (on Supabase: Database > Extensions > pg_cron)")
+            "then CREATE EXTENSION pg_cron; (on Supabase: Database > Extensions > pg_cron)"
+        )
     if where == here:
-        raise PgCronError(f"pg_cron is not installed in database {here!r}: CREATE EXTENSION pg_cron; (as a "
-                          "superuser; on Supabase: Database > Extensions > pg_cron)")
+        raise PgCronError(
+            f"pg_cron is not installed in database {here!r}: CREATE EXTENSION pg_cron; (as a "
+            "superuser; on Supabase: Database > Extensions > pg_cron)"
+        )
     try:
-        cron_conn = psycopg.connect(make_conninfo(conn.info.dsn, dbname=where, password=conn.info.password),
-                                    autocommit=True)
+        cron_conn = psycopg.connect(
+            make_conninfo(conn.info.dsn, dbname=where, password=conn.info.password), autocommit=True
+        )
     except psycopg.Error as exc:
-        raise PgCronError(f"pg_cron runs in database {where!r} on this server (cron.database_name) and "
-                          f"connecting to it failed: {' '.join(str(exc).split())}") from None
+        raise PgCronError(
+            f"pg_cron runs in database {where!r} on this server (cron.database_name) and "
+            f"connecting to it failed: {' '.join(str(exc).split())}"
+        ) from None
     try:
         version = pg_cron_version(cron_conn)
         if version is None:
-            raise PgCronError(f"pg_cron is not installed in database {where!r} (cron.database_name): "
-                              f"CREATE EXTENSION pg_cron; there as a superuser")
+            raise PgCronError(
+                f"pg_cron is not installed in database {where!r} (cron.database_name): "
+                f"CREATE EXTENSION pg_cron; there as a superuser"
+            )
         if tuple(int(x) for x in re.findall(r"\d+", version)[:2]) < (1, 4):
-            raise PgCronError(f"pg_cron {version} schedules only in its own database {where!r}: apply the project "
-                              "there, or upgrade pg_cron to 1.4 or later (cron.schedule_in_database)")
+            raise PgCronError(
+                f"pg_cron {version} schedules only in its own database {where!r}: apply the project "
+                "there, or upgrade pg_cron to 1.4 or later (cron.schedule_in_database)"
+            )
         yield cron_conn, here
     finally:
         cron_conn.close()
@@ -105,17 +115,25 @@ def _cron_database(conn: psycopg.Connection) -> Iterator[tuple[psycopg.Connectio
 
 def _existing(conn: psycopg.Connection, names: list[str], database: str) -> dict[str, tuple[str, str]]:
     # cron.job shows each user only their own jobs (its row-level security); names are unique per user.
-    rows = conn.execute("SELECT jobname, schedule, command FROM cron.job WHERE jobname = ANY(%s) AND database = %s",
-                        (names, database))
+    rows = conn.execute(
+        "SELECT jobname, schedule, command FROM cron.job WHERE jobname = ANY(%s) AND database = %s",
+        (names, database),
+    )
     return {name: (schedule, cmd) for name, schedule, cmd in rows}
 
 
 def install(conn: psycopg.Connection, project: Project) -> list[CronJob]:
     """Schedule (or update in place) the database jobs with their default schedules; what each became."""
-    if conn.execute("SELECT to_regprocedure(%s)", (f"{project.schema}.run_scheduled_job(text)",)).fetchone()[0] \
-            is None:
-        raise PgCronError(f"{project.schema}.run_scheduled_job does not exist in database {conn.info.dbname!r}: "
-                          "run `runner apply` first")
+    if (
+        conn.execute("SELECT to_regprocedure(%s)", (f"{project.schema}.run_scheduled_job(text)",)).fetchone()[
+            0
+        ]
+        is None
+    ):
+        raise PgCronError(
+            f"{project.schema}.run_scheduled_job does not exist in database {conn.info.dbname!r}: "
+            "run `runner apply` first"
+        )
     target = conn.info.dbname
     with _cron_database(conn) as (cron, elsewhere):
         names = {job: cron_job_name(project, job, elsewhere) for job in DATABASE_JOBS}

@@ -18,7 +18,13 @@ from runner.errors import JobOptionError
 log = logging.getLogger(__name__)
 
 # field name, lowest, highest
-FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,9 @@ class Cron:
     def parse(cls, expression: str) -> Cron:
         parts = expression.split()
         if len(parts) != 5:
-            raise JobOptionError(f"cron expression {expression!r} needs 5 fields (minute hour day month weekday)")
+            raise JobOptionError(
+                f"cron expression {expression!r} needs 5 fields (minute hour day month weekday)"
+            )
         values = [_field(p, *spec) for p, spec in zip(parts, FIELDS, strict=True)]
         weekdays = frozenset(d % 7 for d in values[4])
         return cls(expression, *values[:4], weekdays, parts[2] == "*", parts[4] == "*")

@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["succeeded", "failed", "skipped", "dry-run"]
 
 
-
-
 @dataclass
 class Tally:
     """What a run has done so far; kept up to date batch by batch so a failed run still records it."""
@@ -101,8 +99,11 @@ def expire(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_
     """Expire overdue pending sessions, one short transaction per batch of at most `batch_size` rows."""
     _check_positive("batch size", batch_size)
     tally.details["batch_size"] = batch_size
-    _batches(tally, lambda size: conn.execute("SELECT expire_old_checkout_sessions(%s)", (size,)).fetchone()[0],
-             batch_size)
+    _batches(
+        tally,
+        lambda size: conn.execute("SELECT expire_old_checkout_sessions(%s)", (size,)).fetchone()[0],
+        batch_size,
+    )
     # Each batch appended its few rollup deltas; fold them now so the rollup is compact after every run.
     tally.details["rollup_deltas_folded"] = fold_rollup_deltas(conn)
 
@@ -111,8 +112,11 @@ def rollup(conn: psycopg.Connection, tally: Tally, *, batch_size: int = DEFAULT_
     """Fold the rollup's deltas into checkout_session_rollup, one short transaction per batch."""
     _check_positive("batch size", batch_size)
     tally.details["batch_size"] = batch_size
-    _batches(tally, lambda size: conn.execute("SELECT fold_checkout_session_rollup(%s)", (size,)).fetchone()[0],
-             batch_size)
+    _batches(
+        tally,
+        lambda size: conn.execute("SELECT fold_checkout_session_rollup(%s)", (size,)).fetchone()[0],
+        batch_size,
+    )
 
 
 def fold_rollup_deltas(conn: psycopg.Connection, batch_size: int = DEFAULT_FOLD_BATCH) -> int:
@@ -135,14 +139,20 @@ def count_overdue(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count_overdue_checkout_sessions()").fetchone()[0]
 
 
-def cleanup(conn: psycopg.Connection, tally: Tally, *, retention_days: int,
-            batch_size: int = DEFAULT_CLEANUP_BATCH) -> None:
+def cleanup(
+    conn: psycopg.Connection, tally: Tally, *, retention_days: int, batch_size: int = DEFAULT_CLEANUP_BATCH
+) -> None:
     """Move completed sessions older than `retention_days` to the archive, one transaction per batch."""
     _check_positive("batch size", batch_size)
     _check_positive("retention days", retention_days)
     tally.details.update(batch_size=batch_size, retention_days=retention_days)
-    _batches(tally, lambda size: conn.execute("SELECT archive_completed_checkout_sessions(%s, %s)",
-                                              (size, retention_days)).fetchone()[0], batch_size)
+    _batches(
+        tally,
+        lambda size: conn.execute(
+            "SELECT archive_completed_checkout_sessions(%s, %s)", (size, retention_days)
+        ).fetchone()[0],
+        batch_size,
+    )
 
 
 def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
@@ -151,8 +161,13 @@ def count_archivable(conn: psycopg.Connection, retention_days: int) -> int:
     return conn.execute("SELECT count_archivable_checkout_sessions(%s)", (retention_days,)).fetchone()[0]
 
 
-def remind(conn: psycopg.Connection, tally: Tally, *, project: Project,
-           mail: MailConfig | Callable[[], MailConfig] | None) -> None:
+def remind(
+    conn: psycopg.Connection,
+    tally: Tally,
+    *,
+    project: Project,
+    mail: MailConfig | Callable[[], MailConfig] | None,
+) -> None:
     """Queue one reminder per candidate (a database rule: never two), then deliver the outbox.
 
     With `mail` None the reminders are only queued (`send-email` delivers them later)."""
@@ -172,8 +187,9 @@ def reminder_candidates(conn: psycopg.Connection) -> list[dict[str, Any]]:
         return cur.execute("SELECT * FROM checkout_reminder_candidates()").fetchall()
 
 
-def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project,
-               mail: MailConfig | Callable[[], MailConfig]) -> None:
+def send_email(
+    conn: psycopg.Connection, tally: Tally, *, project: Project, mail: MailConfig | Callable[[], MailConfig]
+) -> None:
     """Deliver every due email of the outbox (see runner/mail.py).
 
     `mail` may be MailConfig.from_env itself: read here, inside the recorded run, a missing or bad SMTP_URL
@@ -182,8 +198,9 @@ def send_email(conn: psycopg.Connection, tally: Tally, *, project: Project,
 
     if callable(mail):
         mail = mail()
-    counts = mail_mod.deliver(conn, project, mail, on_email=lambda status, s: tally.batch(
-        1 if status == "sent" else 0, s))
+    counts = mail_mod.deliver(
+        conn, project, mail, on_email=lambda status, s: tally.batch(1 if status == "sent" else 0, s)
+    )
     for status, n in counts.items():
         tally.details[status] = tally.details.get(status, 0) + n
 
@@ -225,12 +242,22 @@ def _check_positive(what: str, value: int) -> None:
 
 # -- running and recording -----------------------------------------------------------------------------
 WORK: dict[str, Callable[..., None]] = {
-    "expire": expire, "remind": remind, "cleanup": cleanup, "send-email": send_email, "rollup": rollup,
+    "expire": expire,
+    "remind": remind,
+    "cleanup": cleanup,
+    "send-email": send_email,
+    "rollup": rollup,
 }
 
 
-def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Callable[[Tally], None] | None = None,
-        spool: Path | None = None, **options: Any) -> RunResult:
+def run(
+    connect: Callable[[], psycopg.Connection],
+    name: str,
+    *,
+    on_batch: Callable[[Tally], None] | None = None,
+    spool: Path | None = None,
+    **options: Any,
+) -> RunResult:
     """Run job `name` once under its advisory lock, recorded in job_runs.
 
     Returns outcome 'skipped' when another run holds the lock (recorded too); raises JobFailed (after
@@ -249,8 +276,12 @@ def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Calla
             with advisory_lock(conn, job.lock_key, 0, f"run of job {name}"):
                 return _run_locked(conn, job, started, on_batch, options)
         except LockTimeout as exc:
-            result = RunResult(name, "skipped", seconds=time.monotonic() - started,
-                               error=f"another run of this job holds its lock: {exc.holder}")
+            result = RunResult(
+                name,
+                "skipped",
+                seconds=time.monotonic() - started,
+                error=f"another run of this job holds its lock: {exc.holder}",
+            )
             result.run_id = _record_skipped(conn, name, result.error)
             log.info("%s", result.summary())
             return result
@@ -263,7 +294,9 @@ def run(connect: Callable[[], psycopg.Connection], name: str, *, on_batch: Calla
             conn.close()
 
 
-def _write_failures(failures: error_log.DatabaseErrors, conn: psycopg.Connection | None, spool: Path | None) -> None:
+def _write_failures(
+    failures: error_log.DatabaseErrors, conn: psycopg.Connection | None, spool: Path | None
+) -> None:
     """error_logs rows for the database failures of this run (and of earlier runs, from the spool)."""
     if not failures.pending:
         return
@@ -278,8 +311,13 @@ def _write_failures(failures: error_log.DatabaseErrors, conn: psycopg.Connection
         failures.save(spool)
 
 
-def _run_locked(conn: psycopg.Connection, job: Job, started: float,
-                on_batch: Callable[[Tally], None] | None, options: dict[str, Any]) -> RunResult:
+def _run_locked(
+    conn: psycopg.Connection,
+    job: Job,
+    started: float,
+    on_batch: Callable[[Tally], None] | None,
+    options: dict[str, Any],
+) -> RunResult:
     # Holding the lock, any 'running' row of this job belongs to a run that died without finishing:
     # start_job_run marks those failed (abandoned) and records this run. The jobs' database role writes
     # job_runs only through these functions (sql/functions/job_runs.sql).
@@ -299,8 +337,15 @@ def _run_locked(conn: psycopg.Connection, job: Job, started: float,
             f"job {job.name} failed after {tally.batches} batch(es), {tally.rows} row(s) done: {error}"
         ) from exc
     _finish(conn, run_id, "succeeded", tally, None)
-    result = RunResult(job.name, "succeeded", tally.rows, tally.batches, time.monotonic() - started, run_id,
-                       details=_details(tally))
+    result = RunResult(
+        job.name,
+        "succeeded",
+        tally.rows,
+        tally.batches,
+        time.monotonic() - started,
+        run_id,
+        details=_details(tally),
+    )
     log.info("%s", result.summary())
     return result
 
@@ -324,7 +369,8 @@ def _finish(conn: psycopg.Connection, run_id: int, outcome: str, tally: Tally, e
 def _record_skipped(conn: psycopg.Connection, name: str, error: str) -> int | None:
     try:
         return conn.execute(
-            "SELECT record_skipped_job_run(%s, %s, %s)", (name, error, database.application_name(f"job {name}"))
+            "SELECT record_skipped_job_run(%s, %s, %s)",
+            (name, error, database.application_name(f"job {name}")),
         ).fetchone()[0]
     except Exception as exc:  # noqa: BLE001 - recording is best effort; the skip itself stands
         log.error("could not record the skipped run of %s: %s", name, _one_line(exc))

@@ -130,8 +130,12 @@ def stripe_metadata(row: dict[str, Any]) -> dict[str, str]:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
         if len(text) <= 500 and len(sent) < 50 - len(RUNNER_METADATA_KEYS):
             sent[key] = text
-    return {**sent, "userId": str(row["user_id"]), "plan": row["subscription_plan"],
-            "checkoutSessionId": str(row["id"])}
+    return {
+        **sent,
+        "userId": str(row["user_id"]),
+        "plan": row["subscription_plan"],
+        "checkoutSessionId": str(row["id"]),
+    }
 
 
 def parse_uuid(value: Any, name: str) -> uuid.UUID:
@@ -218,17 +222,27 @@ def stripe_params(row: dict[str, Any], settings: Settings, expires_at: int) -> d
     }
 
 
-def _record_stripe_error(conn: psycopg.Connection, row: dict[str, Any], message: str, exc: stripe.StripeError,
-                         **context: Any) -> None:
+def _record_stripe_error(
+    conn: psycopg.Connection, row: dict[str, Any], message: str, exc: stripe.StripeError, **context: Any
+) -> None:
     """One error_logs row (category stripe) for a Stripe error met on a row, with the error's details."""
     error_log.record(
-        conn, "stripe", message, checkout_session_id=str(row["id"]), user_id=str(row["user_id"]),
-        error_type=type(exc).__name__, http_status=exc.http_status, stripe_code=exc.code, request_id=exc.request_id,
+        conn,
+        "stripe",
+        message,
+        checkout_session_id=str(row["id"]),
+        user_id=str(row["user_id"]),
+        error_type=type(exc).__name__,
+        http_status=exc.http_status,
+        stripe_code=exc.code,
+        request_id=exc.request_id,
         **context,
     )
 
 
-def _stripe_failed(conn: psycopg.Connection, row: dict[str, Any], what: str, exc: stripe.StripeError) -> PaymentProviderError:
+def _stripe_failed(
+    conn: psycopg.Connection, row: dict[str, Any], what: str, exc: stripe.StripeError
+) -> PaymentProviderError:
     detail = exc.user_message or str(exc).strip() or type(exc).__name__
     _record_stripe_error(conn, row, f"{what} failed for checkout session {row['id']}: {detail}", exc)
     log.warning("Stripe %s failed for checkout session %s: %s", what, row["id"], detail)
@@ -243,7 +257,8 @@ def spent_key(exc: stripe.StripeError) -> bool:
     every retry with the key would get that same error for the next 24 hours."""
     headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
     return (exc.http_status or 0) >= 500 and (
-        headers.get("idempotent-replayed") == "true" or headers.get("stripe-should-retry") == "false")
+        headers.get("idempotent-replayed") == "true" or headers.get("stripe-should-retry") == "false"
+    )
 
 
 def take_stripe_session_quota(conn: psycopg.Connection, row: dict[str, Any], settings: Settings) -> None:
@@ -255,21 +270,38 @@ def take_stripe_session_quota(conn: psycopg.Connection, row: dict[str, Any], set
     if limit <= 0:
         return
     with sql_errors():
-        wait = conn.execute("SELECT take_stripe_session_quota(%s, %s, %s)",
-                            (row["user_id"], limit, window)).fetchone()[0]
+        wait = conn.execute(
+            "SELECT take_stripe_session_quota(%s, %s, %s)", (row["user_id"], limit, window)
+        ).fetchone()[0]
     if not wait:
         return
-    message = (f"user {row['user_id']} reached the limit of {limit} Stripe checkout sessions per {window} s "
-               f"(checkout session {row['id']}): refused, next allowed in {wait} s")
-    error_log.record(conn, "rate_limit", message, user_id=str(row["user_id"]), checkout_session_id=str(row["id"]),
-                     limit=limit, window_seconds=window, retry_after=wait)
+    message = (
+        f"user {row['user_id']} reached the limit of {limit} Stripe checkout sessions per {window} s "
+        f"(checkout session {row['id']}): refused, next allowed in {wait} s"
+    )
+    error_log.record(
+        conn,
+        "rate_limit",
+        message,
+        user_id=str(row["user_id"]),
+        checkout_session_id=str(row["id"]),
+        limit=limit,
+        window_seconds=window,
+        retry_after=wait,
+    )
     log.warning("%s", message)
-    raise RateLimited(f"too many new checkout sessions: at most {limit} per {window} seconds; retry in {wait} "
-                      "seconds", retry_after=wait)
+    raise RateLimited(
+        f"too many new checkout sessions: at most {limit} per {window} seconds; retry in {wait} seconds",
+        retry_after=wait,
+    )
 
 
 def create_stripe_session(
-    conn: psycopg.Connection, client: stripe.StripeClient, row: dict[str, Any], params: dict[str, Any], key: str
+    conn: psycopg.Connection,
+    client: stripe.StripeClient,
+    row: dict[str, Any],
+    params: dict[str, Any],
+    key: str,
 ) -> StripeSession:
     """Create the row's Stripe session under `key`, or under its next link when Stripe has saved a server
     error under it (see STRIPE_KEY_LINKS). A session made under a spent key was never shown to anyone."""
@@ -282,8 +314,10 @@ def create_stripe_session(
             link += 1
             if not spent_key(exc) or link == STRIPE_KEY_LINKS:
                 raise _stripe_failed(conn, row, "create the checkout session", exc) from None
-            message = (f"Stripe saved a server error under idempotency key {linked_key} for checkout session "
-                       f"{row['id']}: trying the key's next link")
+            message = (
+                f"Stripe saved a server error under idempotency key {linked_key} for checkout session "
+                f"{row['id']}: trying the key's next link"
+            )
             _record_stripe_error(conn, row, message, exc, idempotency_key=linked_key)
             log.warning("%s (request %s)", message, exc.request_id)
 
@@ -321,9 +355,15 @@ def create_checkout(
             return CheckoutResult(session_json(row), row["checkout_url"], resumed=True)
         if existing is not None and existing.status == "complete":
             # Paid, and the webhook has not told us yet: a new session could charge the customer twice.
-            raise Conflict(f"checkout session {row['id']} is already paid; its confirmation from Stripe is on the way")
-        log.info("Stripe session %s of %s is %s: creating a new one", row["stripe_session_id"], row["id"],
-                 existing.status if existing else "gone")
+            raise Conflict(
+                f"checkout session {row['id']} is already paid; its confirmation from Stripe is on the way"
+            )
+        log.info(
+            "Stripe session %s of %s is %s: creating a new one",
+            row["stripe_session_id"],
+            row["id"],
+            existing.status if existing else "gone",
+        )
 
     take_stripe_session_quota(conn, row, settings)  # RateLimited (429) before anything is sent to Stripe
     generation = row["stripe_sessions_created"]
@@ -341,11 +381,14 @@ def create_checkout(
         row = _row(conn, row["id"])
     if row["status"] != "pending" or not row["checkout_url"]:
         raise Conflict(f"checkout session {row['id']} is {row['status']}; start a new checkout")
-    return CheckoutResult(session_json(row), row["checkout_url"], resumed=row["stripe_session_id"] != created.id)
+    return CheckoutResult(
+        session_json(row), row["checkout_url"], resumed=row["stripe_session_id"] != created.id
+    )
 
 
-def start_session(conn: psycopg.Connection, user_id: Any, plan: Any, email: str | None = None,
-                  metadata: Any = None) -> dict[str, Any]:
+def start_session(
+    conn: psycopg.Connection, user_id: Any, plan: Any, email: str | None = None, metadata: Any = None
+) -> dict[str, Any]:
     """The reference's POST /checkout-session: get or create the database row only (no Stripe call)."""
     user_id = parse_uuid(user_id, "userId")
     plan = parse_plan(plan)
@@ -356,7 +399,9 @@ def start_session(conn: psycopg.Connection, user_id: Any, plan: Any, email: str 
         return session_json(_row(conn, session_id))
 
 
-def get_session(conn: psycopg.Connection, session_id: Any, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+def get_session(
+    conn: psycopg.Connection, session_id: Any, user_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """One session; with user_id, only if it is that user's (another user's is reported as not found)."""
     session_id = parse_uuid(session_id, "sessionId")
     with sql_errors():
@@ -366,13 +411,20 @@ def get_session(conn: psycopg.Connection, session_id: Any, user_id: uuid.UUID | 
     return session_json(row)
 
 
-def session_for_stripe_session(conn: psycopg.Connection, stripe_session_id: Any,
-                               user_id: uuid.UUID | None = None) -> dict[str, Any]:
+def session_for_stripe_session(
+    conn: psycopg.Connection, stripe_session_id: Any, user_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """The session that has or had this Stripe session (a replaced one too); with user_id, only that user's."""
-    if not isinstance(stripe_session_id, str) or not stripe_session_id.strip() or len(stripe_session_id) > 255:
+    if (
+        not isinstance(stripe_session_id, str)
+        or not stripe_session_id.strip()
+        or len(stripe_session_id) > 255
+    ):
         raise InvalidRequest("stripeSessionId must be a Stripe Checkout Session id (cs_...)")
     with sql_errors():
-        session_id = conn.execute("SELECT checkout_session_for_stripe_session(%s)", (stripe_session_id,)).fetchone()[0]
+        session_id = conn.execute(
+            "SELECT checkout_session_for_stripe_session(%s)", (stripe_session_id,)
+        ).fetchone()[0]
         row = _row(conn, session_id) if session_id is not None else None
     if row is None or (user_id is not None and row["user_id"] != user_id):
         raise NotFound(f"no checkout session has Stripe session {stripe_session_id}")
@@ -389,12 +441,15 @@ def latest_session(conn: psycopg.Connection, user_id: Any) -> dict[str, Any]:
     return session_json(row)
 
 
-def set_status(conn: psycopg.Connection, session_id: Any, status: Any, user_id: uuid.UUID | None = None) -> dict[str, Any]:
+def set_status(
+    conn: psycopg.Connection, session_id: Any, status: Any, user_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """Close a pending session by hand (canceled, expired, failed); refuses anything else."""
     session_id = parse_uuid(session_id, "sessionId")
     if not isinstance(status, str):
         raise InvalidRequest("status must be a string: canceled, expired or failed")
     with sql_errors(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(WITH_STRIPE_IDS.format("set_checkout_session_status(%s, %s, %s)"),
-                          (session_id, status, user_id)).fetchone()
+        row = cur.execute(
+            WITH_STRIPE_IDS.format("set_checkout_session_status(%s, %s, %s)"), (session_id, status, user_id)
+        ).fetchone()
     return session_json(row)

@@ -41,13 +41,18 @@ def make_client(settings: Settings) -> stripe.StripeClient:
 
 def _session(obj: Any) -> StripeSession:
     data = obj.to_dict()
-    return StripeSession(id=data["id"], url=data.get("url"), status=data.get("status"),
-                         expires_at=data.get("expires_at"))
+    return StripeSession(
+        id=data["id"], url=data.get("url"), status=data.get("status"), expires_at=data.get("expires_at")
+    )
 
 
-def create_checkout_session(client: stripe.StripeClient, params: dict[str, Any], idempotency_key: str) -> StripeSession:
+def create_checkout_session(
+    client: stripe.StripeClient, params: dict[str, Any], idempotency_key: str
+) -> StripeSession:
     """Create a Checkout Session; the same idempotency key returns the same session (Stripe keeps keys 24 h)."""
-    return _session(client.v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key}))
+    return _session(
+        client.v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key})
+    )
 
 
 def retrieve_checkout_session(client: stripe.StripeClient, session_id: str) -> StripeSession | None:

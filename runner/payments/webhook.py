@@ -53,8 +53,10 @@ class Delivery:
             data = None
         if isinstance(data, dict):
             # Printable only: what is logged must not carry a line break of its own (a forged log line).
-            event_id, event_type = (value[:255] if isinstance(value, str) and value.isprintable() else None
-                                    for value in (data.get("id"), data.get("type")))
+            event_id, event_type = (
+                value[:255] if isinstance(value, str) and value.isprintable() else None
+                for value in (data.get("id"), data.get("type"))
+            )
         return cls(body, signature, event_id, event_type)
 
     @property
@@ -75,12 +77,23 @@ class Outcome:
     duplicate: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"received": True, "eventId": self.event_id, "status": self.status, "outcome": self.outcome,
-                "checkoutSessionId": self.checkout_session_id, "duplicate": self.duplicate}
+        return {
+            "received": True,
+            "eventId": self.event_id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "checkoutSessionId": self.checkout_session_id,
+            "duplicate": self.duplicate,
+        }
 
 
-def verify_signature(payload: bytes, header: str | None, secrets: tuple[str, ...] | list[str],
-                     tolerance: int = 300, now: float | None = None) -> None:
+def verify_signature(
+    payload: bytes,
+    header: str | None,
+    secrets: tuple[str, ...] | list[str],
+    tolerance: int = 300,
+    now: float | None = None,
+) -> None:
     """Raise WebhookSignatureError unless `header` signs `payload` with one of `secrets` within `tolerance`.
 
     The stripe library refuses old timestamps; a timestamp further than `tolerance` in the future is refused
@@ -112,8 +125,10 @@ def verify_signature(payload: bytes, header: str | None, secrets: tuple[str, ...
 # The service's one statement per delivery, prepared once per connection under a name of its own (psycopg's
 # own prepared statements are named _pg3_*). Parameters and results travel as text.
 RECORD_STATEMENT = b"runner_record_webhook_event"
-RECORD_SQL = (b"SELECT event_id, status, outcome, checkout_session_id, duplicate"
-              b" FROM record_webhook_event($1::text, $2::text, $3::boolean, $4::integer)")
+RECORD_SQL = (
+    b"SELECT event_id, status, outcome, checkout_session_id, duplicate"
+    b" FROM record_webhook_event($1::text, $2::text, $3::boolean, $4::integer)"
+)
 
 
 def _record(conn: psycopg.Connection, params: list[str]) -> tuple:
@@ -136,19 +151,25 @@ def _record(conn: psycopg.Connection, params: list[str]) -> tuple:
         _check(conn, pgconn.prepare(RECORD_STATEMENT, RECORD_SQL))
         result = pgconn.exec_prepared(RECORD_STATEMENT, values)
     _check(conn, result)
-    return tuple(None if value is None else value.decode(encoding)
-                 for value in (result.get_value(0, column) for column in range(result.nfields)))
+    return tuple(
+        None if value is None else value.decode(encoding)
+        for value in (result.get_value(0, column) for column in range(result.nfields))
+    )
 
 
 def _check(conn: psycopg.Connection, result: pq.abc.PGresult) -> None:
     if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         return
     if conn.pgconn.status == pq.ConnStatus.BAD:  # the socket broke: no SQLSTATE, the database is unreachable
-        raise psycopg.OperationalError(result.get_error_message() or "the connection to the database was lost")
+        raise psycopg.OperationalError(
+            result.get_error_message() or "the connection to the database was lost"
+        )
     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
-def handle(conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool, tolerance: int = 300) -> Outcome:
+def handle(
+    conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool, tolerance: int = 300
+) -> Outcome:
     """Record the event and process it unless an earlier delivery did; one transaction (autocommit conn).
 
     The database checks the signature again (record_webhook_event); WebhookSecretNotInDatabase when it does
@@ -159,13 +180,20 @@ def handle(conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool
     try:
         with sql_errors():
             event_id, status, outcome, session_id, duplicate = _record(
-                conn, [delivery.body, delivery.signature, "true" if expected_livemode else "false", str(tolerance)])
+                conn,
+                [delivery.body, delivery.signature, "true" if expected_livemode else "false", str(tolerance)],
+            )
     except psycopg.errors.InvalidAuthorizationSpecification as exc:  # SQLSTATE 28000
         reason = (exc.diag.message_primary if exc.diag else None) or str(exc)
-        log.error("Stripe event %s verified with STRIPE_WEBHOOK_SECRET but not in the database (%s): add the "
-                  "secret with `runner webhook secret set` as the database owner", delivery.label, reason)
+        log.error(
+            "Stripe event %s verified with STRIPE_WEBHOOK_SECRET but not in the database (%s): add the "
+            "secret with `runner webhook secret set` as the database owner",
+            delivery.label,
+            reason,
+        )
         raise WebhookSecretNotInDatabase(
-            "the database does not hold this webhook signing secret; retry later") from None
+            "the database does not hold this webhook signing secret; retry later"
+        ) from None
     result = Outcome(event_id, status, outcome, session_id, duplicate == "t")
     if result.status == "rejected" and not result.duplicate:
         log.warning("Stripe event %s (%s) %s", event_id, delivery.type, result.outcome)  # "rejected: why"
@@ -175,8 +203,10 @@ def handle(conn: psycopg.Connection, delivery: Delivery, expected_livemode: bool
 def record_failure(conn: psycopg.Connection, delivery: Delivery, error: str, tolerance: int = 300) -> None:
     """Mark an event whose processing failed unexpectedly (Stripe's retry processes it again)."""
     try:
-        conn.execute("SELECT fail_webhook_event(%s, %s, %s, %s)",
-                     (delivery.body, delivery.signature, error[:2000], tolerance))
+        conn.execute(
+            "SELECT fail_webhook_event(%s, %s, %s, %s)",
+            (delivery.body, delivery.signature, error[:2000], tolerance),
+        )
     except Exception as exc:  # noqa: BLE001 - best effort: the 500 already tells Stripe to retry
         log.warning("could not record the failure of event %s: %s", delivery.label, exc)
 
@@ -186,7 +216,9 @@ def replay(conn: psycopg.Connection, event_id: str, expected_livemode: bool) -> 
     from runner.payments.checkout import sql_errors
 
     with sql_errors():
-        row = conn.execute("SELECT * FROM process_webhook_event(%s, %s)", (event_id, expected_livemode)).fetchone()
+        row = conn.execute(
+            "SELECT * FROM process_webhook_event(%s, %s)", (event_id, expected_livemode)
+        ).fetchone()
     if row is None:
         raise NotFound(f"no stored webhook event {event_id}")
     return Outcome(event_id, row[0], row[1], str(row[2]) if row[2] else None, False)

@@ -40,8 +40,10 @@ class Secret:
 
 
 def _owner_only(exc: psycopg.Error) -> ConfigError:
-    return ConfigError("only the database owner may manage webhook secrets (the service's and the jobs' roles "
-                       f"may not read them): connect as the role that runs `runner apply` ({exc.sqlstate})")
+    return ConfigError(
+        "only the database owner may manage webhook secrets (the service's and the jobs' roles "
+        f"may not read them): connect as the role that runs `runner apply` ({exc.sqlstate})"
+    )
 
 
 def set_secrets(conn: psycopg.Connection, secrets: Iterable[str]) -> list[Secret]:
@@ -54,7 +56,8 @@ def set_secrets(conn: psycopg.Connection, secrets: Iterable[str]) -> list[Secret
         with conn.transaction():
             for secret in secrets:
                 fingerprint, hint, added = conn.execute(
-                    "SELECT fingerprint, hint, added FROM set_webhook_secret(%s)", (secret,)).fetchone()
+                    "SELECT fingerprint, hint, added FROM set_webhook_secret(%s)", (secret,)
+                ).fetchone()
                 result.append(Secret(fingerprint, hint, added=added))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise _owner_only(exc) from None
@@ -66,7 +69,9 @@ def set_secrets(conn: psycopg.Connection, secrets: Iterable[str]) -> list[Secret
 def list_secrets(conn: psycopg.Connection) -> list[Secret]:
     """The stored secrets, oldest first."""
     try:
-        rows = conn.execute("SELECT fingerprint, hint, created_at FROM webhook_secrets ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT fingerprint, hint, created_at FROM webhook_secrets ORDER BY id"
+        ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise _owner_only(exc) from None
     return [Secret(*row) for row in rows]
@@ -93,7 +98,8 @@ def seed_from_env(conn: psycopg.Connection, secrets: Iterable[str]) -> list[Secr
         return []
     can_write = conn.execute(
         "SELECT to_regclass('webhook_secrets') IS NOT NULL "
-        "AND has_table_privilege('webhook_secrets', 'INSERT')").fetchone()[0]
+        "AND has_table_privilege('webhook_secrets', 'INSERT')"
+    ).fetchone()[0]
     if not can_write or conn.execute("SELECT EXISTS (SELECT FROM webhook_secrets)").fetchone()[0]:
         return []
     stored = set_secrets(conn, secrets)

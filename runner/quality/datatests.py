@@ -74,8 +74,12 @@ class DataTestResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: numbers stay numbers, NUMERIC and uuids become strings, timestamps ISO 8601."""
         return {
-            "name": self.name, "description": self.description, "passed": self.passed,
-            "failures": self.failures, "error": self.error, "source": self.source,
+            "name": self.name,
+            "description": self.description,
+            "passed": self.passed,
+            "failures": self.failures,
+            "error": self.error,
+            "source": self.source,
             "seconds": round(self.seconds, 3),
             "sample": [{k: json_value(v) for k, v in row.items()} for row in self.sample],
         }
@@ -142,10 +146,14 @@ def _generic_tests(project: Project, table: str, kind: str, spec: Any, section: 
                 raise ConfigError(f"{section}: not_null takes one column per entry, got {entry!r}")
             label = "+".join(columns)
             what = f"{table}.({', '.join(columns)})" if len(columns) > 1 else f"{table}.{label}"
-            description = (f"{what} is unique (among rows where it is set)" if kind == "unique"
-                           else f"{what} is never NULL")
-            yield _generic(project, f"{table}.{label}.{kind}", kind, description, section,
-                           table=table, columns=columns)
+            description = (
+                f"{what} is unique (among rows where it is set)"
+                if kind == "unique"
+                else f"{what} is never NULL"
+            )
+            yield _generic(
+                project, f"{table}.{label}.{kind}", kind, description, section, table=table, columns=columns
+            )
         return
     if not isinstance(spec, dict):
         raise ConfigError(f"{section}: {kind} must be a table: {kind}.<name> = ...")
@@ -154,26 +162,48 @@ def _generic_tests(project: Project, table: str, kind: str, spec: Any, section: 
             _ident(key, section, "column")
             values = _accepted(project, value, f"{section} accepted_values.{key}")
             shown = ", ".join(map(str, values))
-            yield _generic(project, f"{table}.{key}.accepted_values", kind,
-                           f"{table}.{key} is one of: {shown} (or NULL)", section,
-                           table=table, column=key, values=values)
+            yield _generic(
+                project,
+                f"{table}.{key}.accepted_values",
+                kind,
+                f"{table}.{key} is one of: {shown} (or NULL)",
+                section,
+                table=table,
+                column=key,
+                values=values,
+            )
         elif kind == "relationships":
             _ident(key, section, "column")
             target = value.split(".") if isinstance(value, str) else []
             if len(target) != 2:
-                raise ConfigError(f"{section}: relationships.{key} must be \"<table>.<column>\", got {value!r}")
+                raise ConfigError(f'{section}: relationships.{key} must be "<table>.<column>", got {value!r}')
             for part in target:
                 _ident(part, section, "table or column")
-            yield _generic(project, f"{table}.{key}.relationships", kind,
-                           f"every {table}.{key} is a {value}", section,
-                           table=table, column=key, to_table=target[0], to_column=target[1])
+            yield _generic(
+                project,
+                f"{table}.{key}.relationships",
+                kind,
+                f"every {table}.{key} is a {value}",
+                section,
+                table=table,
+                column=key,
+                to_table=target[0],
+                to_column=target[1],
+            )
         else:  # expression
             _ident(key, section, "expression name")
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{section}: expression.{key} must be a SQL condition, e.g. \"a > b\"")
+                raise ConfigError(f'{section}: expression.{key} must be a SQL condition, e.g. "a > b"')
             condition = _render_string(project, value, f"{section} expression.{key}")
-            yield _generic(project, f"{table}.{key}", kind, f"{table}: {condition}", section,
-                           table=table, condition=condition)
+            yield _generic(
+                project,
+                f"{table}.{key}",
+                kind,
+                f"{table}: {condition}",
+                section,
+                table=table,
+                condition=condition,
+            )
 
 
 def _generic(project: Project, name: str, kind: str, description: str, source: str, **args: Any) -> DataTest:
@@ -247,8 +277,11 @@ def select_tests(tests: Sequence[DataTest], select: Sequence[str] | str | None) 
     patterns = [select] if isinstance(select, str) else list(select)
     chosen: list[DataTest] = []
     for pattern in patterns:
-        matched = [t for t in tests if t.name == pattern or fnmatch.fnmatchcase(t.name, pattern)
-                   or t.name.startswith(pattern + ".")]
+        matched = [
+            t
+            for t in tests
+            if t.name == pattern or fnmatch.fnmatchcase(t.name, pattern) or t.name.startswith(pattern + ".")
+        ]
         if not matched:
             raise DataTestSelectionError(
                 f"no data test matches {pattern!r} (`runner test --list` shows the {len(tests)} there are)"
@@ -257,8 +290,13 @@ def select_tests(tests: Sequence[DataTest], select: Sequence[str] | str | None) 
     return [t for t in tests if t in chosen]
 
 
-def run(conn: psycopg.Connection, project: Project, select: Sequence[str] | str | None = None,
-        sample: int = 5, tests: Sequence[DataTest] | None = None) -> list[DataTestResult]:
+def run(
+    conn: psycopg.Connection,
+    project: Project,
+    select: Sequence[str] | str | None = None,
+    sample: int = 5,
+    tests: Sequence[DataTest] | None = None,
+) -> list[DataTestResult]:
     """Run the data tests (all, or those `select` names) in read-only transactions, one each: how many
     rows break each rule and the first `sample` of them. `conn` should be in autocommit mode; a test
     whose query fails is reported (not passed) and the others still run."""
@@ -291,15 +329,24 @@ def run_one(conn: psycopg.Connection, test: DataTest, sample: int = 5) -> DataTe
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         sqlstate = getattr(exc, "sqlstate", None)
         return DataTestResult(
-            name=test.name, description=test.description, passed=False, failures=0, source=test.source,
+            name=test.name,
+            description=test.description,
+            passed=False,
+            failures=0,
+            source=test.source,
             error=f"{first}{f' [SQLSTATE {sqlstate}]' if sqlstate else ''}",
             seconds=time.monotonic() - started,
         )
     failures = int(rows[0][0]) if rows else 0
     found = [dict(zip(columns, row[1:], strict=True)) for row in rows] if sample else []
     return DataTestResult(
-        name=test.name, description=test.description, passed=failures == 0, failures=failures,
-        sample=found, source=test.source, seconds=time.monotonic() - started,
+        name=test.name,
+        description=test.description,
+        passed=failures == 0,
+        failures=failures,
+        sample=found,
+        source=test.source,
+        seconds=time.monotonic() - started,
     )
 
 
@@ -327,8 +374,10 @@ def to_text(results: Sequence[DataTestResult]) -> str:
         elif r.passed:
             lines.append(f"PASS  {r.name}")
         else:
-            lines.append(f"FAIL  {r.name}: {r.failures} row{'s' if r.failures != 1 else ''} "
-                         f"break{'s' if r.failures == 1 else ''} it: {r.description}")
+            lines.append(
+                f"FAIL  {r.name}: {r.failures} row{'s' if r.failures != 1 else ''} "
+                f"break{'s' if r.failures == 1 else ''} it: {r.description}"
+            )
             lines += ["      " + line for line in _sample_table(r.sample, r.failures)]
     failed = sum(not r.passed for r in results)
     lines.append(f"{len(results) - failed} passed, {failed} failed")
@@ -342,7 +391,7 @@ def _sample_table(sample: Sequence[dict[str, Any]], failures: int) -> list[str]:
 
     def cell(value: Any) -> str:
         text = "" if value is None else str(json_value(value))
-        return text if len(text) <= SAMPLE_WIDTH else text[:SAMPLE_WIDTH - 3] + "..."
+        return text if len(text) <= SAMPLE_WIDTH else text[: SAMPLE_WIDTH - 3] + "..."
 
     cells = [[cell(row.get(c)) for c in columns] for row in sample]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]

@@ -34,8 +34,15 @@ DAYS = 90  # a quarter
 DEFAULT_SESSIONS = 6_000
 DEFAULT_SEED = 1
 # What the demo writes, children first (TRUNCATE of --reset; the row counts it reports).
-DATA_TABLES = ("webhook_events", "email_outbox", "error_logs", "job_runs", "payment_checkout_sessions_archive",
-               "payment_checkout_sessions", "users")
+DATA_TABLES = (
+    "webhook_events",
+    "email_outbox",
+    "error_logs",
+    "job_runs",
+    "payment_checkout_sessions_archive",
+    "payment_checkout_sessions",
+    "users",
+)
 STEP = re.compile(r"^-- step: (?P<name>.+)$", re.MULTILINE)
 
 
@@ -58,10 +65,15 @@ class DemoResult:
 
     def summary(self) -> str:
         statuses = ", ".join(f"{n:,} {s}" for s, n in sorted(self.by_status.items(), key=lambda kv: -kv[1]))
-        extra = ", ".join(f"{n:,} {t}" for t, n in self.rows.items()
-                          if t not in ("users", "payment_checkout_sessions") and n)
-        return (f"Demo data (seed {self.seed}): {self.users:,} users, {self.sessions:,} checkout sessions over "
-                f"{self.days} days ({statuses}); {extra}; {self.seconds:.1f}s.")
+        extra = ", ".join(
+            f"{n:,} {t}"
+            for t, n in self.rows.items()
+            if t not in ("users", "payment_checkout_sessions") and n
+        )
+        return (
+            f"Demo data (seed {self.seed}): {self.users:,} users, {self.sessions:,} checkout sessions over "
+            f"{self.days} days ({statuses}); {extra}; {self.seconds:.1f}s."
+        )
 
 
 def check_target(*, embedded: bool, yes: bool, where: str) -> None:
@@ -84,7 +96,9 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
 
 def reset(conn: psycopg.Connection) -> None:
     """Empty the data tables (not the plan catalogue, not the history) and the rollup."""
-    present = [t for t in DATA_TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is not None]
+    present = [
+        t for t in DATA_TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is not None
+    ]
     with conn.transaction():
         if present:
             # CASCADE: tables other features add that reference users or sessions empty with them.
@@ -95,19 +109,28 @@ def reset(conn: psycopg.Connection) -> None:
 
 def history_steps() -> list[tuple[str, str]]:
     """(name, statement) of each `-- step:` of the packaged demo_history.sql, in order."""
-    text = (importlib.resources.files("runner.quality") / "sql" / "demo_history.sql").read_text(encoding="utf-8")
+    text = (importlib.resources.files("runner.quality") / "sql" / "demo_history.sql").read_text(
+        encoding="utf-8"
+    )
     marks = list(STEP.finditer(text))
     steps = []
     for i, mark in enumerate(marks):
-        body = text[mark.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)]
+        body = text[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else len(text)]
         # Comment lines go: their prose may hold a % that psycopg would read as a placeholder.
         statement = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
         steps.append((mark["name"].strip(), statement.strip()))
     return steps
 
 
-def fill(conn: psycopg.Connection, *, seed: int = DEFAULT_SEED, sessions: int = DEFAULT_SESSIONS,
-         now: Any = None, empty_first: bool = False, progress: Callable[[str], None] | None = None) -> DemoResult:
+def fill(
+    conn: psycopg.Connection,
+    *,
+    seed: int = DEFAULT_SEED,
+    sessions: int = DEFAULT_SESSIONS,
+    now: Any = None,
+    empty_first: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
     """Write the demo quarter into the applied, empty database of `conn` (autocommit); `empty_first`
     empties the data tables before. Holds the demo lock throughout: a second demo at the same time fails
     at once (LockTimeout, exit 5) instead of mixing its rows in."""
@@ -120,19 +143,25 @@ def fill(conn: psycopg.Connection, *, seed: int = DEFAULT_SEED, sessions: int = 
         return _fill(conn, seed, sessions, now, progress)
 
 
-def _fill(conn: psycopg.Connection, seed: int, sessions: int, now: Any,
-          progress: Callable[[str], None] | None) -> DemoResult:
+def _fill(
+    conn: psycopg.Connection, seed: int, sessions: int, now: Any, progress: Callable[[str], None] | None
+) -> DemoResult:
     started = time.perf_counter()
     say = progress or (lambda _message: None)
     filled = {t: n for t, n in row_counts(conn).items() if n}
     if filled:
         what = ", ".join(f"{n:,} rows in {t}" for t, n in filled.items())
-        raise DemoRefused(f"the database is not empty ({what}); runner demo fills an empty one "
-                          "(`runner demo --reset` empties the data tables first)")
+        raise DemoRefused(
+            f"the database is not empty ({what}); runner demo fills an empty one "
+            "(`runner demo --reset` empties the data tables first)"
+        )
     now = conn.execute("SELECT coalesce(%s::timestamptz, now())", (now,)).fetchone()[0]
-    say(f"demo: {sessions:,} checkout sessions over the {DAYS} days before {now:%Y-%m-%d %H:%M %Z} (seed {seed})")
-    generated = generator.generate(conn, sessions, seed=seed, now=now, days=DAYS, stale_pending=0.0,
-                                   rebuild_indexes=False, progress=say)
+    say(
+        f"demo: {sessions:,} checkout sessions over the {DAYS} days before {now:%Y-%m-%d %H:%M %Z} (seed {seed})"
+    )
+    generated = generator.generate(
+        conn, sessions, seed=seed, now=now, days=DAYS, stale_pending=0.0, rebuild_indexes=False, progress=say
+    )
     params = {"seed": seed, "now": now, "days": DAYS}
     with conn.transaction():
         for name, statement in history_steps():
@@ -144,13 +173,26 @@ def _fill(conn: psycopg.Connection, seed: int, sessions: int, now: Any,
         pass
     for table in DATA_TABLES:
         conn.execute(f"VACUUM (ANALYZE) {table}")
-    return DemoResult(seed=seed, days=DAYS, users=generated.users, sessions=generated.sessions,
-                      by_status=generated.by_status, rows=row_counts(conn), seconds=time.perf_counter() - started)
+    return DemoResult(
+        seed=seed,
+        days=DAYS,
+        users=generated.users,
+        sessions=generated.sessions,
+        by_status=generated.by_status,
+        rows=row_counts(conn),
+        seconds=time.perf_counter() - started,
+    )
 
 
-def run(connect: Callable[[], psycopg.Connection], project: Project, *, seed: int = DEFAULT_SEED,
-        sessions: int = DEFAULT_SESSIONS, empty_first: bool = False,
-        progress: Callable[[str], None] | None = None) -> DemoResult:
+def run(
+    connect: Callable[[], psycopg.Connection],
+    project: Project,
+    *,
+    seed: int = DEFAULT_SEED,
+    sessions: int = DEFAULT_SESSIONS,
+    empty_first: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
     """`runner demo`: apply the project (pending files only), optionally empty the data, fill the quarter."""
     from runner import migrate
 

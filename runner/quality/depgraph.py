@@ -61,7 +61,9 @@ def layout(files: list[SqlFile], titles: dict[str, str] | None = None) -> Graph:
 
     def late_column(name: str, seen: tuple[str, ...] = ()) -> int:
         if name not in late:
-            deps = [d for d in by_name[name].depends if d in by_name and by_name[d].finally_ and d not in seen]
+            deps = [
+                d for d in by_name[name].depends if d in by_name and by_name[d].finally_ and d not in seen
+            ]
             late[name] = 1 + max((late_column(d, (*seen, name)) for d in deps), default=-1)
         return late[name]
 
@@ -88,6 +90,7 @@ def layout(files: list[SqlFile], titles: dict[str, str] | None = None) -> Graph:
         columns.setdefault(depth[name], []).append(name)
     position: dict[str, int] = {}
     for column in sorted(columns):
+
         def key(name: str) -> tuple:
             if name in previous:
                 return (False, position[previous[name]], name)
@@ -112,36 +115,51 @@ def layout(files: list[SqlFile], titles: dict[str, str] | None = None) -> Graph:
         x += width + COLUMN_GAP
     height = PAD * 2 + max((len(c) for c in columns.values()), default=0) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
     waypoints = {edge: [points[p] for p in chain] for edge, chain in chains.items()}
-    return Graph(nodes=nodes, edges=edges, waypoints=waypoints, width=max(x - COLUMN_GAP + PAD, 2 * PAD), height=max(height, 2 * PAD))
+    return Graph(
+        nodes=nodes,
+        edges=edges,
+        waypoints=waypoints,
+        width=max(x - COLUMN_GAP + PAD, 2 * PAD),
+        height=max(height, 2 * PAD),
+    )
 
 
 def svg(graph: Graph, href: str = "#file-{name}") -> str:
     """The graph as an inline <svg>: a link per file, an arrow per dependency."""
     parts = [
-        (f'<svg class="depgraph" data-chart="depends" xmlns="http://www.w3.org/2000/svg" '
-        f'width="{graph.width:.0f}" height="{graph.height:.0f}" viewBox="0 0 {graph.width:.0f} {graph.height:.0f}" '
-        'role="img" aria-label="Dependency graph of sql/functions">'),
-        ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/></marker></defs>'),
+        (
+            f'<svg class="depgraph" data-chart="depends" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{graph.width:.0f}" height="{graph.height:.0f}" viewBox="0 0 {graph.width:.0f} {graph.height:.0f}" '
+            'role="img" aria-label="Dependency graph of sql/functions">'
+        ),
+        (
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"/></marker></defs>'
+        ),
     ]
     for source, target in graph.edges:
         a, b = graph.nodes[source], graph.nodes[target]
         x, y = a.x + a.width, a.y + NODE_HEIGHT / 2
         d = [f"M {x:.1f} {y:.1f}"]
-        for left, right, level in [*graph.waypoints.get((source, target), []), (b.x, None, b.y + NODE_HEIGHT / 2)]:
+        for left, right, level in [
+            *graph.waypoints.get((source, target), []),
+            (b.x, None, b.y + NODE_HEIGHT / 2),
+        ]:
             bend = max((left - x) / 2, 20)
             d.append(f"C {x + bend:.1f} {y:.1f}, {left - bend:.1f} {level:.1f}, {left:.1f} {level:.1f}")
             x, y = left, level
             if right is not None:
                 d.append(f"L {right:.1f} {level:.1f}")
                 x = right
-        parts.append(f'<path class="edge" data-from="{escape(source)}" data-to="{escape(target)}" '
-                     f'd="{" ".join(d)}" marker-end="url(#arrow)"/>')
+        parts.append(
+            f'<path class="edge" data-from="{escape(source)}" data-to="{escape(target)}" '
+            f'd="{" ".join(d)}" marker-end="url(#arrow)"/>'
+        )
     for node in graph.nodes.values():
         css = "node finally" if node.finally_ else "node"
         parts.append(
             f'<a href="{escape(href.format(name=node.name))}"><g class="{css}" data-name="{escape(node.name)}">'
-            f'<title>{escape(node.title)}</title>'
+            f"<title>{escape(node.title)}</title>"
             f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}" height="{NODE_HEIGHT}" rx="6"/>'
             f'<text x="{node.x + 10:.1f}" y="{node.y + NODE_HEIGHT / 2 + 4:.1f}">{escape(node.name)}</text></g></a>'
         )

@@ -30,12 +30,17 @@ if TYPE_CHECKING:
 
 PAGES = ("index", "tables", "functions", "reports", "tests", "history")
 DEFINES = re.compile(
-    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\s+(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?\s*\(", re.IGNORECASE)
+    r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\s+(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?\s*\(",
+    re.IGNORECASE,
+)
 TABLE_DDL = re.compile(
     r"\b(CREATE|ALTER)\s+(?:UNLOGGED\s+)?(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
-    r"(?:ONLY\s+)?(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?", re.IGNORECASE)
-CREATE_OR_REPLACE_VIEW = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+VIEW\s+(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?",
-                                    re.IGNORECASE)
+    r"(?:ONLY\s+)?(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?",
+    re.IGNORECASE,
+)
+CREATE_OR_REPLACE_VIEW = re.compile(
+    r"\bCREATE\s+OR\s+REPLACE\s+VIEW\s+(?:\"?\w+\"?\s*\.\s*)?\"?(\w+)\"?", re.IGNORECASE
+)
 
 
 @dataclass
@@ -51,9 +56,15 @@ class Site:
     failing_tests: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "pages": [str(p) for p in self.pages], "tables": self.tables,
-                "functions": self.functions, "reports": self.reports, "tests": self.tests,
-                "failing_tests": self.failing_tests}
+        return {
+            "folder": str(self.folder),
+            "pages": [str(p) for p in self.pages],
+            "tables": self.tables,
+            "functions": self.functions,
+            "reports": self.reports,
+            "tests": self.tests,
+            "failing_tests": self.failing_tests,
+        }
 
 
 def _query(conn: psycopg.Connection, name: str, **params: Any) -> list[dict[str, Any]]:
@@ -93,15 +104,17 @@ def tables(conn: psycopg.Connection, project: Project) -> list[dict[str, Any]]:
     result = []
     for table in _query(conn, "docs_tables", schema=schema):
         oid = table["oid"]
-        result.append({
-            **table,
-            "columns": columns.get(oid, []),
-            "constraints": constraints.get(oid, []),
-            "indexes": indexes.get(oid, []),
-            "triggers": triggers.get(oid, []),
-            "files": touched.get(table["name"], []),
-            "referenced_by": [],
-        })
+        result.append(
+            {
+                **table,
+                "columns": columns.get(oid, []),
+                "constraints": constraints.get(oid, []),
+                "indexes": indexes.get(oid, []),
+                "triggers": triggers.get(oid, []),
+                "files": touched.get(table["name"], []),
+                "referenced_by": [],
+            }
+        )
     names = {t["oid"]: t["name"] for t in result}
     for t in result:
         for c in t["constraints"]:
@@ -112,7 +125,9 @@ def tables(conn: psycopg.Connection, project: Project) -> list[dict[str, Any]]:
     return result
 
 
-def functions(conn: psycopg.Connection, project: Project) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def functions(
+    conn: psycopg.Connection, project: Project
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the repeatable files, each with the functions it defines; the functions no file defines).
     A function's `calls` are the project's functions its body names; `triggers` the triggers running it."""
     rows = _query(conn, "docs_functions", schema=project.schema)
@@ -121,9 +136,14 @@ def functions(conn: psycopg.Connection, project: Project) -> tuple[list[dict[str
     table_names = {t["oid"]: t["name"] for t in _query(conn, "docs_tables", schema=project.schema)}
     for row in rows:
         body = row["body"] or ""
-        row["calls"] = sorted({n for n in names if n != row["name"] and re.search(rf"\b{re.escape(n)}\s*\(", body)})
-        row["triggers"] = [f"{t['name']} on {table_names.get(t['table_oid'], '?')}" for t in trigger_rows
-                           if t["function"] == row["name"]]
+        row["calls"] = sorted(
+            {n for n in names if n != row["name"] and re.search(rf"\b{re.escape(n)}\s*\(", body)}
+        )
+        row["triggers"] = [
+            f"{t['name']} on {table_names.get(t['table_oid'], '?')}"
+            for t in trigger_rows
+            if t["function"] == row["name"]
+        ]
         row["anchor"] = f"fn-{row['name']}-{row['oid']}"
     for row in rows:
         row["called_by"] = sorted({r["name"] for r in rows if row["name"] in r["calls"]})
@@ -138,9 +158,17 @@ def functions(conn: psycopg.Connection, project: Project) -> tuple[list[dict[str
         defined = {m.lower() for m in DEFINES.findall(f.rendered)}
         mine = [r for r in rows if r["name"].lower() in defined]
         claimed.update(r["oid"] for r in mine)
-        result.append({"name": f.description, "path": f.label, "depends": list(f.depends),
-                       "dependents": sorted(dependents.get(f.description, [])), "finally": f.finally_,
-                       "functions": mine, "transactional": f.transactional})
+        result.append(
+            {
+                "name": f.description,
+                "path": f.label,
+                "depends": list(f.depends),
+                "dependents": sorted(dependents.get(f.description, [])),
+                "finally": f.finally_,
+                "functions": mine,
+                "transactional": f.transactional,
+            }
+        )
     return result, [r for r in rows if r["oid"] not in claimed]
 
 
@@ -155,7 +183,8 @@ def history(conn: psycopg.Connection, project: Project) -> tuple[list[dict[str, 
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             f"SELECT id, kind, version, name, checksum, applied_at, duration_ms, applied_by, client, runner_version "
-            f"FROM {project.history_table} ORDER BY id DESC").fetchall()
+            f"FROM {project.history_table} ORDER BY id DESC"
+        ).fetchall()
     return rows, migrate.status(conn, project)
 
 
@@ -182,16 +211,22 @@ def collect(conn: psycopg.Connection, project: Project, *, run_tests: bool = Tru
     from runner.reporting import reports
 
     server = conn.execute(
-        "SELECT current_setting('server_version'), current_database(), current_user, now()").fetchone()
+        "SELECT current_setting('server_version'), current_database(), current_user, now()"
+    ).fetchone()
     files, loose = functions(conn, project)
-    titles = {f["name"]: f"{f['path']}: " + (", ".join(sorted({fn['name'] for fn in f["functions"]})) or "no function")
-              for f in files}
+    titles = {
+        f["name"]: f"{f['path']}: "
+        + (", ".join(sorted({fn["name"] for fn in f["functions"]})) or "no function")
+        for f in files
+    }
     graph = depgraph.layout(project.repeatables(), titles)
     report_list = []
     for r in reports.available(project):
         source = (project.sql_dir / r.path).read_text(encoding="utf-8")
-        example = " ".join(["runner report", r.name] + [f"-p {p.name}={p.default_text}" for p in r.params
-                                                         if p.default is not None][:1])
+        example = " ".join(
+            ["runner report", r.name]
+            + [f"-p {p.name}={p.default_text}" for p in r.params if p.default is not None][:1]
+        )
         report_list.append({"report": r, "source": source, "example": example})
     history_rows, states = history(conn, project)
     return {
@@ -251,14 +286,22 @@ def render(data: dict[str, Any]) -> dict[str, str]:
     return {page: env.get_template(f"{page}.html").render(page=page, pages=PAGES, **data) for page in PAGES}
 
 
-def build(conn: psycopg.Connection, project: Project, folder: str | Path, *, run_tests: bool = True,
-          progress: Callable[[str], None] | None = None) -> Site:
+def build(
+    conn: psycopg.Connection,
+    project: Project,
+    folder: str | Path,
+    *,
+    run_tests: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Site:
     """Write the site into `folder` (created; its earlier pages replaced, nothing else touched)."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise DocsError(f"{out} is a file, not a folder: pass another -o")
     if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
-        raise DocsError(f"{out} is not empty and holds no earlier site (no index.html): pass an empty or new folder")
+        raise DocsError(
+            f"{out} is not empty and holds no earlier site (no index.html): pass an empty or new folder"
+        )
     say = progress or (lambda _message: None)
     say("docs: reading the catalogue" + (" and running the data tests" if run_tests else ""))
     data = collect(conn, project, run_tests=run_tests)
@@ -279,7 +322,12 @@ def build(conn: psycopg.Connection, project: Project, folder: str | Path, *, run
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = data["tests"]["results"]
-    return Site(folder=out, pages=written, tables=len(data["tables"]),
-                functions=sum(len(f["functions"]) for f in data["files"]) + len(data["loose_functions"]),
-                reports=len(data["reports"]), tests=len(data["tests"]["tests"]),
-                failing_tests=sum(1 for r in results.values() if not r.passed))
+    return Site(
+        folder=out,
+        pages=written,
+        tables=len(data["tables"]),
+        functions=sum(len(f["functions"]) for f in data["files"]) + len(data["loose_functions"]),
+        reports=len(data["reports"]),
+        tests=len(data["tests"]["tests"]),
+        failing_tests=sum(1 for r in results.values() if not r.passed),
+    )

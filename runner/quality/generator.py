@@ -95,8 +95,10 @@ def _plans(conn: psycopg.Connection) -> tuple[list[str], list[Any], list[str], l
         "SELECT code, price, currency FROM subscription_plans WHERE active ORDER BY price, code"
     ).fetchall()
     if not rows:
-        raise ProjectError("no active plans in subscription_plans: apply the project first "
-                           "(the plan catalogue is [[plans]] in sql/project.toml)")
+        raise ProjectError(
+            "no active plans in subscription_plans: apply the project first "
+            "(the plan catalogue is [[plans]] in sql/project.toml)"
+        )
     weights = list(PLAN_WEIGHTS[: len(rows)]) if len(rows) <= len(PLAN_WEIGHTS) else [1.0] * len(rows)
     weights += [weights[-1]] * (len(rows) - len(weights))
     total = sum(weights)
@@ -108,9 +110,14 @@ def _plans(conn: psycopg.Connection) -> tuple[list[str], list[Any], list[str], l
 
 
 def _columns(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
-        "current_schema()", (TABLE,)).fetchall()}
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
+            "current_schema()",
+            (TABLE,),
+        ).fetchall()
+    }
 
 
 # The session row of global number i. `k` = round (1-based), `u` = user number, `c` = sessions of u,
@@ -177,9 +184,24 @@ SELECT md5(%(seed)s::text || '/s/' || i::text)::uuid AS id,
   FROM st
 """
 
-_BASE_COLUMNS = ["id", "user_id", "email", "subscription_plan", "plan_price", "payment_provider",
-                 "stripe_session_id", "status", "created_at", "expires_at", "completed_at", "attempts", "currency",
-                 "stripe_customer_id", "checkout_url", "stripe_sessions_created"]
+_BASE_COLUMNS = [
+    "id",
+    "user_id",
+    "email",
+    "subscription_plan",
+    "plan_price",
+    "payment_provider",
+    "stripe_session_id",
+    "status",
+    "created_at",
+    "expires_at",
+    "completed_at",
+    "attempts",
+    "currency",
+    "stripe_customer_id",
+    "checkout_url",
+    "stripe_sessions_created",
+]
 
 
 def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -254,12 +276,20 @@ def generate(
 
     t = time.perf_counter()
     params = {
-        "seed": seed, "now": now, "expiry": expiry, "offsets": offsets, "days": days,
+        "seed": seed,
+        "now": now,
+        "expiry": expiry,
+        "offsets": offsets,
+        "days": days,
         "stale": stale_pending,
         # Sessions of user u: c = rounds - (how many rounds k >= 2 have size <= u), and width_bucket
         # counts the thresholds <= u. With one round, nobody has a second session.
-        "rounds": len(sizes), "sizes_asc": sorted(sizes[1:]) or [n_users + 1],
-        "plan_codes": codes, "plan_prices": prices, "plan_currencies": currencies, "plan_lower": lower,
+        "rounds": len(sizes),
+        "sizes_asc": sorted(sizes[1:]) or [n_users + 1],
+        "plan_codes": codes,
+        "plan_prices": prices,
+        "plan_currencies": currencies,
+        "plan_lower": lower,
     }
     if not triggers:
         conn.execute("SET session_replication_role = replica")
@@ -281,7 +311,7 @@ def generate(
     if dropped:
         t = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '512MB'")
-        for name, definition in dropped:
+        for _name, definition in dropped:
             conn.execute(definition)
         conn.execute("RESET maintenance_work_mem")
         phases["indexes"] = time.perf_counter() - t
@@ -301,10 +331,17 @@ def generate(
     conn.execute(f"VACUUM (ANALYZE) {TABLE}")
     conn.execute("VACUUM (ANALYZE) users")
     phases["vacuum_analyze"] = time.perf_counter() - t
-    by_status = dict(conn.execute(
-        f"SELECT status, count(*) FROM {TABLE} GROUP BY status ORDER BY status").fetchall())
-    return Generated(users=n_users, sessions=sessions, seconds=time.perf_counter() - started, seed=seed,
-                     by_status=by_status, phases={k: round(v, 2) for k, v in phases.items()})
+    by_status = dict(
+        conn.execute(f"SELECT status, count(*) FROM {TABLE} GROUP BY status ORDER BY status").fetchall()
+    )
+    return Generated(
+        users=n_users,
+        sessions=sessions,
+        seconds=time.perf_counter() - started,
+        seed=seed,
+        by_status=by_status,
+        phases={k: round(v, 2) for k, v in phases.items()},
+    )
 
 
 def _expiry_hours(conn: psycopg.Connection) -> float | None:
@@ -315,7 +352,8 @@ def _expiry_hours(conn: psycopg.Connection) -> float | None:
         with conn.transaction(force_rollback=True):
             conn.execute("SET LOCAL session_replication_role = origin")
             uid = conn.execute(
-                "INSERT INTO users (email) VALUES ('expiry-probe@example.com') RETURNING id").fetchone()[0]
+                "INSERT INTO users (email) VALUES ('expiry-probe@example.com') RETURNING id"
+            ).fetchone()[0]
             codes = conn.execute("SELECT code, price FROM subscription_plans WHERE active LIMIT 1").fetchone()
             row = conn.execute(
                 f"""INSERT INTO {TABLE} (user_id, email, subscription_plan, plan_price, payment_provider,

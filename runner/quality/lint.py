@@ -51,7 +51,9 @@ TEMPLATE_FOLDERS = ("tables", "functions", "reports", "tests")
 ACK_LINE = re.compile(r"^\s*--\s*lint\s*:\s*(?P<rest>.*?)\s*$")
 ACK = re.compile(r"^ignore\s+(?P<rules>[a-z0-9_-]+(?:\s*,\s*[a-z0-9_-]+)*)\s+because\s+(?P<reason>\S.*)$")
 SQUAWK_IGNORE = re.compile(r"^\s*--\s*squawk-ignore", re.IGNORECASE)
-FUNCTION_NAME = re.compile(r"\bFUNCTION\s+(?:[a-z_][a-z0-9_]*\.)?(?P<name>[a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE)
+FUNCTION_NAME = re.compile(
+    r"\bFUNCTION\s+(?:[a-z_][a-z0-9_]*\.)?(?P<name>[a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE
+)
 PLPGSQL_CHECK = "plpgsql-check"
 
 
@@ -92,19 +94,28 @@ class LintResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "findings": [asdict(f) for f in self.findings],
-            "acknowledged": [asdict(f) for f in self.acknowledged], "templates": self.templates,
-            "squawked": self.squawked, "functions": self.functions, "plpgsql_check": self.plpgsql_check,
+            "ok": self.ok,
+            "findings": [asdict(f) for f in self.findings],
+            "acknowledged": [asdict(f) for f in self.acknowledged],
+            "templates": self.templates,
+            "squawked": self.squawked,
+            "functions": self.functions,
+            "plpgsql_check": self.plpgsql_check,
             "notes": self.notes,
         }
 
     def to_text(self) -> str:
         lines = [f"{f.tool:<13} {f.text()}" for f in self.findings]
         lines += [f"note          {n}" for n in self.notes]
-        functions = (f"{self.functions} function bodies checked by plpgsql_check"
-                     if self.plpgsql_check == "checked" else f"plpgsql_check {self.plpgsql_check}")
-        lines.append(f"{len(self.findings)} finding(s), {len(self.acknowledged)} acknowledged; {self.templates} "
-                     f"templates rendered, {self.squawked} versioned files through squawk, {functions}")
+        functions = (
+            f"{self.functions} function bodies checked by plpgsql_check"
+            if self.plpgsql_check == "checked"
+            else f"plpgsql_check {self.plpgsql_check}"
+        )
+        lines.append(
+            f"{len(self.findings)} finding(s), {len(self.acknowledged)} acknowledged; {self.templates} "
+            f"templates rendered, {self.squawked} versioned files through squawk, {functions}"
+        )
         return "\n".join(lines)
 
 
@@ -142,13 +153,25 @@ def render_templates(project: Project, result: LintResult, wanted: set[str] | No
             try:
                 rendered[rel] = env.get_template(rel).render()
             except jinja2.TemplateSyntaxError as exc:
-                result.findings.append(Finding("jinja", f"sql/{exc.name or rel}", exc.lineno, "template",
-                                               exc.message or str(exc)))
+                result.findings.append(
+                    Finding(
+                        "jinja", f"sql/{exc.name or rel}", exc.lineno, "template", exc.message or str(exc)
+                    )
+                )
             except jinja2.TemplateError as exc:
                 where, line = _template_line(exc, project, rel)
-                result.findings.append(Finding("jinja", where, line, "template", exc.message or str(exc),
-                                               help=f"define it in sql/{CONFIG_FILE} or fix the template"
-                                               if isinstance(exc, jinja2.UndefinedError) else None))
+                result.findings.append(
+                    Finding(
+                        "jinja",
+                        where,
+                        line,
+                        "template",
+                        exc.message or str(exc),
+                        help=f"define it in sql/{CONFIG_FILE} or fix the template"
+                        if isinstance(exc, jinja2.UndefinedError)
+                        else None,
+                    )
+                )
     return rendered
 
 
@@ -170,8 +193,11 @@ def _check_project(project: Project, result: LintResult) -> None:
     from runner.reporting import reports
 
     templated = {f.file for f in result.findings}
-    for what, check in (("project", project.files), ("data tests", lambda: datatests.load(project)),
-                        ("reports", lambda: reports.available(project))):
+    for what, check in (
+        ("project", project.files),
+        ("data tests", lambda: datatests.load(project)),
+        ("reports", lambda: reports.available(project)),
+    ):
         try:
             check()
         except (ProjectError, ConfigError, RunnerError) as exc:
@@ -220,27 +246,40 @@ def squawk(project: Project, rendered: dict[str, str], result: LintResult) -> No
         for transactional, rels in groups.items():
             if not rels:
                 continue
-            command = [binary, "--reporter", "json", f"--pg-version={pg_version}",
-                       "--assume-in-transaction" if transactional else "--no-assume-in-transaction"]
+            command = [
+                binary,
+                "--reporter",
+                "json",
+                f"--pg-version={pg_version}",
+                "--assume-in-transaction" if transactional else "--no-assume-in-transaction",
+            ]
             if excluded:
                 command.append("--exclude=" + ",".join(excluded))
             done = subprocess.run(command + rels, cwd=tmp, capture_output=True, text=True, check=False)
             try:
                 reported = json.loads(done.stdout or "[]")
             except json.JSONDecodeError:
-                raise LintFailed(f"squawk failed (exit {done.returncode}): "
-                                 f"{(done.stderr or done.stdout).strip()[:500]}") from None
+                raise LintFailed(
+                    f"squawk failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:500]}"
+                ) from None
             result.squawked += len(rels)
             for item in reported:
                 rel = item["file"]
                 line = int(item.get("line", 0)) + 1  # squawk's JSON lines count from 0
                 text_lines = versioned.get(rel, "").splitlines()
                 statement = text_lines[line - 1].strip() if 0 < line <= len(text_lines) else ""
-                result.findings.append(Finding(
-                    "squawk", f"sql/{rel}", line, item["rule_name"],
-                    f"{item['message']}" + (f" [rendered line {line}: {statement[:80]}]" if statement else ""),
-                    level=str(item.get("level", "warning")).lower(), help=item.get("help"),
-                ))
+                result.findings.append(
+                    Finding(
+                        "squawk",
+                        f"sql/{rel}",
+                        line,
+                        item["rule_name"],
+                        f"{item['message']}"
+                        + (f" [rendered line {line}: {statement[:80]}]" if statement else ""),
+                        level=str(item.get("level", "warning")).lower(),
+                        help=item.get("help"),
+                    )
+                )
 
 
 # -- plpgsql_check -----------------------------------------------------------------------------------
@@ -256,22 +295,26 @@ def check_functions(project: Project, url: str, result: LintResult) -> None:
     try:
         version = conn.execute("SHOW server_version").fetchone()[0]
         available = conn.execute(
-            "SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'plpgsql_check'").fetchone()
+            "SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'plpgsql_check'"
+        ).fetchone()
         if available is None:
             major = version.split(".")[0].split()[0]
             result.plpgsql_check = "unavailable"
             result.notes.append(
                 f"plpgsql_check: not available on this server (PostgreSQL {version}): function bodies were "
                 f"NOT checked (Debian: apt-get install postgresql-{major}-plpgsql-check; or point "
-                "--database-url at a server that has it)")
+                "--database-url at a server that has it)"
+            )
             return
         scratch = f"runner_lint_{uuid.uuid4().hex[:12]}"
         try:
             conn.execute(f'CREATE DATABASE "{scratch}" TEMPLATE template0')
         except psycopg.Error as exc:
             result.plpgsql_check = "skipped"
-            result.notes.append(f"plpgsql_check: skipped: cannot create a scratch database on this server "
-                                f"({_first_line(exc)}): function bodies were NOT checked")
+            result.notes.append(
+                f"plpgsql_check: skipped: cannot create a scratch database on this server "
+                f"({_first_line(exc)}): function bodies were NOT checked"
+            )
             return
         try:
             scratch_url = make_conninfo(url, dbname=scratch)
@@ -279,16 +322,25 @@ def check_functions(project: Project, url: str, result: LintResult) -> None:
                 migrate.apply(lambda: database.connect(scratch_url, command="lint"), project)
             except RunnerError as exc:
                 result.plpgsql_check = "skipped"
-                result.findings.append(Finding("apply", "sql/", None, "apply",
-                                               f"the project does not apply to an empty database: {exc}"))
+                result.findings.append(
+                    Finding(
+                        "apply",
+                        "sql/",
+                        None,
+                        "apply",
+                        f"the project does not apply to an empty database: {exc}",
+                    )
+                )
                 return
             with database.connect(scratch_url, command="lint") as scratch_conn:
                 try:
                     scratch_conn.execute("CREATE EXTENSION plpgsql_check")
                 except psycopg.Error as exc:
                     result.plpgsql_check = "skipped"
-                    result.notes.append(f"plpgsql_check: skipped: CREATE EXTENSION failed ({_first_line(exc)}): "
-                                        "function bodies were NOT checked")
+                    result.notes.append(
+                        f"plpgsql_check: skipped: CREATE EXTENSION failed ({_first_line(exc)}): "
+                        "function bodies were NOT checked"
+                    )
                     return
                 _plpgsql_check(project, scratch_conn, result)
                 result.plpgsql_check = "checked"
@@ -303,7 +355,9 @@ def _plpgsql_check(project: Project, conn: psycopg.Connection, result: LintResul
     functions = conn.execute(_sql("lint_plpgsql_functions.sql"), {"schema": project.schema}).fetchall()
     for signature, name, relid, oldtable, newtable, is_trigger in functions:
         if is_trigger and relid is None:
-            result.notes.append(f"plpgsql_check: {signature} is a trigger function no trigger uses: not checked")
+            result.notes.append(
+                f"plpgsql_check: {signature} is a trigger function no trigger uses: not checked"
+            )
             continue
         rows = conn.execute(
             "SELECT level, lineno, message, detail, hint FROM plpgsql_check_function_tb("
@@ -313,11 +367,17 @@ def _plpgsql_check(project: Project, conn: psycopg.Connection, result: LintResul
         result.functions += 1
         for level, lineno, message, detail, hint in rows:
             extra = f" ({detail})" if detail else ""
-            result.findings.append(Finding(
-                "plpgsql_check", files.get(name, f"sql/functions (function {name})"), None, PLPGSQL_CHECK,
-                f"{signature}, line {lineno} of its body: {message}{extra}",
-                level="error" if level == "error" else "warning", help=hint,
-            ))
+            result.findings.append(
+                Finding(
+                    "plpgsql_check",
+                    files.get(name, f"sql/functions (function {name})"),
+                    None,
+                    PLPGSQL_CHECK,
+                    f"{signature}, line {lineno} of its body: {message}{extra}",
+                    level="error" if level == "error" else "warning",
+                    help=hint,
+                )
+            )
 
 
 def _function_files(project: Project) -> dict[str, str]:
@@ -356,18 +416,32 @@ def acknowledgements(project: Project) -> tuple[dict[str, dict[str, str]], list[
             where = f"sql/{folder}/{path.name}"
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
                 if SQUAWK_IGNORE.match(line):
-                    problems.append(Finding("lint", where, number, "acknowledgement",
-                                            "squawk-ignore has no reason",
-                                            help="write `-- lint: ignore <rule> because <reason>` instead"))
+                    problems.append(
+                        Finding(
+                            "lint",
+                            where,
+                            number,
+                            "acknowledgement",
+                            "squawk-ignore has no reason",
+                            help="write `-- lint: ignore <rule> because <reason>` instead",
+                        )
+                    )
                     continue
                 marker = ACK_LINE.match(line)
                 if marker is None:
                     continue
                 ack = ACK.match(marker["rest"])
                 if ack is None:
-                    problems.append(Finding("lint", where, number, "acknowledgement",
-                                            f"cannot read `-- lint: {marker['rest']}`",
-                                            help="write `-- lint: ignore <rule>[, <rule>] because <reason>`"))
+                    problems.append(
+                        Finding(
+                            "lint",
+                            where,
+                            number,
+                            "acknowledgement",
+                            f"cannot read `-- lint: {marker['rest']}`",
+                            help="write `-- lint: ignore <rule>[, <rule>] because <reason>`",
+                        )
+                    )
                     continue
                 for rule in re.split(r"\s*,\s*", ack["rules"]):
                     acks.setdefault(where, {})[rule] = ack["reason"]
@@ -378,11 +452,15 @@ def acknowledgements(project: Project) -> tuple[dict[str, dict[str, str]], list[
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"sql/{BASELINE}: {exc}") from None
         for rel, rules in baseline.items():
-            if not isinstance(rules, dict) or not all(isinstance(r, str) and r.strip() for r in rules.values()):
-                raise ConfigError(f"sql/{BASELINE}: [\"{rel}\"] must map each rule to its reason")
+            if not isinstance(rules, dict) or not all(
+                isinstance(r, str) and r.strip() for r in rules.values()
+            ):
+                raise ConfigError(f'sql/{BASELINE}: ["{rel}"] must map each rule to its reason')
             if not VERSIONED_NAME.match(rel.rsplit("/", 1)[-1]):
-                raise ConfigError(f"sql/{BASELINE}: {rel!r} is not a versioned file (the baseline is for "
-                                  "applied sql/tables files; acknowledge in the file itself otherwise)")
+                raise ConfigError(
+                    f"sql/{BASELINE}: {rel!r} is not a versioned file (the baseline is for "
+                    "applied sql/tables files; acknowledge in the file itself otherwise)"
+                )
             for rule, reason in rules.items():
                 acks.setdefault(f"sql/{rel}", {}).setdefault(rule, reason)
     return acks, problems
@@ -400,18 +478,31 @@ def _acknowledge(project: Project, result: LintResult) -> None:
     result.findings = kept + problems
     for rule, reason in project.config.get("lint", {}).get("exclude", {}).items():
         if not isinstance(reason, str) or not reason.strip():
-            result.findings.append(Finding("lint", f"sql/{CONFIG_FILE}", None, "acknowledgement",
-                                           f"[lint.exclude] {rule} needs a reason: {rule} = \"why\""))
+            result.findings.append(
+                Finding(
+                    "lint",
+                    f"sql/{CONFIG_FILE}",
+                    None,
+                    "acknowledgement",
+                    f'[lint.exclude] {rule} needs a reason: {rule} = "why"',
+                )
+            )
 
 
-def lint(project: Project, url: str | None, files: Sequence[str] = (),
-         on_result: Callable[[LintResult], None] | None = None) -> LintResult:
+def lint(
+    project: Project,
+    url: str | None,
+    files: Sequence[str] = (),
+    on_result: Callable[[LintResult], None] | None = None,
+) -> LintResult:
     """run(), then LintFailed when anything was found (after `on_result` has shown the findings)."""
     result = run(project, url, files)
     if on_result is not None:
         on_result(result)
     if not result.ok:
         tools = sorted({f.tool for f in result.findings})
-        raise LintFailed(f"{len(result.findings)} lint finding(s) ({', '.join(tools)}): fix them, or acknowledge "
-                         "one with `-- lint: ignore <rule> because <reason>` in its file")
+        raise LintFailed(
+            f"{len(result.findings)} lint finding(s) ({', '.join(tools)}): fix them, or acknowledge "
+            "one with `-- lint: ignore <rule> because <reason>` in its file"
+        )
     return result

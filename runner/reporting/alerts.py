@@ -56,8 +56,12 @@ class Thresholds:
             try:
                 value = kind(raw)
             except ValueError:
-                raise ConfigError(f"{name} must be a {'number' if kind is float else 'whole number'}, got {raw!r}") from None
+                raise ConfigError(
+                    f"{name} must be a {'number' if kind is float else 'whole number'}, got {raw!r}"
+                ) from None
             if value < 0 or (f.name == "abandonment_rate" and value > 100):
-                raise ConfigError(f"{name} must be between 0 and {'100' if f.name == 'abandonment_rate' else 'infinity'}, got {raw!r}")
+                raise ConfigError(
+                    f"{name} must be between 0 and {'100' if f.name == 'abandonment_rate' else 'infinity'}, got {raw!r}"
+                )
             values[f.name] = value
         return cls(**values)

@@ -14,12 +14,19 @@ if TYPE_CHECKING:
     import psycopg
 
 DAYS = 30
-COLORS = {"completed": "#16a34a", "pending": "#f59e0b", "expired": "#94a3b8", "canceled": "#f472b6",
-          "failed": "#dc2626", "canceled_or_failed": "#f472b6"}
+COLORS = {
+    "completed": "#16a34a",
+    "pending": "#f59e0b",
+    "expired": "#94a3b8",
+    "canceled": "#f472b6",
+    "failed": "#dc2626",
+    "canceled_or_failed": "#f472b6",
+}
 
 
 def collect(conn: psycopg.Connection, project: Project, days: int = DAYS) -> dict[str, Any]:
     """Everything the page shows, from the reports (one read-only transaction each)."""
+
     def run(name: str, **params) -> list[dict]:
         return reports.run(conn, project, name, {k: str(v) for k, v in params.items()}).records()
 
@@ -52,8 +59,10 @@ def _minutes(value: Any) -> str:
 
 
 def _tile(label: str, value: str, note: str = "", tone: str = "") -> str:
-    return (f'<div class="tile {tone}"><div class="tile-label">{escape(label)}</div>'
-            f'<div class="tile-value">{escape(value)}</div><div class="tile-note">{escape(note)}</div></div>')
+    return (
+        f'<div class="tile {tone}"><div class="tile-label">{escape(label)}</div>'
+        f'<div class="tile-value">{escape(value)}</div><div class="tile-note">{escape(note)}</div></div>'
+    )
 
 
 def page(data: dict[str, Any]) -> str:
@@ -66,62 +75,127 @@ def page(data: dict[str, Any]) -> str:
     zero = {"completed": 0, "pending": 0, "expired": 0, "canceled_or_failed": 0, "conversion_rate": None}
     rows = [by_day.get(d, zero) for d in dates]
     daily_chart = charts.stacked_bars_with_line(
-        "daily", [d.strftime("%b %d") for d in dates],
-        [charts.Series("completed", COLORS["completed"], [r["completed"] for r in rows]),
-         charts.Series("pending", COLORS["pending"], [r["pending"] for r in rows]),
-         charts.Series("expired", COLORS["expired"], [r["expired"] for r in rows]),
-         charts.Series("canceled or failed", COLORS["canceled"], [r["canceled_or_failed"] for r in rows])],
-        [None if r["conversion_rate"] is None else float(r["conversion_rate"]) for r in rows], "conversion")
+        "daily",
+        [d.strftime("%b %d") for d in dates],
+        [
+            charts.Series("completed", COLORS["completed"], [r["completed"] for r in rows]),
+            charts.Series("pending", COLORS["pending"], [r["pending"] for r in rows]),
+            charts.Series("expired", COLORS["expired"], [r["expired"] for r in rows]),
+            charts.Series("canceled or failed", COLORS["canceled"], [r["canceled_or_failed"] for r in rows]),
+        ],
+        [None if r["conversion_rate"] is None else float(r["conversion_rate"]) for r in rows],
+        "conversion",
+    )
 
     plans = sorted(data["by_plan"], key=lambda r: r["subscription_plan"])
     plan_chart = charts.horizontal_bars(
-        "abandonment", [(r["subscription_plan"], float(r["abandonment_rate"] or 0),
-                         f"{r['total'] - r['completed']:,} of {r['total']:,}") for r in plans],
-        "#f97316", maximum=100)
+        "abandonment",
+        [
+            (
+                r["subscription_plan"],
+                float(r["abandonment_rate"] or 0),
+                f"{r['total'] - r['completed']:,} of {r['total']:,}",
+            )
+            for r in plans
+        ],
+        "#f97316",
+        maximum=100,
+    )
 
     statuses = data["by_status"]
     total = sum(r["count"] for r in statuses)
     status_chart = charts.donut(
-        "status", [(r["status"], r["count"], COLORS.get(r["status"], "#64748b")) for r in statuses],
-        f"{total:,}", "sessions")
-    legend = "".join(
-        f'<li><span class="swatch" style="background:{COLORS.get(r["status"], "#64748b")}"></span>'
-        f'{escape(r["status"])}<b>{r["count"]:,}</b><span class="muted">{_pct(r["share"])}</span></li>'
-        for r in statuses) or '<li class="muted">no sessions yet</li>'
+        "status",
+        [(r["status"], r["count"], COLORS.get(r["status"], "#64748b")) for r in statuses],
+        f"{total:,}",
+        "sessions",
+    )
+    legend = (
+        "".join(
+            f'<li><span class="swatch" style="background:{COLORS.get(r["status"], "#64748b")}"></span>'
+            f'{escape(r["status"])}<b>{r["count"]:,}</b><span class="muted">{_pct(r["share"])}</span></li>'
+            for r in statuses
+        )
+        or '<li class="muted">no sessions yet</li>'
+    )
 
     timing = data["timing"]
-    time_chart = charts.columns("time_to_complete", [(r["band"], r["sessions"]) for r in data["distribution"]],
-                                "#0ea5e9")
+    time_chart = charts.columns(
+        "time_to_complete", [(r["band"], r["sessions"]) for r in data["distribution"]], "#0ea5e9"
+    )
 
     window, health, retries = data["window"], data["health"], data["retries"]
-    tiles = "".join([
-        _tile(f"Sessions, {days} days", f"{window['sessions']:,}", f"{window['completed']:,} paid"),
-        _tile("Conversion", _pct(window["conversion_rate"]), f"over {days} days", "good"),
-        _tile("Today", f"{health['sessions_today']:,}", f"{_pct(health['completion_rate_today'])} completed"),
-        _tile("Median time to pay", _minutes(timing["p50_minutes"]), f"p90 {_minutes(timing['p90_minutes'])}"),
-        _tile("Pending > 1 h", f"{health['pending_over_age']:,}", f"{health['pending_past_expiry']:,} past expiry",
-              "warn" if health["pending_past_expiry"] else ""),
-        _tile("Stuck at Stripe", f"{data['stuck']:,}", "pending with a Stripe id > 1 h",
-              "bad" if data["stuck"] else ""),
-        _tile("Came back", _pct(retries["retry_rate"]), f"{_pct(retries['conversion_after_retry'])} of them paid"),
-    ])
+    tiles = "".join(
+        [
+            _tile(f"Sessions, {days} days", f"{window['sessions']:,}", f"{window['completed']:,} paid"),
+            _tile("Conversion", _pct(window["conversion_rate"]), f"over {days} days", "good"),
+            _tile(
+                "Today", f"{health['sessions_today']:,}", f"{_pct(health['completion_rate_today'])} completed"
+            ),
+            _tile(
+                "Median time to pay",
+                _minutes(timing["p50_minutes"]),
+                f"p90 {_minutes(timing['p90_minutes'])}",
+            ),
+            _tile(
+                "Pending > 1 h",
+                f"{health['pending_over_age']:,}",
+                f"{health['pending_past_expiry']:,} past expiry",
+                "warn" if health["pending_past_expiry"] else "",
+            ),
+            _tile(
+                "Stuck at Stripe",
+                f"{data['stuck']:,}",
+                "pending with a Stripe id > 1 h",
+                "bad" if data["stuck"] else "",
+            ),
+            _tile(
+                "Came back",
+                _pct(retries["retry_rate"]),
+                f"{_pct(retries['conversion_after_retry'])} of them paid",
+            ),
+        ]
+    )
 
-    hooks = "".join(f'<li><span class="pill {escape(r["status"])}">{escape(r["status"])}</span><b>{r["events"]:,}</b></li>'
-                    for r in data["webhooks"])
-    jobs = "".join(
-        f'<tr><td>{escape(r["job"])}</td><td><span class="pill {escape(r["last_outcome"] or "")}">'
-        f'{escape(r["last_outcome"] or "–")}</span></td>'
-        f'<td>{escape(r["last_success_at"].strftime("%b %d %H:%M") if r["last_success_at"] else "never")}</td></tr>'
-        for r in data["jobs"]) or '<tr><td colspan="3" class="muted">no job has run yet</td></tr>'
+    hooks = "".join(
+        f'<li><span class="pill {escape(r["status"])}">{escape(r["status"])}</span><b>{r["events"]:,}</b></li>'
+        for r in data["webhooks"]
+    )
+    jobs = (
+        "".join(
+            f'<tr><td>{escape(r["job"])}</td><td><span class="pill {escape(r["last_outcome"] or "")}">'
+            f"{escape(r['last_outcome'] or '–')}</span></td>"
+            f"<td>{escape(r['last_success_at'].strftime('%b %d %H:%M') if r['last_success_at'] else 'never')}</td></tr>"
+            for r in data["jobs"]
+        )
+        or '<tr><td colspan="3" class="muted">no job has run yet</td></tr>'
+    )
 
     return TEMPLATE.format(
-        generated=escape(now.strftime("%Y-%m-%d %H:%M %Z")), days=days, tiles=tiles, daily=daily_chart,
-        plans=plan_chart, status=status_chart, legend=legend, timing=time_chart,
-        avg=_minutes(timing["avg_minutes"]), p50=_minutes(timing["p50_minutes"]),
-        p90=_minutes(timing["p90_minutes"]), p99=_minutes(timing["p99_minutes"]), hooks=hooks, jobs=jobs,
-        legend_daily="".join(f'<span><i style="background:{c}"></i>{escape(n)}</span>' for n, c in (
-            ("completed", COLORS["completed"]), ("pending", COLORS["pending"]), ("expired", COLORS["expired"]),
-            ("canceled or failed", COLORS["canceled"]))) + '<span><i class="line"></i>conversion %</span>',
+        generated=escape(now.strftime("%Y-%m-%d %H:%M %Z")),
+        days=days,
+        tiles=tiles,
+        daily=daily_chart,
+        plans=plan_chart,
+        status=status_chart,
+        legend=legend,
+        timing=time_chart,
+        avg=_minutes(timing["avg_minutes"]),
+        p50=_minutes(timing["p50_minutes"]),
+        p90=_minutes(timing["p90_minutes"]),
+        p99=_minutes(timing["p99_minutes"]),
+        hooks=hooks,
+        jobs=jobs,
+        legend_daily="".join(
+            f'<span><i style="background:{c}"></i>{escape(n)}</span>'
+            for n, c in (
+                ("completed", COLORS["completed"]),
+                ("pending", COLORS["pending"]),
+                ("expired", COLORS["expired"]),
+                ("canceled or failed", COLORS["canceled"]),
+            )
+        )
+        + '<span><i class="line"></i>conversion %</span>',
     )
 
 

@@ -43,8 +43,13 @@ def schedules(thresholds: Thresholds) -> tuple[JobSchedule, ...]:
     from runner.jobs.catalogue import JOBS
 
     return tuple(
-        JobSchedule(job.name, job.every,
-                    dt.timedelta(hours=thresholds.expire_overdue_hours) if job.name == "expire" else job.overdue_after)
+        JobSchedule(
+            job.name,
+            job.every,
+            dt.timedelta(hours=thresholds.expire_overdue_hours)
+            if job.name == "expire"
+            else job.overdue_after,
+        )
         for job in JOBS.values()
     )
 
@@ -60,7 +65,9 @@ class Check:
         return asdict(self)
 
     def line(self) -> str:
-        return f"{self.level.upper():<4}  {self.name}: {self.detail}" + (f"  -> {self.hint}" if self.hint else "")
+        return f"{self.level.upper():<4}  {self.name}: {self.detail}" + (
+            f"  -> {self.hint}" if self.hint else ""
+        )
 
 
 def at_least(level: Level, checks: list[Check]) -> list[Check]:
@@ -68,8 +75,12 @@ def at_least(level: Level, checks: list[Check]) -> list[Check]:
     return [c for c in checks if LEVELS.index(c.level) >= LEVELS.index(level)]
 
 
-def run(conn: psycopg.Connection, project: Project, thresholds: Thresholds | None = None,
-        now: dt.datetime | None = None) -> list[Check]:
+def run(
+    conn: psycopg.Connection,
+    project: Project,
+    thresholds: Thresholds | None = None,
+    now: dt.datetime | None = None,
+) -> list[Check]:
     """Every check, in order. A check that cannot run (a missing table) fails; it never raises."""
     import psycopg
 
@@ -81,7 +92,9 @@ def run(conn: psycopg.Connection, project: Project, thresholds: Thresholds | Non
         try:
             checks.append(check(conn, project, thresholds))
         except psycopg.Error as exc:
-            checks.append(Check(check.__name__.strip("_"), "fail", f"could not run: {str(exc).splitlines()[0]}"))
+            checks.append(
+                Check(check.__name__.strip("_"), "fail", f"could not run: {str(exc).splitlines()[0]}")
+            )
     checks.extend(_jobs(conn, project, thresholds, now))
     return checks
 
@@ -104,30 +117,50 @@ def _schema_status(conn, project) -> Check:
     for f in migrate.status(conn, project):
         states.setdefault(f.state, []).append(f.name)
     if states.get("drifted"):
-        return Check("migrations", "fail", f"drifted: {', '.join(states['drifted'])}",
-                     "see `runner status`; revert the edit and add a new file, or `runner baseline FILE`")
+        return Check(
+            "migrations",
+            "fail",
+            f"drifted: {', '.join(states['drifted'])}",
+            "see `runner status`; revert the edit and add a new file, or `runner baseline FILE`",
+        )
     pending = states.get("pending", []) + states.get("changed", [])
     if pending:
-        return Check("migrations", "warn", f"{len(pending)} file(s) not applied: {', '.join(pending[:3])}"
-                     + ("..." if len(pending) > 3 else ""), "run `runner apply`")
+        return Check(
+            "migrations",
+            "warn",
+            f"{len(pending)} file(s) not applied: {', '.join(pending[:3])}"
+            + ("..." if len(pending) > 3 else ""),
+            "run `runner apply`",
+        )
     return Check("migrations", "pass", f"{len(states.get('applied', []))} files applied, none pending")
 
 
 def _structure(conn, project) -> Check:
     failed = [c for c in verify.run(conn, project) if not c.ok]
     if failed:
-        return Check("tables, functions, indexes", "fail", "; ".join(f"{c.name}: {c.detail}" for c in failed),
-                     "run `runner apply`, then `runner verify`")
-    return Check("tables, functions, indexes", "pass",
-                 f"{len(verify.TABLES)} tables, {len(verify.FUNCTIONS)} functions, {len(verify.INDEXES)} indexes; "
-                 "smoke test ok")
+        return Check(
+            "tables, functions, indexes",
+            "fail",
+            "; ".join(f"{c.name}: {c.detail}" for c in failed),
+            "run `runner apply`, then `runner verify`",
+        )
+    return Check(
+        "tables, functions, indexes",
+        "pass",
+        f"{len(verify.TABLES)} tables, {len(verify.FUNCTIONS)} functions, {len(verify.INDEXES)} indexes; "
+        "smoke test ok",
+    )
 
 
 def _rollup(conn, project, thresholds) -> Check:
     diff = _report(conn, project, "rollup_check", hours=24)
     if diff:
-        return Check("rollup", "fail", f"checkout_session_rollup differs from the table in {len(diff)} hour(s)",
-                     "run SELECT rebuild_checkout_session_rollup(); and check its triggers exist")
+        return Check(
+            "rollup",
+            "fail",
+            f"checkout_session_rollup differs from the table in {len(diff)} hour(s)",
+            "run SELECT rebuild_checkout_session_rollup(); and check its triggers exist",
+        )
     return Check("rollup", "pass", "checkout_session_rollup equals the table over the last 24 hours")
 
 
@@ -135,18 +168,31 @@ def _expiry(conn, project, thresholds) -> Check:
     grace = f"{int(thresholds.expire_overdue_hours * 60)} minutes"
     late = _report(conn, project, "daily_health", expiry_grace=grace)[0]["pending_past_expiry"]
     if late:
-        return Check("expiry", "warn", f"{late} pending session(s) more than {grace} past expires_at",
-                     "run `runner job expire` and check its schedule")
+        return Check(
+            "expiry",
+            "warn",
+            f"{late} pending session(s) more than {grace} past expires_at",
+            "run `runner job expire` and check its schedule",
+        )
     return Check("expiry", "pass", f"no pending session more than {grace} past expires_at")
 
 
 def _stuck(conn, project, thresholds) -> Check:
-    rows = _report(conn, project, "stuck_sessions", min_age=f"{thresholds.stuck_after_minutes} minutes",
-                   limit=thresholds.stuck_sessions + 1)
+    rows = _report(
+        conn,
+        project,
+        "stuck_sessions",
+        min_age=f"{thresholds.stuck_after_minutes} minutes",
+        limit=thresholds.stuck_sessions + 1,
+    )
     what = f"pending with a Stripe session id for over {thresholds.stuck_after_minutes} min"
     if len(rows) > thresholds.stuck_sessions:
-        return Check("stuck sessions", "warn", f"more than {thresholds.stuck_sessions} {what} (ALERT_STUCK_SESSIONS)",
-                     "`runner report stuck_sessions`; compare with `runner report recent_webhooks`")
+        return Check(
+            "stuck sessions",
+            "warn",
+            f"more than {thresholds.stuck_sessions} {what} (ALERT_STUCK_SESSIONS)",
+            "`runner report stuck_sessions`; compare with `runner report recent_webhooks`",
+        )
     return Check("stuck sessions", "pass", f"{len(rows)} {what}")
 
 
@@ -156,16 +202,28 @@ def _webhooks(conn, project, thresholds) -> Check:
     backlog = rows["received"]["oldest_minutes"]
     summary = ", ".join(f"{s} {r['events']}" for s, r in rows.items() if r["events"])
     if failed > thresholds.webhook_failures:
-        return Check("webhooks", "warn", f"{failed} failed in 24 h (ALERT_WEBHOOK_FAILURES={thresholds.webhook_failures})",
-                     "`runner report recent_webhooks -p status=failed -p topic=...`; Stripe retries them")
+        return Check(
+            "webhooks",
+            "warn",
+            f"{failed} failed in 24 h (ALERT_WEBHOOK_FAILURES={thresholds.webhook_failures})",
+            "`runner report recent_webhooks -p status=failed -p topic=...`; Stripe retries them",
+        )
     if backlog is not None and backlog > 10:
-        return Check("webhooks", "warn", f"an event has waited {backlog} min unprocessed",
-                     "is `runner serve` processing? see `runner report recent_webhooks -p status=received`")
+        return Check(
+            "webhooks",
+            "warn",
+            f"an event has waited {backlog} min unprocessed",
+            "is `runner serve` processing? see `runner report recent_webhooks -p status=received`",
+        )
     rejected = rows["rejected"]["events"]
     if rejected:  # signed by Stripe yet not processed as sent: Stripe will not retry, a person must look
-        return Check("webhooks", "warn", f"{rejected} signed event(s) rejected in 24 h ({summary})",
-                     "`runner report recent_webhooks -p status=rejected -p topic=all` (error: the reason); "
-                     "the body as sent is webhook_events.raw_body")
+        return Check(
+            "webhooks",
+            "warn",
+            f"{rejected} signed event(s) rejected in 24 h ({summary})",
+            "`runner report recent_webhooks -p status=rejected -p topic=all` (error: the reason); "
+            "the body as sent is webhook_events.raw_body",
+        )
     return Check("webhooks", "pass", f"last 24 h: {summary or 'no events'}")
 
 
@@ -174,8 +232,12 @@ def _errors(conn, project, thresholds) -> Check:
     total = sum(r["errors"] for r in rows)
     summary = ", ".join(f"{r['category']} {r['errors']}" for r in rows) or "none"
     if total > thresholds.errors_24h:
-        return Check("errors", "warn", f"{total} in 24 h ({summary}; ALERT_ERRORS_24H={thresholds.errors_24h})",
-                     "`runner report error_summary -p days=1`")
+        return Check(
+            "errors",
+            "warn",
+            f"{total} in 24 h ({summary}; ALERT_ERRORS_24H={thresholds.errors_24h})",
+            "`runner report error_summary -p days=1`",
+        )
     return Check("errors", "pass", f"last 24 h: {summary}")
 
 
@@ -184,23 +246,34 @@ def _database_errors(conn, project, thresholds) -> Check:
     failures = sum(r["failures"] for r in rows)
     if failures:
         summary = ", ".join(f"{r['source']} {r['kind']} {r['failures']}" for r in rows[:3])
-        return Check("database errors", "warn", f"{failures} failure(s) in 24 h ({summary}); last: "
-                     f"{max(rows, key=lambda r: r['last_logged'])['last_message'][:200]}",
-                     "SELECT * FROM error_logs WHERE category = 'database' ORDER BY created_at DESC; "
-                     "`runner report database_errors`")
+        return Check(
+            "database errors",
+            "warn",
+            f"{failures} failure(s) in 24 h ({summary}); last: "
+            f"{max(rows, key=lambda r: r['last_logged'])['last_message'][:200]}",
+            "SELECT * FROM error_logs WHERE category = 'database' ORDER BY created_at DESC; "
+            "`runner report database_errors`",
+        )
     return Check("database errors", "pass", "no database failure logged in 24 h")
 
 
 def _abandonment(conn, project, thresholds) -> Check:
     row = _report(conn, project, "conversion_rate", days=7)[0]
     if row["sessions"] < thresholds.min_sessions or row["conversion_rate"] is None:
-        return Check("abandonment", "pass",
-                     f"{row['sessions']} sessions in 7 days, fewer than {thresholds.min_sessions}: not judged")
+        return Check(
+            "abandonment",
+            "pass",
+            f"{row['sessions']} sessions in 7 days, fewer than {thresholds.min_sessions}: not judged",
+        )
     abandoned = 100 - float(row["conversion_rate"])
     detail = f"{abandoned:.1f}% of {row['sessions']} sessions in 7 days not completed"
     if abandoned > thresholds.abandonment_rate:
-        return Check("abandonment", "warn", f"{detail} (ALERT_ABANDONMENT_RATE={thresholds.abandonment_rate:g})",
-                     "`runner report abandonment_by_plan -p days=7`, `runner report stuck_sessions`")
+        return Check(
+            "abandonment",
+            "warn",
+            f"{detail} (ALERT_ABANDONMENT_RATE={thresholds.abandonment_rate:g})",
+            "`runner report abandonment_by_plan -p days=7`, `runner report stuck_sessions`",
+        )
     return Check("abandonment", "pass", detail)
 
 
@@ -218,16 +291,35 @@ def _jobs(conn, project, thresholds, now: dt.datetime | None) -> list[Check]:
         success = row["last_success_at"]
         age = _age(now - success) if success else None
         if row["running_since"] and now - row["running_since"] > RUNNING_TOO_LONG:
-            checks.append(Check(name, "warn", f"running since {_age(now - row['running_since'])} ago",
-                                "is it stuck? see pg_stat_activity"))
+            checks.append(
+                Check(
+                    name,
+                    "warn",
+                    f"running since {_age(now - row['running_since'])} ago",
+                    "is it stuck? see pg_stat_activity",
+                )
+            )
         elif success is None or now - success > job.overdue_after:
             since = f"last success {age} ago" if success else "never succeeded"
-            checks.append(Check(name, "fail", f"overdue: {since} (runs {job.every}, overdue after "
-                                f"{_age(job.overdue_after)}); last run {row['last_outcome']}"
-                                + (f": {row['last_error']}" if row["last_error"] else ""), hint))
+            checks.append(
+                Check(
+                    name,
+                    "fail",
+                    f"overdue: {since} (runs {job.every}, overdue after "
+                    f"{_age(job.overdue_after)}); last run {row['last_outcome']}"
+                    + (f": {row['last_error']}" if row["last_error"] else ""),
+                    hint,
+                )
+            )
         elif row["last_outcome"] == "failed":
-            checks.append(Check(name, "warn", f"last run failed: {row['last_error'] or '?'} (last success {age} ago)",
-                                hint))
+            checks.append(
+                Check(
+                    name,
+                    "warn",
+                    f"last run failed: {row['last_error'] or '?'} (last success {age} ago)",
+                    hint,
+                )
+            )
         else:
             checks.append(Check(name, "pass", f"last success {age} ago ({job.every})"))
     return checks

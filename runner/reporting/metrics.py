@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 WINDOWS = (("24h", 1), ("7d", 7))
 # generate_latest writes the classic text format (0.0.4), which every Prometheus version reads.
-CONTENT_TYPE = getattr(prometheus_client.exposition, "CONTENT_TYPE_PLAIN_0_0_4", prometheus_client.CONTENT_TYPE_LATEST)
+CONTENT_TYPE = getattr(
+    prometheus_client.exposition, "CONTENT_TYPE_PLAIN_0_0_4", prometheus_client.CONTENT_TYPE_LATEST
+)
 
 
 class CheckoutCollector:
@@ -46,18 +48,23 @@ class CheckoutCollector:
         return reports.run(self.conn, self.project, name, {k: str(v) for k, v in params.items()}).records()
 
     def collect(self) -> Iterator[Metric]:
-        sessions = GaugeMetricFamily("checkout_sessions", "Checkout sessions in the table, by plan and status.",
-                                     labels=["plan", "status"])
+        sessions = GaugeMetricFamily(
+            "checkout_sessions",
+            "Checkout sessions in the table, by plan and status.",
+            labels=["plan", "status"],
+        )
         for row in self._rows("sessions_by_plan_status"):
             sessions.add_metric([row["subscription_plan"], row["status"]], row["sessions"])
         yield sessions
 
-        created = GaugeMetricFamily("checkout_sessions_created", "Sessions created within the window.",
-                                    labels=["window"])
+        created = GaugeMetricFamily(
+            "checkout_sessions_created", "Sessions created within the window.", labels=["window"]
+        )
         conversion = GaugeMetricFamily(
             "checkout_conversion_ratio",
             "Completed / created for sessions created within the window (0..1; NaN without sessions).",
-            labels=["window"])
+            labels=["window"],
+        )
         for label, days in WINDOWS:
             row = self._rows("conversion_rate", days=days)[0]
             created.add_metric([label], row["sessions"])
@@ -67,28 +74,45 @@ class CheckoutCollector:
         yield conversion
 
         health = self._rows("daily_health")[0]
-        yield GaugeMetricFamily("checkout_sessions_pending_over_1h",
-                                "Pending sessions created more than an hour ago.", value=health["pending_over_age"])
-        yield GaugeMetricFamily("checkout_sessions_pending_past_expiry",
-                                "Pending sessions whose expires_at has passed (the expire job is behind).",
-                                value=health["pending_past_expiry"])
+        yield GaugeMetricFamily(
+            "checkout_sessions_pending_over_1h",
+            "Pending sessions created more than an hour ago.",
+            value=health["pending_over_age"],
+        )
+        yield GaugeMetricFamily(
+            "checkout_sessions_pending_past_expiry",
+            "Pending sessions whose expires_at has passed (the expire job is behind).",
+            value=health["pending_past_expiry"],
+        )
 
-        events = GaugeMetricFamily("checkout_webhook_events", "Stripe events received in the last 24 hours, by outcome.",
-                                   labels=["status"])
+        events = GaugeMetricFamily(
+            "checkout_webhook_events",
+            "Stripe events received in the last 24 hours, by outcome.",
+            labels=["status"],
+        )
         oldest = math.nan
         for row in self._rows("webhook_outcomes", hours=24):
             events.add_metric([row["status"]], row["events"])
             if row["status"] == "received" and row["oldest_minutes"] is not None:
                 oldest = float(row["oldest_minutes"]) * 60
         yield events
-        yield GaugeMetricFamily("checkout_webhook_oldest_unprocessed_seconds",
-                                "Age of the oldest event still `received` (NaN when none).", value=oldest)
+        yield GaugeMetricFamily(
+            "checkout_webhook_oldest_unprocessed_seconds",
+            "Age of the oldest event still `received` (NaN when none).",
+            value=oldest,
+        )
 
-        success = GaugeMetricFamily("checkout_job_last_success_timestamp_seconds",
-                                    "Unix time the job last finished successfully.", labels=["job"])
-        failed = GaugeMetricFamily("checkout_job_last_run_failed", "1 when the job's latest run failed.",
-                                   labels=["job"])
-        running = GaugeMetricFamily("checkout_job_running", "1 while a run of the job is in progress.", labels=["job"])
+        success = GaugeMetricFamily(
+            "checkout_job_last_success_timestamp_seconds",
+            "Unix time the job last finished successfully.",
+            labels=["job"],
+        )
+        failed = GaugeMetricFamily(
+            "checkout_job_last_run_failed", "1 when the job's latest run failed.", labels=["job"]
+        )
+        running = GaugeMetricFamily(
+            "checkout_job_running", "1 while a run of the job is in progress.", labels=["job"]
+        )
         for row in self._rows("job_status"):
             if row["last_success_at"] is not None:
                 success.add_metric([row["job"]], row["last_success_at"].timestamp())
@@ -125,8 +149,12 @@ class Snapshot:
     manager giving a connection). One refresh at a time: while it runs, other scrapers get the previous
     snapshot without waiting (the first scrapers of a process wait for the first refresh)."""
 
-    def __init__(self, connection: Callable[[], AbstractContextManager[psycopg.Connection]], max_age: float,
-                 project: Project | None = None):
+    def __init__(
+        self,
+        connection: Callable[[], AbstractContextManager[psycopg.Connection]],
+        max_age: float,
+        project: Project | None = None,
+    ):
         self.connection = connection
         self.max_age = max_age
         self.project = project

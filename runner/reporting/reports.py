@@ -83,7 +83,9 @@ class Param:
                 )
             seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
             total = sum(int(n) * seconds[unit.lower()] for n, unit in INTERVAL_PART.findall(text))
-            if total > MAX_INTERVAL_DAYS * 86400:  # beyond it, timedelta overflows or now() - it leaves the calendar
+            if (
+                total > MAX_INTERVAL_DAYS * 86400
+            ):  # beyond it, timedelta overflows or now() - it leaves the calendar
                 raise ReportParameterError(f"{where} must be at most {MAX_INTERVAL_DAYS} days, got {raw!r}")
             return dt.timedelta(seconds=total)
         if self.type == "date":
@@ -192,8 +194,9 @@ def _parse_param(spec: str, where: str) -> Param:
         default = draft.convert(raw_default, where)
     except ReportParameterError as exc:
         raise ReportError(f"{where}: bad default: {exc}") from None
-    return Param(draft.name, draft.type, default, raw_default.strip(), draft.minimum, draft.maximum,
-                 draft.description)
+    return Param(
+        draft.name, draft.type, default, raw_default.strip(), draft.minimum, draft.maximum, draft.description
+    )
 
 
 def available(project: Project) -> list[Report]:
@@ -215,8 +218,9 @@ def get(project: Project, name: str) -> Report:
     return parse_header(path.read_text(encoding="utf-8"), name)
 
 
-def run(conn: psycopg.Connection, project: Project, name: str,
-        params: Mapping[str, Any] | None = None) -> Result:
+def run(
+    conn: psycopg.Connection, project: Project, name: str, params: Mapping[str, Any] | None = None
+) -> Result:
     """Run report `name` in a read-only transaction with its parameters bound (strings are converted)."""
     report = get(project, name)
     bound = report.bind(params)
@@ -231,8 +235,10 @@ def run(conn: psycopg.Connection, project: Project, name: str,
             rows = cursor.fetchall()
     except (pg_errors.UndefinedTable, pg_errors.UndefinedFunction) as exc:
         what = (exc.diag.message_primary or str(exc)).strip()
-        raise ProjectNotApplied(f"report {name}: {what}: the project is not applied to this database; run "
-                                "`runner apply` (as its owner) first, or check DATABASE_URL") from None
+        raise ProjectNotApplied(
+            f"report {name}: {what}: the project is not applied to this database; run "
+            "`runner apply` (as its owner) first, or check DATABASE_URL"
+        ) from None
     return Result(report=report, params=bound, columns=columns, rows=rows)
 
 

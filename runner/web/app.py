@@ -36,7 +36,7 @@ SERVICE_STATUSES = ("canceled", "expired", "failed")
 # exactly that. Never cached: it shows business figures.
 DASHBOARD_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
-                               "form-action 'none'; frame-ancestors 'none'",
+    "form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -51,13 +51,18 @@ class ServiceState:
             raise ConfigError("DATABASE_URL is not set: the service needs a database")
         self.settings = settings
         # Fails fast on a database that does not answer, recovers as soon as it does (runner/web/pool.py).
-        self.pool = pool.make_pool(settings.database_url, min_size=settings.pool_min_size,
-                                   max_size=settings.pool_max_size, timeout=settings.pool_timeout,
-                                   statement_timeout=settings.statement_timeout)
+        self.pool = pool.make_pool(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout,
+            statement_timeout=settings.statement_timeout,
+        )
         # Database failures the routes meet, counted and written to error_logs (category database) from a
         # thread of its own once the database answers again (runner/error_log.py).
-        self.database_errors = error_log.BackgroundWriter(error_log.DatabaseErrors("runner serve"),
-                                                          lambda: self.pool.connection(timeout=2.0))
+        self.database_errors = error_log.BackgroundWriter(
+            error_log.DatabaseErrors("runner serve"), lambda: self.pool.connection(timeout=2.0)
+        )
         self._stripe = None
         self.metrics = None  # /metrics' snapshot (runner/reporting/metrics.py), made on the first scrape
         # The webhook's statement is one blocking libpq call: a deadline of its own (runner/web/pool.py).
@@ -92,7 +97,8 @@ def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, 
     """(HTTP status, error code, message) for an exception a route raised, logged as it deserves; the one
     mapping of the Flask routes and of WebhookRoute."""
     if isinstance(exc, (DatabaseUnavailable, PoolTimeout)) or (
-            isinstance(exc, psycopg.OperationalError) and checkout.connection_lost(exc)):
+        isinstance(exc, psycopg.OperationalError) and checkout.connection_lost(exc)
+    ):
         if not isinstance(exc, DatabaseUnavailable):
             log.warning("database unavailable: %s", checkout.first_line(exc))
         return 503, "database_unavailable", "the database is unavailable; retry later"
@@ -109,9 +115,15 @@ def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, 
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         # A deployment mistake, not a bug: say which grant is missing (README: roles and least privilege).
         log.error("database role lacks a privilege on %s %s: %s", method, path, checkout.first_line(exc))
-        return 503, "database_privileges", ("the service's database role lacks a privilege for this route (e.g. "
-                                            "/metrics and /dashboard need the reporting role); see the README's "
-                                            "roles section")
+        return (
+            503,
+            "database_privileges",
+            (
+                "the service's database role lacks a privilege for this route (e.g. "
+                "/metrics and /dashboard need the reporting role); see the README's "
+                "roles section"
+            ),
+        )
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return 500, "internal_error", "internal error; it has been logged"
 
@@ -149,18 +161,42 @@ def _acting_user(principal: Principal, requested: Any) -> uuid.UUID:
 
 def _log_request(response: Response) -> Response:
     started = g.pop("started", None)
-    log_access(_state().settings.log_format, request.method, request.path, response.status_code,
-               round((time.perf_counter() - started) * 1000, 2) if started else None,
-               response.calculate_content_length(), request.remote_addr)
+    log_access(
+        _state().settings.log_format,
+        request.method,
+        request.path,
+        response.status_code,
+        round((time.perf_counter() - started) * 1000, 2) if started else None,
+        response.calculate_content_length(),
+        request.remote_addr,
+    )
     return response
 
 
-def log_access(log_format: str, method: str, path: str, status: int, ms: float | None, size: int | None,
-               remote: str | None) -> None:
+def log_access(
+    log_format: str,
+    method: str,
+    path: str,
+    status: int,
+    ms: float | None,
+    size: int | None,
+    remote: str | None,
+) -> None:
     """The one line per request: never the query string, headers or body, so no tokens or signatures."""
     if log_format == "json":
-        access_log.info(json.dumps({"event": "request", "method": method, "path": path, "status": status,
-                                    "ms": ms, "bytes": size, "remote": remote}))
+        access_log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "ms": ms,
+                    "bytes": size,
+                    "remote": remote,
+                }
+            )
+        )
     else:  # a decoded %0d%0a in the path must not start a forged log line
         path = path.encode("unicode_escape").decode("ascii") if not path.isprintable() else path
         access_log.info("%s %s %s %sms", method, path, status, ms)
@@ -194,8 +230,15 @@ class WebhookRoute:
             status, body = self.deliver(environ)
         headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-        log_access(self.state.settings.log_format, method, self.PATH, status,
-                   round((time.perf_counter() - started) * 1000, 2), len(body), environ.get("REMOTE_ADDR"))
+        log_access(
+            self.state.settings.log_format,
+            method,
+            self.PATH,
+            status,
+            round((time.perf_counter() - started) * 1000, 2),
+            len(body),
+            environ.get("REMOTE_ADDR"),
+        )
         return [body]
 
     def deliver(self, environ) -> tuple[int, bytes]:
@@ -205,12 +248,17 @@ class WebhookRoute:
             # The raw bytes Stripe signed; over MAX_BODY_BYTES raises 413.
             payload = get_input_stream(environ, max_content_length=webhook.MAX_BODY_BYTES).read()
             signature = environ.get("HTTP_STRIPE_SIGNATURE")
-            webhook.verify_signature(payload, signature, settings.stripe_webhook_secrets, settings.webhook_tolerance)
+            webhook.verify_signature(
+                payload, signature, settings.stripe_webhook_secrets, settings.webhook_tolerance
+            )
             # The raw body and header go down as they came: the database verifies them again.
             delivery = webhook.Delivery.of(payload, signature)
             tolerance = settings.webhook_tolerance
             try:
-                with self.state.connection() as conn, self.state.watchdog.watch(conn, self.state.answer_timeout):
+                with (
+                    self.state.connection() as conn,
+                    self.state.watchdog.watch(conn, self.state.answer_timeout),
+                ):
                     outcome = webhook.handle(conn, delivery, settings.stripe_livemode, tolerance)
             except (psycopg.OperationalError, PoolTimeout, RunnerError):  # mapped below (400, 503, ...)
                 raise
@@ -222,7 +270,9 @@ class WebhookRoute:
                         webhook.record_failure(conn, delivery, f"{type(exc).__name__}: {exc}", tolerance)
                 except (psycopg.Error, PoolTimeout) as failure:
                     log.warning("could not record the failure of event %s: %s", delivery.label, failure)
-                return 500, _error_body("processing_failed", f"event {delivery.label} could not be processed; retry")
+                return 500, _error_body(
+                    "processing_failed", f"event {delivery.label} could not be processed; retry"
+                )
         except Exception as exc:  # noqa: BLE001 - mapped like every route's: 400, 413, 503, else a logged 500
             self.state.database_errors.note(exc)
             status, code, message = error_answer(exc, "POST", self.PATH)
@@ -264,10 +314,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         body = _json_body()
         user_id = _acting_user(principal, body.get("userId"))
         with state.connection() as conn:
-            result = checkout.create_checkout(conn, state.stripe_client, settings, user_id, body.get("plan"),
-                                              metadata=body.get("metadata"))
-        return jsonify({"checkoutSessionId": result.session["id"], "url": result.url,
-                        "resumed": result.resumed, "session": result.session})
+            result = checkout.create_checkout(
+                conn, state.stripe_client, settings, user_id, body.get("plan"), metadata=body.get("metadata")
+            )
+        return jsonify(
+            {
+                "checkoutSessionId": result.session["id"],
+                "url": result.url,
+                "resumed": result.resumed,
+                "session": result.session,
+            }
+        )
 
     @app.get("/api/payments/checkout-session")
     def get_checkout_session():
@@ -282,10 +339,14 @@ def create_app(settings: Settings | None = None) -> Flask:
                 if user_param is not None:
                     owner = _acting_user(principal, user_param)
                 if stripe_session_id:
-                    return jsonify({"session": checkout.session_for_stripe_session(conn, stripe_session_id, owner)})
+                    return jsonify(
+                        {"session": checkout.session_for_stripe_session(conn, stripe_session_id, owner)}
+                    )
                 return jsonify({"session": checkout.get_session(conn, session_id, owner)})
             if principal.is_service and user_param is None:
-                raise InvalidRequest("sessionId, stripeSessionId or userId is required with the service token")
+                raise InvalidRequest(
+                    "sessionId, stripeSessionId or userId is required with the service token"
+                )
             return jsonify({"session": checkout.latest_session(conn, _acting_user(principal, user_param))})
 
     @app.post("/api/payments/checkout-session")
@@ -294,8 +355,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         body = _json_body()
         user_id = _acting_user(principal, body.get("userId"))
         with state.connection() as conn:
-            return jsonify({"session": checkout.start_session(conn, user_id, body.get("plan"),
-                                                              metadata=body.get("metadata"))})
+            return jsonify(
+                {
+                    "session": checkout.start_session(
+                        conn, user_id, body.get("plan"), metadata=body.get("metadata")
+                    )
+                }
+            )
 
     @app.patch("/api/payments/checkout-session")
     def update_checkout_session():
@@ -314,12 +380,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     def healthz():
         try:
             # At most 1 s waiting for a connection (and its check), then 0.5 s for the answer: 503 within 2 s.
-            with state.pool.connection(timeout=min(settings.pool_timeout, 1.0)) as conn, \
-                    pool.deadline(conn, pool.CHECK_SECONDS):
+            with (
+                state.pool.connection(timeout=min(settings.pool_timeout, 1.0)) as conn,
+                pool.deadline(conn, pool.CHECK_SECONDS),
+            ):
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
             state.database_errors.note(exc)
-            log.warning("health check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            log.warning(
+                "health check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+            )
             return jsonify({"status": "unavailable", "database": "unreachable"}), 503
         return jsonify({"status": "ok", "database": "ok"})
 

@@ -43,8 +43,16 @@ class BufferedWSGI:
     (no extra task per read), and a request goes to a thread through a plain queue, its answer back through
     one call_soon_threadsafe."""
 
-    def __init__(self, app, *, threads: int, body_timeout: float, max_body: int, multiprocess: bool = False,
-                 log_access=None):
+    def __init__(
+        self,
+        app,
+        *,
+        threads: int,
+        body_timeout: float,
+        max_body: int,
+        multiprocess: bool = False,
+        log_access=None,
+    ):
         self.app = app
         self.threads = threads
         self.body_timeout = body_timeout
@@ -60,7 +68,10 @@ class BufferedWSGI:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        for work, count, name in ((self._work, self.threads, "runner-http"), (self._health, 2, "runner-health")):
+        for work, count, name in (
+            (self._work, self.threads, "runner-http"),
+            (self._health, 2, "runner-health"),
+        ):
             for k in range(count):
                 thread = threading.Thread(target=self._serve, args=(work,), name=f"{name}-{k}", daemon=True)
                 thread.start()
@@ -82,17 +93,35 @@ class BufferedWSGI:
         try:
             body = await self._read_body(scope, proto, loop)
         except asyncio.CancelledError:  # the deadline's timer cancelled the read
-            self._refuse(scope, proto, 408, "request_timeout",
-                         f"the request body did not arrive within {self.body_timeout:g} seconds", started)
+            self._refuse(
+                scope,
+                proto,
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {self.body_timeout:g} seconds",
+                started,
+            )
             return
         except BodyTooLarge:
-            self._refuse(scope, proto, 413, "request_entity_too_large",
-                         f"the request body is over {self.max_body} bytes", started)
+            self._refuse(
+                scope,
+                proto,
+                413,
+                "request_entity_too_large",
+                f"the request body is over {self.max_body} bytes",
+                started,
+            )
             return
         except Exception as exc:  # noqa: BLE001 - granian's protocol error: the body ended early, or the client left
             log.debug("request body not read: %s", exc)
-            self._refuse(scope, proto, 400, "invalid_request", "the request body ended before its Content-Length",
-                         started)
+            self._refuse(
+                scope,
+                proto,
+                400,
+                "invalid_request",
+                "the request body ended before its Content-Length",
+                started,
+            )
             return
         answer = loop.create_future()
         (self._health if scope.path == HEALTH_PATH else self._work).put((answer, scope, body))
@@ -137,8 +166,11 @@ class BufferedWSGI:
                 result = self._call(scope, body)
             except Exception:  # the app maps its own errors: this is a bug, logged and answered 500
                 log.exception("unhandled error on %s %s", scope.method, scope.path)
-                result = (500, [("content-type", "application/json")],
-                          b'{"error": {"code": "internal_error", "message": "internal error; it has been logged"}}')
+                result = (
+                    500,
+                    [("content-type", "application/json")],
+                    b'{"error": {"code": "internal_error", "message": "internal error; it has been logged"}}',
+                )
             self.loop.call_soon_threadsafe(_resolve, answer, result)
 
     def _refuse(self, scope, proto, status: int, code: str, message: str, started: float) -> None:
@@ -146,13 +178,21 @@ class BufferedWSGI:
 
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         try:
-            proto.response_bytes(status, [("content-type", "application/json"), ("connection", "close")], body)
+            proto.response_bytes(
+                status, [("content-type", "application/json"), ("connection", "close")], body
+            )
         except Exception as exc:  # noqa: BLE001 - the client is gone already
             log.debug("could not answer %s: %s", status, exc)
             return
         if self.log_access:
-            self.log_access(scope.method, scope.path, status, round((time.perf_counter() - started) * 1000, 2),
-                            len(body), scope.client.rsplit(":", 1)[0])
+            self.log_access(
+                scope.method,
+                scope.path,
+                status,
+                round((time.perf_counter() - started) * 1000, 2),
+                len(body),
+                scope.client.rsplit(":", 1)[0],
+            )
 
     def environ(self, scope, body: bytes) -> dict[str, Any]:
         """The WSGI environ of a request (PEP 3333) with its body in memory."""

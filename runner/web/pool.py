@@ -149,8 +149,16 @@ def answer_timeout(statement_timeout: float) -> float:
     return statement_timeout + ANSWER_GRACE if statement_timeout > 0 else NO_STATEMENT_TIMEOUT_ANSWER
 
 
-def make_pool(database_url: str, *, min_size: int, max_size: int, timeout: float, statement_timeout: float,
-              command: str = "serve", name: str = "runner-serve") -> ServicePool:
+def make_pool(
+    database_url: str,
+    *,
+    min_size: int,
+    max_size: int,
+    timeout: float,
+    statement_timeout: float,
+    command: str = "serve",
+    name: str = "runner-serve",
+) -> ServicePool:
     """The service's pool, opened (connections are made in the background)."""
     deadline = answer_timeout(statement_timeout)
     milliseconds = str(math.ceil(statement_timeout * 1000))
@@ -166,8 +174,11 @@ def make_pool(database_url: str, *, min_size: int, max_size: int, timeout: float
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
-        kwargs={"autocommit": True, "application_name": application_name(command),
-                "connect_timeout": CONNECT_TIMEOUT},
+        kwargs={
+            "autocommit": True,
+            "application_name": application_name(command),
+            "connect_timeout": CONNECT_TIMEOUT,
+        },
         configure=configure,
         # A connection the database dropped (restart, failover) is replaced before a request gets it;
         # one in steady use is not probed (see check_connection).

@@ -23,8 +23,12 @@ class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "runner.access":
             return record.getMessage()
-        line = {"event": "log", "level": record.levelname.lower(), "logger": record.name,
-                "message": record.getMessage()}
+        line = {
+            "event": "log",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)
@@ -52,7 +56,11 @@ def configure_logging(log_format: str) -> None:
 
     Run again after granian configured logging (it replaces the handlers of its own logger)."""
     formatter = JsonLineFormatter() if log_format == "json" else TextLineFormatter()
-    for name, level in (("runner", logging.INFO), ("psycopg", logging.WARNING), ("_granian", logging.WARNING)):
+    for name, level in (
+        ("runner", logging.INFO),
+        ("psycopg", logging.WARNING),
+        ("_granian", logging.WARNING),
+    ):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(formatter)
         if name == "_granian":
@@ -81,9 +89,14 @@ def load_app(settings, log_format: str, threads: int = 8, processes: int = 1):
     util.Finalize(app, app.extensions["runner"].close, exitpriority=10)
     if not settings.body_timeout:  # RUNNER_BODY_TIMEOUT=0: behind a proxy that buffers bodies, plain WSGI
         return app
-    return BufferedWSGI(app, threads=threads, body_timeout=settings.body_timeout, max_body=webhook.MAX_BODY_BYTES,
-                        multiprocess=processes > 1,
-                        log_access=lambda *line: log_access(settings.log_format, *line))
+    return BufferedWSGI(
+        app,
+        threads=threads,
+        body_timeout=settings.body_timeout,
+        max_body=webhook.MAX_BODY_BYTES,
+        multiprocess=processes > 1,
+        log_access=lambda *line: log_access(settings.log_format, *line),
+    )
 
 
 def run(settings, host: str, port: int, threads: int, processes: int = 1, log_format: str = "text") -> None:
@@ -114,21 +127,32 @@ def run(settings, host: str, port: int, threads: int, processes: int = 1, log_fo
         # WSGI interface lets the app read the body on its thread: slow clients could hold every thread.)
         # RUNNER_BODY_TIMEOUT=0 opts out (granian's WSGI interface, about 0.2 ms of CPU less per request, for a
         # server behind a proxy that buffers request bodies, as nginx does by default).
-        address=host, port=port, interface=Interfaces.RSGI if buffered else Interfaces.WSGI, workers=processes,
+        address=host,
+        port=port,
+        interface=Interfaces.RSGI if buffered else Interfaces.WSGI,
+        workers=processes,
         # No `backpressure` below the default: capped at `threads`, more keep-alive connections than threads
         # stalled (90 deliveries/s instead of 1,264 with 16 connections on 8 threads, bench_webhook.py).
-        blocking_threads=1 if buffered else threads, websockets=False, log_level=LogLevels.warning,
+        blocking_threads=1 if buffered else threads,
+        websockets=False,
+        log_level=LogLevels.warning,
         # Headers too must arrive within the body deadline.
-        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.body_timeout * 1000)) if buffered
-                                     else HTTP1Settings.header_read_timeout),
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(settings.body_timeout * 1000))
+            if buffered
+            else HTTP1Settings.header_read_timeout
+        ),
         log_access=False,  # the runner writes one line per request itself (runner.access)
     )
     configure_logging(log_format)  # after granian's own logging set-up, which replaced its logger's handlers
 
     def started():
         if log_format == "text":  # in JSON mode every line is JSON: the log line below says the same
-            click.echo(f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {threads} "
-                       "threads)", err=True)
+            click.echo(
+                f"runner serve: listening on http://{host}:{port} ({processes} process(es) x {threads} "
+                "threads)",
+                err=True,
+            )
         log.info("serving on http://%s:%s: %d process(es) x %d threads", host, port, processes, threads)
 
     server.on_startup(started)
@@ -143,11 +167,17 @@ MIN_SECRET_BYTES = 32
 
 def check_secrets(settings) -> None:
     """ConfigError naming the first secret that is set but shorter than MIN_SECRET_BYTES."""
-    for name, value in (("JWT_SECRET", settings.jwt_secret), ("SERVICE_TOKEN", settings.service_token),
-                        ("DASHBOARD_TOKEN", settings.dashboard_token), ("METRICS_TOKEN", settings.metrics_token)):
+    for name, value in (
+        ("JWT_SECRET", settings.jwt_secret),
+        ("SERVICE_TOKEN", settings.service_token),
+        ("DASHBOARD_TOKEN", settings.dashboard_token),
+        ("METRICS_TOKEN", settings.metrics_token),
+    ):
         if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError(f"{name} is {len(value.encode())} bytes: runner serve needs at least "
-                              f"{MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)")
+            raise ConfigError(
+                f"{name} is {len(value.encode())} bytes: runner serve needs at least "
+                f"{MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)"
+            )
 
 
 def _check_can_listen(host: str, port: int) -> None:

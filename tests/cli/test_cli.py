@@ -63,8 +63,14 @@ def test_drift_exits_4_with_one_line(empty_db_url, tmp_path):
 
 
 def test_unreachable_database_is_one_clear_line():
-    result = run("--database-url", "postgresql://nobody:secret@127.0.0.1:1/nowhere", "--project-dir", str(REPO),
-                 "apply", env={"PGCONNECT_TIMEOUT": "2"})
+    result = run(
+        "--database-url",
+        "postgresql://nobody:secret@127.0.0.1:1/nowhere",
+        "--project-dir",
+        str(REPO),
+        "apply",
+        env={"PGCONNECT_TIMEOUT": "2"},
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -93,8 +99,10 @@ def test_verify_fails_on_an_empty_database(empty_db_url):
     result = run("--database-url", empty_db_url, "--project-dir", str(REPO), "verify", "--format", "json")
     assert result.exit_code == 1
     checks = json.loads(result.stdout)
-    assert {c["name"] for c in checks if not c["ok"]} >= {"table payment_checkout_sessions",
-                                                          "index idx_payment_checkout_sessions_pending"}
+    assert {c["name"] for c in checks if not c["ok"]} >= {
+        "table payment_checkout_sessions",
+        "index idx_payment_checkout_sessions_pending",
+    }
     assert result.stderr.startswith("Error: ") and "checks failed" in result.stderr
 
 
@@ -139,7 +147,10 @@ def all_commands(group: click.Group, ctx: click.Context, prefix: str = ""):
 
 def test_every_command_has_help_with_an_example():
     ctx = click.Context(cli)
-    missing = [name for name, command in all_commands(cli, ctx)
-               if "Examples:" not in (command.help or "") or not command.get_short_help_str()]
+    missing = [
+        name
+        for name, command in all_commands(cli, ctx)
+        if "Examples:" not in (command.help or "") or not command.get_short_help_str()
+    ]
     assert missing == []
     assert "Examples:" in (cli.help or "")

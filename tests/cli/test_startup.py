@@ -43,14 +43,22 @@ def loaded_by(tmp_path: Path, *args: str, project_dir: Path = REPO) -> set[str]:
     out = tmp_path / "modules.txt"
     env = {**os.environ, "STARTUP_PROBE_OUT": str(out), "RUNNER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-c", PROBE, "--project-dir", str(project_dir), *args], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, "--project-dir", str(project_dir), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return set(out.read_text().split())
 
 
-@pytest.mark.parametrize("args", [["--help"], ["report", "list"], ["job", "list"], ["job", "--help"],
-                                  ["apply", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["report", "list"], ["job", "list"], ["job", "--help"], ["apply", "--help"]]
+)
 def test_commands_without_a_database_load_neither_driver_nor_templates(tmp_path, args):
     loaded = loaded_by(tmp_path, *args)
     assert "runner" in loaded and "click" in loaded  # the probe did run the command
@@ -59,10 +67,19 @@ def test_commands_without_a_database_load_neither_driver_nor_templates(tmp_path,
 
 def test_help_lists_every_command_without_importing_their_modules(tmp_path):
     out = tmp_path / "modules.txt"
-    probe = PROBE.replace('name.split(".")[0] for name in sys.modules',
-                          'name for name in sys.modules if name.startswith("runner.cli.")')
-    proc = subprocess.run([sys.executable, "-c", probe, "--help"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "STARTUP_PROBE_OUT": str(out)}, timeout=60, check=False)
+    probe = PROBE.replace(
+        'name.split(".")[0] for name in sys.modules',
+        'name for name in sys.modules if name.startswith("runner.cli.")',
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STARTUP_PROBE_OUT": str(out)},
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     from runner.cli import LAZY_COMMANDS
 
@@ -106,14 +123,18 @@ def sql_copy(tmp_path: Path, monkeypatch) -> Path:
 
 
 def rendered(project: project_mod.Project) -> list[tuple]:
-    return [(f.name, f.kind, f.version, f.rendered, f.checksum, f.transactional, f.depends, f.finally_)
-            for f in project.files()]
+    return [
+        (f.name, f.kind, f.version, f.rendered, f.checksum, f.transactional, f.depends, f.finally_)
+        for f in project.files()
+    ]
 
 
 def fresh_render(project_dir: Path) -> list[tuple]:
     project = project_mod.load(project_dir)
-    return [(f.name, f.kind, f.version, f.rendered, f.checksum, f.transactional, f.depends, f.finally_)
-            for f in project.versioned() + project.repeatables()]
+    return [
+        (f.name, f.kind, f.version, f.rendered, f.checksum, f.transactional, f.depends, f.finally_)
+        for f in project.versioned() + project.repeatables()
+    ]
 
 
 def test_cached_files_are_the_rendered_files(sql_copy):
@@ -138,8 +159,12 @@ def test_any_change_under_sql_renders_again(sql_copy, edit):
     before = rendered(project)
     if edit == "macro":  # a file no one applies, that others include
         macros = sql / "macros" / "common.sql"
-        macros.write_text(macros.read_text().replace("SET search_path = {{ settings.schema }}, pg_temp",
-                                                     "SET search_path = pg_catalog, {{ settings.schema }}, pg_temp"))
+        macros.write_text(
+            macros.read_text().replace(
+                "SET search_path = {{ settings.schema }}, pg_temp",
+                "SET search_path = pg_catalog, {{ settings.schema }}, pg_temp",
+            )
+        )
     elif edit == "function":
         target = sql / "functions" / "checkout_session_rules.sql"
         target.write_text(target.read_text() + "\nSELECT 42;\n")
@@ -160,8 +185,11 @@ def test_any_change_under_sql_renders_again(sql_copy, edit):
 def test_a_broken_entry_is_rendered_again_and_replaced(sql_copy):
     expected = rendered(project_mod.load(sql_copy))
     (entry,) = (sql_copy / ".runner" / "cache").glob("render-*.json")
-    for broken in ("{not json", '{"key": 1}', json.dumps({"key": render_cache.key(project_mod.load(sql_copy)),
-                                                          "files": [{"name": "x"}]})):
+    for broken in (
+        "{not json",
+        '{"key": 1}',
+        json.dumps({"key": render_cache.key(project_mod.load(sql_copy)), "files": [{"name": "x"}]}),
+    ):
         entry.write_text(broken)
         assert rendered(project_mod.load(sql_copy)) == expected
         assert json.loads(entry.read_text())["files"][0]["name"] == expected[0][0]
@@ -217,7 +245,9 @@ def test_apply_one_query_per_file_all_recorded_without_warnings(empty_db_url, pr
 
     def connect():
         conn = psycopg.connect(empty_db_url, autocommit=True)
-        conn.add_notice_handler(lambda diag: notices.append((diag.severity_nonlocalized, diag.message_primary)))
+        conn.add_notice_handler(
+            lambda diag: notices.append((diag.severity_nonlocalized, diag.message_primary))
+        )
         return conn
 
     result = migrate.apply(connect, project)
@@ -242,8 +272,12 @@ def test_linked_folders_count_and_a_link_loop_is_no_hang(sql_copy, tmp_path):
     (sql_copy / "sql" / "loop").symlink_to(sql_copy / "sql", target_is_directory=True)
     before = rendered(project_mod.load(sql_copy))
     macros = shared / "common.sql"
-    macros.write_text(macros.read_text().replace("SET search_path = {{ settings.schema }}, pg_temp",
-                                                 "SET search_path = pg_catalog, {{ settings.schema }}, pg_temp"))
+    macros.write_text(
+        macros.read_text().replace(
+            "SET search_path = {{ settings.schema }}, pg_temp",
+            "SET search_path = pg_catalog, {{ settings.schema }}, pg_temp",
+        )
+    )
     after = rendered(project_mod.load(sql_copy))
     assert after != before
     assert after == fresh_render(sql_copy)

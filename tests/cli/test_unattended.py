@@ -21,8 +21,10 @@ from tests.conftest import REPO, free_port
 from tests.core.test_embedded import runner_cmd
 from tests.payments_support import JWT_SECRET, SERVICE_TOKEN, WEBHOOK_SECRET, first_health_answer
 
-REFUSAL = ("Error: DATABASE_URL is not set and {why}: set DATABASE_URL (exported: `set -a` before sourcing an "
-           "env file), or RUNNER_EMBEDDED=1 to use the embedded PostgreSQL\n")
+REFUSAL = (
+    "Error: DATABASE_URL is not set and {why}: set DATABASE_URL (exported: `set -a` before sourcing an "
+    "env file), or RUNNER_EMBEDDED=1 to use the embedded PostgreSQL\n"
+)
 
 
 class Terminal(io.StringIO):
@@ -30,18 +32,27 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("env, stdin, why", [
-    ({"CI": "true"}, Terminal(), "CI is set"),
-    ({}, io.StringIO(), "stdin is not a terminal"),
-    ({"RUNNER_EMBEDDED": "0"}, Terminal(), "RUNNER_EMBEDDED=0"),
-])
+@pytest.mark.parametrize(
+    "env, stdin, why",
+    [
+        ({"CI": "true"}, Terminal(), "CI is set"),
+        ({}, io.StringIO(), "stdin is not a terminal"),
+        ({"RUNNER_EMBEDDED": "0"}, Terminal(), "RUNNER_EMBEDDED=0"),
+    ],
+)
 def test_unattended_refusal_names_why(env, stdin, why):
-    assert embedded.unattended_refusal(env, stdin) == REFUSAL.format(why=why)[len("Error: "):-1]
+    assert embedded.unattended_refusal(env, stdin) == REFUSAL.format(why=why)[len("Error: ") : -1]
 
 
-@pytest.mark.parametrize("env, stdin", [({}, Terminal()), ({"CI": "false"}, Terminal()),
-                                        ({"RUNNER_EMBEDDED": "1", "CI": "true"}, io.StringIO()),
-                                        ({"RUNNER_EMBEDDED": "yes"}, io.StringIO())])
+@pytest.mark.parametrize(
+    "env, stdin",
+    [
+        ({}, Terminal()),
+        ({"CI": "false"}, Terminal()),
+        ({"RUNNER_EMBEDDED": "1", "CI": "true"}, io.StringIO()),
+        ({"RUNNER_EMBEDDED": "yes"}, io.StringIO()),
+    ],
+)
 def test_a_terminal_or_the_opt_in_starts_the_embedded_server(env, stdin):
     assert embedded.unattended_refusal(env, stdin) is None
 
@@ -51,13 +62,25 @@ def test_a_bad_runner_embedded_is_a_config_error():
         embedded.unattended_refusal({"RUNNER_EMBEDDED": "maybe"}, Terminal())
 
 
-@pytest.mark.parametrize("args", [["apply"], ["status"], ["job", "expire"], ["report", "sessions_by_status"],
-                                  ["webhook", "secret", "list"], ["db", "url"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["apply"],
+        ["status"],
+        ["job", "expire"],
+        ["report", "sessions_by_status"],
+        ["webhook", "secret", "list"],
+        ["db", "url"],
+    ],
+)
 def test_every_command_without_database_url_under_ci_is_one_line_and_exit_1(tmp_path, args):
     """In-process, as CI runs it (CI=true, no terminal): nothing starts, no data folder appears."""
     data_dir = tmp_path / "pgdata"
-    result = CliRunner().invoke(cli, args, env={"DATABASE_URL": None, "CI": "true", "RUNNER_EMBEDDED": None,
-                                                "RUNNER_DATA_DIR": str(data_dir)})
+    result = CliRunner().invoke(
+        cli,
+        args,
+        env={"DATABASE_URL": None, "CI": "true", "RUNNER_EMBEDDED": None, "RUNNER_DATA_DIR": str(data_dir)},
+    )
     assert result.exit_code == 1, result.output
     assert result.output == REFUSAL.format(why="CI is set")
     assert not data_dir.exists()
@@ -70,21 +93,41 @@ def test_cron_without_export_fails_loudly(tmp_path):
     env_file.write_text("DATABASE_URL=postgresql://app@db.invalid/app\n")
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CI", "RUNNER_EMBEDDED")}
     environment["RUNNER_DATA_DIR"] = str(tmp_path / "pgdata")
-    old = subprocess.run(["sh", "-c", f". {env_file} && {sys.executable} -m runner job expire"], cwd=REPO,
-                         env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-                         check=False)
+    old = subprocess.run(
+        ["sh", "-c", f". {env_file} && {sys.executable} -m runner job expire"],
+        cwd=REPO,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert old.returncode == 1 and old.stderr == REFUSAL.format(why="stdin is not a terminal")
-    fixed = subprocess.run(["sh", "-c", f"set -a && . {env_file} && set +a && {sys.executable} -m runner db url"],
-                           cwd=REPO, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=120, check=False)
+    fixed = subprocess.run(
+        ["sh", "-c", f"set -a && . {env_file} && set +a && {sys.executable} -m runner db url"],
+        cwd=REPO,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert fixed.returncode == 0 and fixed.stdout.strip() == "postgresql://app@db.invalid/app"
     assert not (tmp_path / "pgdata").exists()
 
 
 def test_embedded_serve_and_jobs_run_as_login_roles_of_their_group_roles(tmp_path):
     data_dir = tmp_path / "pgdata"
-    env = {"RUNNER_DATA_DIR": str(data_dir), "RUNNER_EMBEDDED": "1", "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           "JWT_SECRET": JWT_SECRET, "SERVICE_TOKEN": SERVICE_TOKEN, "STRIPE_SECRET_KEY": "sk_test_embedded"}
+    env = {
+        "RUNNER_DATA_DIR": str(data_dir),
+        "RUNNER_EMBEDDED": "1",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "JWT_SECRET": JWT_SECRET,
+        "SERVICE_TOKEN": SERVICE_TOKEN,
+        "STRIPE_SECRET_KEY": "sk_test_embedded",
+    }
     serve = None
     try:
         assert runner_cmd("apply", cwd=REPO, env=env).returncode == 0
@@ -94,15 +137,25 @@ def test_embedded_serve_and_jobs_run_as_login_roles_of_their_group_roles(tmp_pat
 
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RUNNER_PROJECT_DIR")}
-        serve = subprocess.Popen([sys.executable, "-m", "runner", "serve", "--port", str(port), "--workers", "2"],
-                                 cwd=REPO, env={**environment, **env}, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "runner", "serve", "--port", str(port), "--workers", "2"],
+            cwd=REPO,
+            env={**environment, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         health = first_health_answer(f"http://127.0.0.1:{port}", serve)
         assert health is not None and health.status_code == 200
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            users = {r[0] for r in conn.execute(
-                "SELECT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND backend_type = 'client backend'")}
+            users = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'"
+                )
+            }
             assert users == {"runner_serve"}, users
             assert conn.execute(
                 "SELECT r.rolsuper, pg_has_role(r.oid, 'checkout_app', 'MEMBER'), "
@@ -152,8 +205,12 @@ def test_login_roles_made_by_several_runners_at_once(pg_admin_url, db_url, proje
         assert failures == [] and len(set(urls)) == 1 and len(urls) == 8
         with psycopg.connect(urls[0]) as conn:
             assert conn.execute("SELECT current_user, pg_has_role('checkout_jobs', 'MEMBER')").fetchone() == (
-                login, True)
+                login,
+                True,
+            )
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,))
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,)
+            )
             admin.execute(f"DROP ROLE IF EXISTS {login}")

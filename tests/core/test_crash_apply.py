@@ -20,8 +20,12 @@ KILL_POINTS = int(os.environ.get("CRASH_KILL_POINTS", "20"))
 
 def apply_process(url: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.Popen([sys.executable, "-m", "runner", "--database-url", url, "--project-dir", str(REPO),
-                             "apply"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "--database-url", url, "--project-dir", str(REPO), "apply"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +43,11 @@ def wait_until_connected(url: str, process: subprocess.Popen, timeout: float = 3
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline and process.poll() is None:
-            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name "
-                            "LIKE 'runner apply%%'", (dbname,)).fetchone()[0]:
+            if conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name "
+                "LIKE 'runner apply%%'",
+                (dbname,),
+            ).fetchone()[0]:
                 return True
             time.sleep(0.005)
     return False
@@ -76,7 +83,9 @@ def test_sigkill_at_random_points_then_apply_completes(make_database, project, s
 
         # The killed client's backend goes away with its socket; the next apply must get the lock,
         # find a consistent history and finish the job.
-        result = migrate.apply(lambda url=url: psycopg.connect(url, autocommit=True), project, lock_timeout=30)
+        result = migrate.apply(
+            lambda url=url: psycopg.connect(url, autocommit=True), project, lock_timeout=30
+        )
         with psycopg.connect(url, autocommit=True) as conn:
             states = {s.name: s.state for s in migrate.status(conn, project)}
             tables = conn.execute(

@@ -20,8 +20,15 @@ def runner_cmd(*args: str, cwd: Path, env: dict[str, str], pythonpath: str | Non
     environment.update(env)
     if pythonpath:
         environment["PYTHONPATH"] = pythonpath
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_apply_without_database_url_uses_the_embedded_server(tmp_path):
@@ -55,19 +62,32 @@ def test_non_editable_install_finds_the_packaged_project(tmp_path, empty_db_url)
         build.insert(4, "--no-build-isolation")
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     wheel = next(wheel_dir.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (target / "runner" / "sql" / "tables" / "V003__payment_checkout_sessions.sql").is_file()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"], cwd=elsewhere,
-                           env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True,
-                           check=False)
+    where = subprocess.run(
+        [sys.executable, "-c", "import runner; print(runner.__file__)"],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert where.stdout.strip() == str(target / "runner" / "__init__.py")
-    result = runner_cmd("--database-url", empty_db_url, "apply", cwd=elsewhere, env={}, pythonpath=str(target))
+    result = runner_cmd(
+        "--database-url", empty_db_url, "apply", cwd=elsewhere, env={}, pythonpath=str(target)
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Applied ")
-    verify = runner_cmd("--database-url", empty_db_url, "verify", cwd=elsewhere, env={}, pythonpath=str(target))
+    verify = runner_cmd(
+        "--database-url", empty_db_url, "verify", cwd=elsewhere, env={}, pythonpath=str(target)
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

@@ -108,16 +108,22 @@ def test_status_reports_drifted_changed_pending_missing(empty_db_url, sql_copy):
 def test_changed_function_is_reapplied(empty_db_url, sql_copy):
     migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
     fn = sql_copy / "sql" / "functions" / "get_latest_checkout_session.sql"
-    fn.write_text(fn.read_text().replace("'The user''s most recent checkout session, or no row.'",
-                                         "'Most recent session (edited).'"))
+    fn.write_text(
+        fn.read_text().replace(
+            "'The user''s most recent checkout session, or no row.'", "'Most recent session (edited).'"
+        )
+    )
     result = migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
     # The privileges and the Supabase access rules (`-- runner: finally`) run again after any change.
-    assert [(s.name, s.action) for s in result.steps] == [("functions/get_latest_checkout_session.sql", "reapply"),
-                                                          ("functions/privileges.sql", "reapply"),
-                                                          ("functions/supabase_access.sql", "reapply")]
+    assert [(s.name, s.action) for s in result.steps] == [
+        ("functions/get_latest_checkout_session.sql", "reapply"),
+        ("functions/privileges.sql", "reapply"),
+        ("functions/supabase_access.sql", "reapply"),
+    ]
     with psycopg.connect(empty_db_url) as conn:
         comment = conn.execute(
-            "SELECT obj_description('get_latest_checkout_session'::regproc, 'pg_proc')").fetchone()[0]
+            "SELECT obj_description('get_latest_checkout_session'::regproc, 'pg_proc')"
+        ).fetchone()[0]
     assert comment == "Most recent session (edited)."
 
 
@@ -126,10 +132,16 @@ def test_config_change_reapplies_dependent_repeatable(empty_db_url, sql_copy):
     config = sql_copy / "sql" / "project.toml"
     config.write_text(config.read_text().replace('price = "29.99"', 'price = "34.00"'))
     result = migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
-    assert [s.name for s in result.steps] == ["functions/plan_catalogue.sql", "functions/privileges.sql",
-                                              "functions/supabase_access.sql"]
+    assert [s.name for s in result.steps] == [
+        "functions/plan_catalogue.sql",
+        "functions/privileges.sql",
+        "functions/supabase_access.sql",
+    ]
     with psycopg.connect(empty_db_url) as conn:
-        assert str(conn.execute("SELECT price FROM subscription_plans WHERE code = 'pro'").fetchone()[0]) == "34.00"
+        assert (
+            str(conn.execute("SELECT price FROM subscription_plans WHERE code = 'pro'").fetchone()[0])
+            == "34.00"
+        )
 
 
 def test_failing_file_leaves_nothing_and_names_file_and_line(empty_db_url, sql_copy):
@@ -140,7 +152,7 @@ def test_failing_file_leaves_nothing_and_names_file_and_line(empty_db_url, sql_c
     before = history(empty_db_url)
     with pytest.raises(MigrationError) as info:
         migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
-    assert str(info.value).startswith("sql/tables/V092__broken.sql:4: column \"no_such_column\" does not exist")
+    assert str(info.value).startswith('sql/tables/V092__broken.sql:4: column "no_such_column" does not exist')
     assert "SQLSTATE 42703" in str(info.value)
     assert history(empty_db_url) == before
     with psycopg.connect(empty_db_url) as conn:
@@ -158,7 +170,10 @@ def test_no_transaction_directive_allows_concurrent_index(empty_db_url, sql_copy
     assert next(f for f in project.versioned() if f.version == 93).transactional is False
     migrate.apply(connector(empty_db_url), project)
     with psycopg.connect(empty_db_url) as conn:
-        found = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'idx_sessions_%'")}
+        found = {
+            r[0]
+            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'idx_sessions_%'")
+        }
     assert found == {"idx_sessions_metadata", "idx_sessions_currency"}
     assert ("tables/V093__concurrent_index.sql",) in [(n,) for n, _ in history(empty_db_url)]
 
@@ -209,7 +224,9 @@ def test_dry_run_changes_nothing(empty_db_url, project):
 def test_baseline_resolves_drift(empty_db_url, sql_copy):
     migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
     edited = sql_copy / "sql" / "tables" / "V005__error_logs.sql"
-    edited.write_text(edited.read_text() + "\nCOMMENT ON COLUMN error_logs.category IS 'database, stripe, ...';\n")
+    edited.write_text(
+        edited.read_text() + "\nCOMMENT ON COLUMN error_logs.category IS 'database, stripe, ...';\n"
+    )
     with pytest.raises(DriftError):
         migrate.apply(connector(empty_db_url), project_mod.load(sql_copy))
     migrate.baseline(connector(empty_db_url), project_mod.load(sql_copy), "V005__error_logs")
@@ -246,12 +263,19 @@ def test_dependency_cycle_and_unknown_dependency_are_errors(sql_copy):
         project_mod.load(sql_copy).repeatables()
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ('expiry_hours = 24', 'expiry_hours = 0', "expiry_hours must be a positive whole number"),
-    ('schema = "public"', 'schema = "public; DROP TABLE users"', "settings.schema must be a lower-case SQL identifier"),
-    ('price = "9.99"', 'price = "free"', "needs a positive price"),
-    ('code = "pro"', 'code = "basic"', "appears twice"),
-])
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("expiry_hours = 24", "expiry_hours = 0", "expiry_hours must be a positive whole number"),
+        (
+            'schema = "public"',
+            'schema = "public; DROP TABLE users"',
+            "settings.schema must be a lower-case SQL identifier",
+        ),
+        ('price = "9.99"', 'price = "free"', "needs a positive price"),
+        ('code = "pro"', 'code = "basic"', "appears twice"),
+    ],
+)
 def test_bad_configuration_is_refused(sql_copy, old, new, message):
     config = sql_copy / "sql" / "project.toml"
     config.write_text(config.read_text().replace(old, new, 1))
@@ -268,4 +292,6 @@ def test_sql_literal_quotes():
 def test_split_statements_keeps_dollar_quoted_bodies():
     sql = "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\nSELECT 2;\n"
     assert migrate.split_statements(sql) == [
-        "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;", "SELECT 2;"]
+        "CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;",
+        "SELECT 2;",
+    ]

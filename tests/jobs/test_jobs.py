@@ -16,9 +16,18 @@ from runner.locks import LOCK_CLASS
 SESSION_COLUMNS = "user_id, email, subscription_plan, plan_price, payment_provider"
 
 
-def add_sessions(conn: psycopg.Connection, n: int, *, created: str = "now() - interval '2 days'",
-                 expires: str | None = None, status: str = "pending", completed: str | None = None,
-                 attempts: int = 1, plan: str = "pro", checkout_url: str | None = None) -> list[uuid.UUID]:
+def add_sessions(
+    conn: psycopg.Connection,
+    n: int,
+    *,
+    created: str = "now() - interval '2 days'",
+    expires: str | None = None,
+    status: str = "pending",
+    completed: str | None = None,
+    attempts: int = 1,
+    plan: str = "pro",
+    checkout_url: str | None = None,
+) -> list[uuid.UUID]:
     """n sessions, one new user each (one pending session per user and plan), with SQL time expressions."""
     rows = conn.execute(
         f"""WITH u AS (
@@ -26,8 +35,8 @@ def add_sessions(conn: psycopg.Connection, n: int, *, created: str = "now() - in
                 FROM generate_series(1, %(n)s) g RETURNING id, email)
             INSERT INTO payment_checkout_sessions ({SESSION_COLUMNS}, created_at, expires_at, status,
                                                    completed_at, attempts, checkout_url)
-            SELECT u.id, u.email, %(plan)s, 29.99, 'stripe', {created}, {expires or 'NULL'}, %(status)s,
-                   {completed or 'NULL'}, %(attempts)s, %(url)s
+            SELECT u.id, u.email, %(plan)s, 29.99, 'stripe', {created}, {expires or "NULL"}, %(status)s,
+                   {completed or "NULL"}, %(attempts)s, %(url)s
               FROM u RETURNING id""",
         {"n": n, "plan": plan, "status": status, "attempts": attempts, "url": checkout_url},
     ).fetchall()
@@ -35,7 +44,9 @@ def add_sessions(conn: psycopg.Connection, n: int, *, created: str = "now() - in
 
 
 def statuses(conn: psycopg.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT status, count(*) FROM payment_checkout_sessions GROUP BY status").fetchall())
+    return dict(
+        conn.execute("SELECT status, count(*) FROM payment_checkout_sessions GROUP BY status").fetchall()
+    )
 
 
 def connector(url: str) -> Callable[[], psycopg.Connection]:
@@ -72,8 +83,9 @@ def test_expire_boundary_is_expires_at_not_after_now(conn):
     # One transaction: now() is the same instant for the rows and for the function.
     with conn.transaction():
         due = add_sessions(conn, 1, created="now() - interval '1 day'", expires="now()")
-        later = add_sessions(conn, 1, created="now() - interval '1 day'",
-                             expires="now() + interval '1 microsecond'")
+        later = add_sessions(
+            conn, 1, created="now() - interval '1 day'", expires="now() + interval '1 microsecond'"
+        )
         assert conn.execute("SELECT expire_old_checkout_sessions(100)").fetchone()[0] == 1
     got = dict(conn.execute("SELECT id, status FROM payment_checkout_sessions").fetchall())
     assert got == {due[0]: "expired", later[0]: "pending"}
@@ -101,11 +113,14 @@ def test_a_failing_batch_keeps_earlier_batches_and_records_the_failure(conn, db_
     conn.execute("""CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
                     BEGIN IF (SELECT count(*) FROM payment_checkout_sessions WHERE status = 'expired') >= 2
                           THEN RAISE EXCEPTION 'boom' USING ERRCODE = 'XX001'; END IF; RETURN NEW; END $$""")
-    conn.execute("CREATE TRIGGER boom BEFORE UPDATE ON payment_checkout_sessions FOR EACH ROW EXECUTE FUNCTION boom()")
+    conn.execute(
+        "CREATE TRIGGER boom BEFORE UPDATE ON payment_checkout_sessions FOR EACH ROW EXECUTE FUNCTION boom()"
+    )
     with pytest.raises(JobFailed) as caught:
         jobs.run(connector(db_url), "expire", batch_size=2)
-    assert str(caught.value).startswith("job expire failed after 1 batch(es), 2 row(s) done: "
-                                        "[SQLSTATE XX001] boom")
+    assert str(caught.value).startswith(
+        "job expire failed after 1 batch(es), 2 row(s) done: [SQLSTATE XX001] boom"
+    )
     assert statuses(conn) == {"expired": 2, "pending": 3}
     job, outcome, rows, batches, error = runs(conn)[0]
     assert (job, outcome, rows, batches) == ("expire", "failed", 2, 1)
@@ -124,9 +139,13 @@ def test_a_run_while_another_holds_the_lock_is_skipped_at_once_and_recorded(conn
     from runner.jobs.mail import MailConfig
 
     add_sessions(conn, 3, expires="now() - interval '1 hour'")
-    options = {"expire": {}, "rollup": {}, "cleanup": {"retention_days": 90},
-               "remind": {"project": project, "mail": None},
-               "send-email": {"project": project, "mail": MailConfig("smtp://127.0.0.1:9", "a@example.com")}}
+    options = {
+        "expire": {},
+        "rollup": {},
+        "cleanup": {"retention_days": 90},
+        "remind": {"project": project, "mail": None},
+        "send-email": {"project": project, "mail": MailConfig("smtp://127.0.0.1:9", "a@example.com")},
+    }
     holder = hold_lock(db_url, job)
     try:
         result = jobs.run(connector(db_url), job, **options[job])
@@ -148,8 +167,11 @@ def overlap(url: str, job: str, **options) -> tuple[jobs.RunResult, jobs.RunResu
         if tally.batches == 1:
             assert second_done.wait(30)
 
-    first = threading.Thread(target=lambda: results.__setitem__(
-        "first", jobs.run(connector(url), job, on_batch=first_pauses, **options)))
+    first = threading.Thread(
+        target=lambda: results.__setitem__(
+            "first", jobs.run(connector(url), job, on_batch=first_pauses, **options)
+        )
+    )
     first.start()
     try:
         # The second starts once the first holds the lock (its job_runs row exists).
@@ -175,8 +197,13 @@ def test_two_expire_runs_at_once_one_works_one_skips(conn, db_url):
 
 
 def test_two_cleanup_runs_at_once_one_works_one_skips(conn, db_url):
-    add_sessions(conn, 12, status="completed", created="now() - interval '200 days'",
-                 completed="now() - interval '199 days'")
+    add_sessions(
+        conn,
+        12,
+        status="completed",
+        created="now() - interval '200 days'",
+        completed="now() - interval '199 days'",
+    )
     first, second = overlap(db_url, "cleanup", batch_size=5, retention_days=90)
     assert (first.outcome, first.rows, first.batches) == ("succeeded", 12, 3)
     assert second.outcome == "skipped"
@@ -213,13 +240,20 @@ def test_reminder_candidates_follow_the_reference_boundaries(conn):
         "3 attempts": ("now() - interval '12 hours'", 3, False),
     }
     with conn.transaction():  # one now() for rows and query
-        ids = {name: add_sessions(conn, 1, created=created, attempts=attempts,
-                                  expires="now() + interval '1 day'")[0]
-               for name, (created, attempts, _) in cases.items()}
-        reference = {r[0] for r in conn.execute(
-            "SELECT id FROM payment_checkout_sessions WHERE status = 'pending' "
-            "AND created_at < NOW() - INTERVAL '6 hours' AND created_at > NOW() - INTERVAL '24 hours' "
-            "AND attempts < 3").fetchall()}
+        ids = {
+            name: add_sessions(
+                conn, 1, created=created, attempts=attempts, expires="now() + interval '1 day'"
+            )[0]
+            for name, (created, attempts, _) in cases.items()
+        }
+        reference = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM payment_checkout_sessions WHERE status = 'pending' "
+                "AND created_at < NOW() - INTERVAL '6 hours' AND created_at > NOW() - INTERVAL '24 hours' "
+                "AND attempts < 3"
+            ).fetchall()
+        }
         candidates = {r[0] for r in conn.execute("SELECT session_id FROM checkout_reminder_candidates()")}
         queued = conn.execute("SELECT queue_checkout_reminders()").fetchone()[0]
     expected = {ids[name] for name, (_, _, due) in cases.items() if due}
@@ -230,7 +264,9 @@ def test_reminder_candidates_follow_the_reference_boundaries(conn):
 
 
 def test_a_session_is_never_reminded_twice(conn):
-    add_sessions(conn, 2, created="now() - interval '7 hours'", checkout_url="https://checkout.stripe.com/c/x")
+    add_sessions(
+        conn, 2, created="now() - interval '7 hours'", checkout_url="https://checkout.stripe.com/c/x"
+    )
     assert conn.execute("SELECT queue_checkout_reminders()").fetchone()[0] == 2
     assert conn.execute("SELECT queue_checkout_reminders()").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM checkout_reminder_candidates()").fetchone()[0] == 0
@@ -250,8 +286,9 @@ def test_concurrent_queueing_outside_the_job_lock_still_queues_once(conn, db_url
     try:
         assert a.execute("SELECT queue_checkout_reminders()").fetchone()[0] == 3
         got = {}
-        t = threading.Thread(target=lambda: got.setdefault("b", b.execute(
-            "SELECT queue_checkout_reminders()").fetchone()[0]))
+        t = threading.Thread(
+            target=lambda: got.setdefault("b", b.execute("SELECT queue_checkout_reminders()").fetchone()[0])
+        )
         t.start()
         t.join(0.5)
         assert t.is_alive()  # b waits on a's uncommitted reminders
@@ -267,16 +304,38 @@ def test_concurrent_queueing_outside_the_job_lock_still_queues_once(conn, db_url
 
 # -- cleanup -----------------------------------------------------------------------------------------------
 def test_cleanup_moves_every_old_completed_row_to_the_archive_intact(conn, db_url):
-    old = add_sessions(conn, 23, status="completed", created="now() - interval '120 days'",
-                       completed="now() - interval '100 days'", checkout_url="https://x.example/c")
-    recent = add_sessions(conn, 4, status="completed", created="now() - interval '20 days'",
-                          completed="now() - interval '10 days'", plan="basic")
-    add_sessions(conn, 3, created="now() - interval '200 days'", expires="now() - interval '199 days'",
-                 status="expired", plan="enterprise")
-    conn.execute("UPDATE payment_checkout_sessions SET metadata = jsonb_build_object('k', id::text), "
-                 "stripe_session_id = 'cs_' || id WHERE id = ANY(%s)", (old,))
-    before = conn.execute("SELECT to_jsonb(s) FROM payment_checkout_sessions s WHERE id = ANY(%s) ORDER BY id",
-                          (old,)).fetchall()
+    old = add_sessions(
+        conn,
+        23,
+        status="completed",
+        created="now() - interval '120 days'",
+        completed="now() - interval '100 days'",
+        checkout_url="https://x.example/c",
+    )
+    recent = add_sessions(
+        conn,
+        4,
+        status="completed",
+        created="now() - interval '20 days'",
+        completed="now() - interval '10 days'",
+        plan="basic",
+    )
+    add_sessions(
+        conn,
+        3,
+        created="now() - interval '200 days'",
+        expires="now() - interval '199 days'",
+        status="expired",
+        plan="enterprise",
+    )
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET metadata = jsonb_build_object('k', id::text), "
+        "stripe_session_id = 'cs_' || id WHERE id = ANY(%s)",
+        (old,),
+    )
+    before = conn.execute(
+        "SELECT to_jsonb(s) FROM payment_checkout_sessions s WHERE id = ANY(%s) ORDER BY id", (old,)
+    ).fetchall()
 
     result = jobs.run(connector(db_url), "cleanup", batch_size=10, retention_days=90)
 
@@ -284,33 +343,62 @@ def test_cleanup_moves_every_old_completed_row_to_the_archive_intact(conn, db_ur
     live = {r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions")}
     assert not live & set(old) and set(recent) <= live and len(live) == 7
     after = conn.execute(
-        "SELECT to_jsonb(a) - 'archived_at' FROM payment_checkout_sessions_archive a ORDER BY id").fetchall()
+        "SELECT to_jsonb(a) - 'archived_at' FROM payment_checkout_sessions_archive a ORDER BY id"
+    ).fetchall()
     assert after == before  # every column of every row, unchanged
-    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive "
-                        "WHERE archived_at IS NULL").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM payment_checkout_sessions_archive WHERE archived_at IS NULL"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_cleanup_retention_boundary_is_strict(conn):
     with conn.transaction():
-        at = add_sessions(conn, 1, status="completed", created="now() - interval '91 days'",
-                          completed="now() - interval '90 days'")
-        past = add_sessions(conn, 1, status="completed", created="now() - interval '91 days'",
-                            completed="now() - interval '90 days 1 microsecond'", plan="basic")
+        at = add_sessions(
+            conn,
+            1,
+            status="completed",
+            created="now() - interval '91 days'",
+            completed="now() - interval '90 days'",
+        )
+        past = add_sessions(
+            conn,
+            1,
+            status="completed",
+            created="now() - interval '91 days'",
+            completed="now() - interval '90 days 1 microsecond'",
+            plan="basic",
+        )
         assert conn.execute("SELECT archive_completed_checkout_sessions(100, 90)").fetchone()[0] == 1
     assert [r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions_archive")] == past
     assert [r[0] for r in conn.execute("SELECT id FROM payment_checkout_sessions")] == at
 
 
 def test_the_references_plain_delete_still_runs(conn, db_url):
-    add_sessions(conn, 5, status="completed", created="now() - interval '120 days'",
-                 completed="now() - interval '100 days'")
+    add_sessions(
+        conn,
+        5,
+        status="completed",
+        created="now() - interval '120 days'",
+        completed="now() - interval '100 days'",
+    )
     jobs.run(connector(db_url), "cleanup", retention_days=90)  # the archive does not get in the way
-    add_sessions(conn, 4, status="completed", created="now() - interval '120 days'",
-                 completed="now() - interval '100 days'")
+    add_sessions(
+        conn,
+        4,
+        status="completed",
+        created="now() - interval '120 days'",
+        completed="now() - interval '100 days'",
+    )
     reminded = add_sessions(conn, 2, created="now() - interval '7 hours'", plan="basic")
     conn.execute("SELECT queue_checkout_reminders()")  # nor does mail about the sessions
-    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', "
-                 "completed_at = now() - interval '95 days' WHERE id = ANY(%s)", (reminded,))
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET status = 'completed', "
+        "completed_at = now() - interval '95 days' WHERE id = ANY(%s)",
+        (reminded,),
+    )
     deleted = conn.execute(
         "DELETE FROM payment_checkout_sessions WHERE status = 'completed' AND completed_at < NOW() - INTERVAL '90 days'"
     ).rowcount
@@ -321,11 +409,18 @@ def test_the_references_plain_delete_still_runs(conn, db_url):
 
 
 def test_archive_refuses_when_it_lacks_a_live_column(conn):
-    add_sessions(conn, 2, status="completed", created="now() - interval '120 days'",
-                 completed="now() - interval '100 days'")
+    add_sessions(
+        conn,
+        2,
+        status="completed",
+        created="now() - interval '120 days'",
+        completed="now() - interval '100 days'",
+    )
     conn.execute("ALTER TABLE payment_checkout_sessions ADD COLUMN coupon TEXT")
-    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                       match="payment_checkout_sessions_archive lacks column\\(s\\) coupon"):
+    with pytest.raises(
+        psycopg.errors.ObjectNotInPrerequisiteState,
+        match="payment_checkout_sessions_archive lacks column\\(s\\) coupon",
+    ):
         conn.execute("SELECT archive_completed_checkout_sessions(10, 90)")
     assert statuses(conn) == {"completed": 2}
 
@@ -339,20 +434,28 @@ def test_archive_has_every_column_of_the_live_table(conn):
     assert live <= archive
 
 
-@pytest.mark.parametrize("args, message", [
-    ("0, 90", "p_batch_size must be positive, got 0"),
-    ("NULL, 90", "p_batch_size must be positive, got NULL"),
-    ("10, 0", "p_retention_days must be positive, got 0"),
-    ("10, -1", "p_retention_days must be positive, got -1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("0, 90", "p_batch_size must be positive, got 0"),
+        ("NULL, 90", "p_batch_size must be positive, got NULL"),
+        ("10, 0", "p_retention_days must be positive, got 0"),
+        ("10, -1", "p_retention_days must be positive, got -1"),
+    ],
+)
 def test_archive_bad_arguments(conn, args, message):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
         conn.execute(f"SELECT archive_completed_checkout_sessions({args})")
 
 
 def test_cleanup_counts_and_options(conn):
-    add_sessions(conn, 3, status="completed", created="now() - interval '40 days'",
-                 completed="now() - interval '35 days'")
+    add_sessions(
+        conn,
+        3,
+        status="completed",
+        created="now() - interval '40 days'",
+        completed="now() - interval '35 days'",
+    )
     assert jobs.count_archivable(conn, 90) == 0
     assert jobs.count_archivable(conn, 30) == 3
     with pytest.raises(JobOptionError, match="retention days must be a positive whole number, got 0"):

@@ -19,8 +19,12 @@ NO_MAIL = {"SMTP_URL": None, "MAIL_FROM": None, "APP_URL": None, "DATABASE_URL":
 
 
 def run(url: str, *args: str, env: dict | None = None):
-    return CliRunner().invoke(cli, ["--database-url", url, "--project-dir", str(REPO), *args],
-                              env={**NO_MAIL, **(env or {})}, catch_exceptions=False)
+    return CliRunner().invoke(
+        cli,
+        ["--database-url", url, "--project-dir", str(REPO), *args],
+        env={**NO_MAIL, **(env or {})},
+        catch_exceptions=False,
+    )
 
 
 def test_expire_prints_one_summary_line(conn, db_url):
@@ -62,8 +66,12 @@ def test_overlapping_run_exits_6_with_one_line_not_an_error(conn, db_url):
 
 def test_bad_options_are_usage_errors_and_change_nothing(conn, db_url):
     add_sessions(conn, 2, expires="now() - interval '1 hour'")
-    for args in (("expire", "--batch-size", "0"), ("cleanup", "--retention-days", "-3"),
-                 ("cleanup", "--retention-days", "ninety"), ("history", "vacuum")):
+    for args in (
+        ("expire", "--batch-size", "0"),
+        ("cleanup", "--retention-days", "-3"),
+        ("cleanup", "--retention-days", "ninety"),
+        ("history", "vacuum"),
+    ):
         result = run(db_url, "job", *args)
         assert result.exit_code == 2, args
         assert "Invalid value" in result.stderr
@@ -78,13 +86,22 @@ def test_a_job_without_smtp_url_is_one_error_line_and_a_failed_run_in_job_runs(c
     conn.execute("SELECT enqueue_email('verification', 'a@example.com', 'v:1')")
     result = run(db_url, "job", job)
     assert result.exit_code == 1
-    assert result.stderr == (f"Error: job {job} failed after {1 if job == 'remind' else 0} batch(es), 0 row(s) "
-                             "done: SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
-                             "queued emails stay queued until it is\n")
+    assert result.stderr == (
+        f"Error: job {job} failed after {1 if job == 'remind' else 0} batch(es), 0 row(s) "
+        "done: SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+        "queued emails stay queued until it is\n"
+    )
     assert conn.execute("SELECT status FROM email_outbox").fetchone()[0] == "queued"
     assert conn.execute("SELECT job, outcome, error FROM job_runs").fetchall() == [
-        (job, "failed", ("SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
-                         "queued emails stay queued until it is"))]
+        (
+            job,
+            "failed",
+            (
+                "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); "
+                "queued emails stay queued until it is"
+            ),
+        )
+    ]
 
 
 def test_a_failed_job_exits_1_and_is_recorded(conn, db_url, project):
@@ -92,8 +109,10 @@ def test_a_failed_job_exits_1_and_is_recorded(conn, db_url, project):
     down = SmtpServer()
     result = run(db_url, "job", "send-email", env={"SMTP_URL": down.url})
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: job send-email failed after 0 batch(es), 0 row(s) done: "
-                                    f"SMTP server smtp://127.0.0.1:{down.port} unavailable: ")
+    assert result.stderr.startswith(
+        "Error: job send-email failed after 0 batch(es), 0 row(s) done: "
+        f"SMTP server smtp://127.0.0.1:{down.port} unavailable: "
+    )
     history = run(db_url, "job", "history", "--format", "json")
     [row] = json.loads(history.stdout)
     assert (row["job"], row["outcome"]) == ("send-email", "failed")
@@ -119,13 +138,21 @@ def test_remind_dry_run_lists_who_would_be_reminded_and_remind_sends(conn, db_ur
 
 
 def test_cleanup_uses_the_project_retention_unless_overridden(conn, db_url):
-    add_sessions(conn, 3, status="completed", created="now() - interval '60 days'",
-                 completed="now() - interval '50 days'")
+    add_sessions(
+        conn,
+        3,
+        status="completed",
+        created="now() - interval '60 days'",
+        completed="now() - interval '50 days'",
+    )
     assert run(db_url, "job", "cleanup", "--dry-run").stdout.startswith("cleanup: dry run: 0 row(s)")
     assert run(db_url, "job", "cleanup", "--retention-days", "30", "--dry-run").stdout.startswith(
-        "cleanup: dry run: 3 row(s)")
+        "cleanup: dry run: 3 row(s)"
+    )
     assert run(db_url, "job", "cleanup").stdout.startswith("cleanup: 0 rows in 1 batch(es)")
-    assert run(db_url, "job", "cleanup", "--retention-days", "30").stdout.startswith("cleanup: 3 rows in 1 batch(es)")
+    assert run(db_url, "job", "cleanup", "--retention-days", "30").stdout.startswith(
+        "cleanup: 3 rows in 1 batch(es)"
+    )
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive").fetchone()[0] == 3
 
 
@@ -143,7 +170,12 @@ def test_list_and_history(conn, db_url):
     listing = run(db_url, "job", "list")
     assert listing.stdout.splitlines()[0].split()[:6] == ["expire", "0", "*", "*", "*", "*"]
     assert [r["name"] for r in json.loads(run(db_url, "job", "list", "--format", "json").stdout)] == [
-        "expire", "remind", "cleanup", "send-email", "rollup"]
+        "expire",
+        "remind",
+        "cleanup",
+        "send-email",
+        "rollup",
+    ]
     assert run(db_url, "job", "history").stdout == "No job runs recorded yet.\n"
     run(db_url, "job", "expire")
     run(db_url, "job", "cleanup")
@@ -161,8 +193,10 @@ def test_schedule_keeps_running_when_a_job_fails(conn, db_url):
     assert result.stdout.splitlines()[1].startswith("cleanup: 0 rows in 1 batch(es)")
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     unset = "SMTP_URL is not set (e.g. smtp://user:password@mail.example.com:587); queued emails stay queued until it is"
-    assert errors == [f"Error: remind: job remind failed after 1 batch(es), 0 row(s) done: {unset}",
-                      f"Error: send-email: job send-email failed after 0 batch(es), 0 row(s) done: {unset}"]
+    assert errors == [
+        f"Error: remind: job remind failed after 1 batch(es), 0 row(s) done: {unset}",
+        f"Error: send-email: job send-email failed after 0 batch(es), 0 row(s) done: {unset}",
+    ]
     assert result.stderr.splitlines()[-1] == "schedule: stopped after 4 job run(s)"
     assert statuses(conn) == {"expired": 3}
 
@@ -170,4 +204,7 @@ def test_schedule_keeps_running_when_a_job_fails(conn, db_url):
 def test_schedule_duration_bound(conn, db_url):
     result = run(db_url, "schedule", "--job", "expire", "--duration", "0")
     assert result.exit_code == 0
-    assert result.stderr.splitlines() == ["schedule (UTC): expire '0 * * * *'", "schedule: stopped after 0 job run(s)"]
+    assert result.stderr.splitlines() == [
+        "schedule (UTC): expire '0 * * * *'",
+        "schedule: stopped after 0 job run(s)",
+    ]

@@ -76,8 +76,10 @@ def config(url: str, **kwargs) -> MailConfig:
 
 
 def outbox(conn: psycopg.Connection) -> list[tuple]:
-    return conn.execute("SELECT kind, recipient, status, attempts, last_error, sent_at IS NOT NULL "
-                        "FROM email_outbox ORDER BY id").fetchall()
+    return conn.execute(
+        "SELECT kind, recipient, status, attempts, last_error, sent_at IS NOT NULL "
+        "FROM email_outbox ORDER BY id"
+    ).fetchall()
 
 
 def remind(url: str, project, mail_config: MailConfig) -> jobs.RunResult:
@@ -85,12 +87,18 @@ def remind(url: str, project, mail_config: MailConfig) -> jobs.RunResult:
 
 
 def recipient_of(conn: psycopg.Connection, session_id) -> str:
-    return conn.execute("SELECT email FROM payment_checkout_sessions WHERE id = %s", (session_id,)).fetchone()[0]
+    return conn.execute(
+        "SELECT email FROM payment_checkout_sessions WHERE id = %s", (session_id,)
+    ).fetchone()[0]
 
 
 def test_remind_delivers_one_reminder_with_the_checkout_url(conn, db_url, project, smtp):
-    [sid] = add_sessions(conn, 1, created="now() - interval '7 hours'",
-                         checkout_url="https://checkout.stripe.com/c/pay/cs_test_123")
+    [sid] = add_sessions(
+        conn,
+        1,
+        created="now() - interval '7 hours'",
+        checkout_url="https://checkout.stripe.com/c/pay/cs_test_123",
+    )
     to = recipient_of(conn, sid)
 
     result = remind(db_url, project, config(smtp.url))
@@ -119,16 +127,20 @@ def test_reminder_without_a_stored_url_links_to_app_url(conn, db_url, project, s
     assert "https://app.example/billing" in smtp.inbox.messages[0].get_content()
 
 
-def test_verification_email_queued_by_the_webhook_goes_out_through_send_email(conn, db_url, project, smtp,
-                                                                              make_user):
+def test_verification_email_queued_by_the_webhook_goes_out_through_send_email(
+    conn, db_url, project, smtp, make_user
+):
     [sid] = add_sessions(conn, 1, created="now() - interval '1 hour'", plan="enterprise")
     conn.execute("UPDATE payment_checkout_sessions SET status = 'completed' WHERE id = %s", (sid,))
     to = recipient_of(conn, sid)
-    conn.execute("SELECT enqueue_email('verification', %s, 'verification:' || %s::text, NULL, %s, '{}')",
-                 (to, sid, sid))
+    conn.execute(
+        "SELECT enqueue_email('verification', %s, 'verification:' || %s::text, NULL, %s, '{}')",
+        (to, sid, sid),
+    )
 
-    result = jobs.run(connector(db_url), "send-email", project=project,
-                      mail=config(smtp.url, app_url="https://app.example"))
+    result = jobs.run(
+        connector(db_url), "send-email", project=project, mail=config(smtp.url, app_url="https://app.example")
+    )
 
     assert (result.outcome, result.rows, result.details["sent"]) == ("succeeded", 1, 1)
     [message] = smtp.inbox.to(to)
@@ -150,7 +162,8 @@ def test_smtp_down_keeps_the_mail_and_delivers_it_once_later(conn, db_url, proje
     # Queued, untouched: an outage does not use up the email's attempts.
     assert outbox(conn) == [("reminder", to, "queued", 0, None, False)]
     assert conn.execute("SELECT outcome, error LIKE '%%unavailable%%' FROM job_runs").fetchall() == [
-        ("failed", True)]
+        ("failed", True)
+    ]
 
     with down as server:
         first = jobs.run(connector(db_url), "send-email", project=project, mail=config(server.url))
@@ -170,8 +183,9 @@ def test_temporary_failures_are_retried_then_given_up_after_max_attempts(conn, d
     for attempt in (1, 2):
         result = remind(db_url, project, settings)
         assert (result.outcome, result.details["retrying"]) == ("succeeded", 1)
-        row = conn.execute("SELECT status, attempts, last_error, next_attempt_at - now() FROM email_outbox"
-                           ).fetchone()
+        row = conn.execute(
+            "SELECT status, attempts, last_error, next_attempt_at - now() FROM email_outbox"
+        ).fetchone()
         assert row[:3] == ("queued", attempt, "recipient refused: 451 4.3.0 Mailbox temporarily unavailable")
         assert row[3].total_seconds() > 600 * 2 ** (attempt - 1) - 60  # backoff doubles
         # Not due yet: a run now does not try again.
@@ -180,8 +194,9 @@ def test_temporary_failures_are_retried_then_given_up_after_max_attempts(conn, d
 
     result = remind(db_url, project, settings)
     assert result.details["failed"] == 1
-    assert outbox(conn) == [("reminder", to, "failed", 3,
-                             "recipient refused: 451 4.3.0 Mailbox temporarily unavailable", False)]
+    assert outbox(conn) == [
+        ("reminder", to, "failed", 3, "recipient refused: 451 4.3.0 Mailbox temporarily unavailable", False)
+    ]
     del smtp.inbox.refuse[to]
     conn.execute("UPDATE email_outbox SET next_attempt_at = now()")
     after = remind(db_url, project, settings).details
@@ -214,13 +229,23 @@ def test_a_reminder_for_a_checkout_completed_before_delivery_is_canceled(conn, d
 def test_an_email_without_a_template_fails_with_the_reason(conn, db_url, project, smtp):
     conn.execute("SELECT enqueue_email('newsletter', 'a@example.com', 'n:1')")
     jobs.run(connector(db_url), "send-email", project=project, mail=config(smtp.url))
-    assert outbox(conn) == [("newsletter", "a@example.com", "failed", 1,
-                             "no template sql/emails/newsletter.txt.j2 for emails of kind 'newsletter'", False)]
+    assert outbox(conn) == [
+        (
+            "newsletter",
+            "a@example.com",
+            "failed",
+            1,
+            "no template sql/emails/newsletter.txt.j2 for emails of kind 'newsletter'",
+            False,
+        )
+    ]
 
 
 def test_two_senders_at_once_send_each_email_exactly_once(conn, db_url, project, smtp):
     for i in range(40):
-        conn.execute("SELECT enqueue_email('verification', %s, %s)", (f"c{i}@example.com", f"verification:{i}"))
+        conn.execute(
+            "SELECT enqueue_email('verification', %s, %s)", (f"c{i}@example.com", f"verification:{i}")
+        )
     counts: list[dict] = []
 
     def sender():
@@ -234,8 +259,10 @@ def test_two_senders_at_once_send_each_email_exactly_once(conn, db_url, project,
         t.join(60)
     assert sum(c["sent"] for c in counts) == 40
     assert sorted(m["To"] for m in smtp.inbox.messages) == sorted(f"c{i}@example.com" for i in range(40))
-    assert conn.execute("SELECT count(*) FROM email_outbox WHERE status = 'sent' AND attempts = 1"
-                        ).fetchone()[0] == 40
+    assert (
+        conn.execute("SELECT count(*) FROM email_outbox WHERE status = 'sent' AND attempts = 1").fetchone()[0]
+        == 40
+    )
 
 
 def test_login_with_credentials_from_the_url(conn, db_url, project):
@@ -256,37 +283,60 @@ def test_login_with_credentials_from_the_url(conn, db_url, project):
 
 # -- configuration -------------------------------------------------------------------------------------
 def test_config_from_env():
-    got = MailConfig.from_env({"SMTP_URL": "smtps://u:p@mail.example.com", "MAIL_FROM": "Shop <s@shop.example>",
-                               "MAIL_MAX_ATTEMPTS": "7", "APP_URL": "https://app.example"})
+    got = MailConfig.from_env(
+        {
+            "SMTP_URL": "smtps://u:p@mail.example.com",
+            "MAIL_FROM": "Shop <s@shop.example>",
+            "MAIL_MAX_ATTEMPTS": "7",
+            "APP_URL": "https://app.example",
+        }
+    )
     assert (got.max_attempts, got.retry_seconds, got.app_url, got.sender) == (
-        7, 300, "https://app.example", "Shop <s@shop.example>")
+        7,
+        300,
+        "https://app.example",
+        "Shop <s@shop.example>",
+    )
     target = mail.parse_smtp_url(got.smtp_url)
-    assert (target.host, target.port, target.implicit_tls, target.username) == ("mail.example.com", 465, True, "u")
+    assert (target.host, target.port, target.implicit_tls, target.username) == (
+        "mail.example.com",
+        465,
+        True,
+        "u",
+    )
     assert mail.parse_smtp_url("smtp://mail.example.com").port == 587
     assert MailConfig.from_env({"SMTP_URL": "smtp://h"}).sender == mail.default_sender()
 
 
-@pytest.mark.parametrize("env, message", [
-    ({}, "SMTP_URL is not set"),
-    ({"SMTP_URL": "http://mail.example.com"}, "SMTP_URL must look like smtp://"),
-    ({"SMTP_URL": "smtp://h:99999"}, "SMTP_URL has an invalid port"),
-    ({"SMTP_URL": "smtp://h", "MAIL_FROM": "nobody"}, "MAIL_FROM must be an email address"),
-    ({"SMTP_URL": "smtp://h", "MAIL_MAX_ATTEMPTS": "0"}, "MAIL_MAX_ATTEMPTS must be a whole number of at least 1"),
-    ({"SMTP_URL": "smtp://h", "MAIL_RETRY_SECONDS": "soon"}, "MAIL_RETRY_SECONDS must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({}, "SMTP_URL is not set"),
+        ({"SMTP_URL": "http://mail.example.com"}, "SMTP_URL must look like smtp://"),
+        ({"SMTP_URL": "smtp://h:99999"}, "SMTP_URL has an invalid port"),
+        ({"SMTP_URL": "smtp://h", "MAIL_FROM": "nobody"}, "MAIL_FROM must be an email address"),
+        (
+            {"SMTP_URL": "smtp://h", "MAIL_MAX_ATTEMPTS": "0"},
+            "MAIL_MAX_ATTEMPTS must be a whole number of at least 1",
+        ),
+        ({"SMTP_URL": "smtp://h", "MAIL_RETRY_SECONDS": "soon"}, "MAIL_RETRY_SECONDS must be a whole number"),
+    ],
+)
 def test_bad_config_is_one_clear_error(env, message):
     with pytest.raises(ConfigError, match=message):
         MailConfig.from_env(env)
 
 
-@pytest.mark.parametrize("args, message", [
-    ("1, 'maybe'", "p_outcome must be sent, retry, permanent or canceled"),
-    ("1, 'retry', NULL, 0", "p_max_attempts must be at least 1"),
-    ("1, 'retry', NULL, 5, -1", "p_retry_seconds must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("1, 'maybe'", "p_outcome must be sent, retry, permanent or canceled"),
+        ("1, 'retry', NULL, 0", "p_max_attempts must be at least 1"),
+        ("1, 'retry', NULL, 5, -1", "p_retry_seconds must be 0 or more"),
+    ],
+)
 def test_record_email_attempt_refuses_bad_arguments(conn, args, message):
     conn.execute("SELECT enqueue_email('verification', 'a@example.com', 'v:1')")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
         conn.execute(f"SELECT record_email_attempt({args})")
     assert outbox(conn) == [("verification", "a@example.com", "queued", 0, None, False)]
-

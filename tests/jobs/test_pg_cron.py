@@ -26,8 +26,12 @@ from tests.jobs.test_jobs import add_sessions, runs, statuses
 
 
 def run_cli(url: str, *args: str):
-    return CliRunner().invoke(cli, ["--database-url", url, "--project-dir", str(REPO), *args],
-                              env={"DATABASE_URL": None}, catch_exceptions=False)
+    return CliRunner().invoke(
+        cli,
+        ["--database-url", url, "--project-dir", str(REPO), *args],
+        env={"DATABASE_URL": None},
+        catch_exceptions=False,
+    )
 
 
 # -- run_scheduled_job: any PostgreSQL -----------------------------------------------------------------
@@ -43,9 +47,17 @@ def test_expire_in_one_call_recorded_like_runner_job(conn):
 
 
 def test_cleanup_and_rollup_in_one_call(conn):
-    add_sessions(conn, 2, created="now() - interval '200 days'", status="completed",
-                 completed="now() - interval '199 days'", expires="now() - interval '190 days'")
-    assert conn.execute("SELECT run_scheduled_job('cleanup')").fetchone() == ("cleanup: 2 rows in 1 batch(es)",)
+    add_sessions(
+        conn,
+        2,
+        created="now() - interval '200 days'",
+        status="completed",
+        completed="now() - interval '199 days'",
+        expires="now() - interval '190 days'",
+    )
+    assert conn.execute("SELECT run_scheduled_job('cleanup')").fetchone() == (
+        "cleanup: 2 rows in 1 batch(es)",
+    )
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive").fetchone() == (2,)
     add_sessions(conn, 4)
     assert conn.execute("SELECT run_scheduled_job('rollup')").fetchone()[0].startswith("rollup: ")
@@ -112,13 +124,19 @@ def test_the_two_at_once_one_works_one_skips(conn, db_url):
 
 
 def test_a_failing_run_is_recorded_failed_and_keeps_nothing(conn):
-    add_sessions(conn, 2, created="now() - interval '200 days'", status="completed",
-                 completed="now() - interval '199 days'", expires="now() - interval '190 days'")
+    add_sessions(
+        conn,
+        2,
+        created="now() - interval '200 days'",
+        status="completed",
+        completed="now() - interval '199 days'",
+        expires="now() - interval '190 days'",
+    )
     # The archive refuses a live table with a column it lacks (it would drop the values).
     conn.execute("ALTER TABLE payment_checkout_sessions ADD COLUMN surprise TEXT")
     result = conn.execute("SELECT run_scheduled_job('cleanup')").fetchone()[0]
     assert result.startswith("cleanup: failed: [SQLSTATE ")
-    (job, outcome, rows, batches, error), = runs(conn)
+    ((job, outcome, rows, batches, error),) = runs(conn)
     assert (job, outcome, rows, batches) == ("cleanup", "failed", 0, 0)
     assert error == result.removeprefix("cleanup: failed: ")
     assert statuses(conn) == {"completed": 2}
@@ -132,22 +150,30 @@ def test_pg_cron_missing_is_one_error_line_saying_what_to_do(db_url, pg_admin_ur
     result = run_cli(db_url, "schedule", "--pg-cron")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: pg_cron is not installed in database ")
-    assert "shared_preload_libraries = 'pg_cron'" in result.stderr and "CREATE EXTENSION pg_cron" in result.stderr
+    assert (
+        "shared_preload_libraries = 'pg_cron'" in result.stderr
+        and "CREATE EXTENSION pg_cron" in result.stderr
+    )
     assert result.stderr.count("\n") == 1
 
 
 def test_an_unapplied_database_is_refused_first(empty_db_url):
     result = run_cli(empty_db_url, "schedule", "--pg-cron")
     assert result.exit_code == 1
-    assert result.stderr.endswith("public.run_scheduled_job does not exist in database "
-                                  f"'{psycopg.conninfo.conninfo_to_dict(empty_db_url)['dbname']}': run "
-                                  "`runner apply` first\n")
+    assert result.stderr.endswith(
+        "public.run_scheduled_job does not exist in database "
+        f"'{psycopg.conninfo.conninfo_to_dict(empty_db_url)['dbname']}': run "
+        "`runner apply` first\n"
+    )
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--remove"], "--remove goes with --pg-cron"),
-    (["--pg-cron", "--job", "expire"], "--pg-cron takes no --job, --run-now, --max-runs or --duration"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--remove"], "--remove goes with --pg-cron"),
+        (["--pg-cron", "--job", "expire"], "--pg-cron takes no --job, --run-now, --max-runs or --duration"),
+    ],
+)
 def test_pg_cron_usage_errors(db_url, args, message):
     result = run_cli(db_url, "schedule", *args)
     assert result.exit_code == 2 and message in result.stderr
@@ -160,8 +186,10 @@ def cron_url(pg_admin_url, project):
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         dbname = admin.execute("SELECT current_setting('cron.database_name', true)").fetchone()[0]
         if not dbname:
-            pytest.skip("pg_cron is not preloaded by this server (shared_preload_libraries = 'pg_cron'): "
-                        "the embedded PostgreSQL has none; CI's Debian PostgreSQL 15 has it (.ci/run)")
+            pytest.skip(
+                "pg_cron is not preloaded by this server (shared_preload_libraries = 'pg_cron'): "
+                "the embedded PostgreSQL has none; CI's Debian PostgreSQL 15 has it (.ci/run)"
+            )
         if admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron'").fetchone() is None:
             pytest.skip("pg_cron is preloaded but its extension files are missing (postgresql-NN-cron)")
         # Not dropped when it exists: pg_cron's scheduler ends for good when its database goes (until the
@@ -205,8 +233,10 @@ def test_install_update_in_place_and_remove(cron, cron_url):
     first = run_cli(cron_url, "schedule", "--pg-cron")
     assert first.exit_code == 0, first.output
     assert [line.split()[:3] for line in first.stdout.splitlines()] == [
-        ["installed", "checkout-sessions-expire", "0"], ["installed", "checkout-sessions-cleanup", "30"],
-        ["installed", "checkout-sessions-rollup", "*/5"]]
+        ["installed", "checkout-sessions-expire", "0"],
+        ["installed", "checkout-sessions-cleanup", "30"],
+        ["installed", "checkout-sessions-rollup", "*/5"],
+    ]
     assert cron_jobs(cron) == [
         ("checkout-sessions-cleanup", "30 3 * * 0", "SELECT public.run_scheduled_job('cleanup')"),
         ("checkout-sessions-expire", "0 * * * *", "SELECT public.run_scheduled_job('expire')"),
@@ -225,7 +255,10 @@ def test_install_update_in_place_and_remove(cron, cron_url):
     assert cron_jobs(cron)[1][1:] == ("0 * * * *", "SELECT public.run_scheduled_job('expire')")
 
     removed = run_cli(cron_url, "schedule", "--pg-cron", "--remove")
-    assert removed.exit_code == 0 and [line.split()[0] for line in removed.stdout.splitlines()] == ["removed"] * 3
+    assert (
+        removed.exit_code == 0
+        and [line.split()[0] for line in removed.stdout.splitlines()] == ["removed"] * 3
+    )
     assert cron_jobs(cron) == []
     absent = json.loads(run_cli(cron_url, "schedule", "--pg-cron", "--remove", "--format", "json").stdout)
     assert [j["action"] for j in absent] == ["absent"] * 3
@@ -250,23 +283,31 @@ def test_two_installs_at_once_leave_three_jobs(cron, cron_url, project):
         t.join()
     assert errors == []
     assert [r[0] for r in cron_jobs(cron)] == [
-        "checkout-sessions-cleanup", "checkout-sessions-expire", "checkout-sessions-rollup"]
+        "checkout-sessions-cleanup",
+        "checkout-sessions-expire",
+        "checkout-sessions-rollup",
+    ]
 
 
 def test_each_installed_command_works(cron, cron_url, project):
     pg_cron.install(cron, project)
     cron.execute("INSERT INTO users (email) VALUES ('cron@example.com')")
-    for name, _, command in cron_jobs(cron):
+    for _name, _, command in cron_jobs(cron):
         cron.execute(command)
     assert sorted(r[:2] for r in runs(cron)) == [
-        ("cleanup", "succeeded"), ("expire", "succeeded"), ("rollup", "succeeded")]
+        ("cleanup", "succeeded"),
+        ("expire", "succeeded"),
+        ("rollup", "succeeded"),
+    ]
 
 
 def test_pg_cron_itself_runs_a_job(cron, project):
     """pg_cron firing the installed command (every minute here, so the test waits at most ~70 s)."""
     add_sessions(cron, 2, expires="now() - interval '1 hour'")
-    cron.execute("SELECT cron.schedule('checkout-sessions-test', '* * * * *', %s)",
-                 (pg_cron.command(project, "expire"),))
+    cron.execute(
+        "SELECT cron.schedule('checkout-sessions-test', '* * * * *', %s)",
+        (pg_cron.command(project, "expire"),),
+    )
     deadline = time.monotonic() + 75
     while time.monotonic() < deadline and not runs(cron):
         time.sleep(1)
@@ -276,13 +317,13 @@ def test_pg_cron_itself_runs_a_job(cron, project):
     assert detail == ("succeeded",)
 
 
-
 def test_install_from_another_database(cron, db_url):
     """The project in another database of the server: scheduled from pg_cron's database for it (pg_cron >= 1.4)."""
     dbname = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
     installed = json.loads(run_cli(db_url, "schedule", "--pg-cron", "--format", "json").stdout)
     assert [(j["name"], j["action"]) for j in installed] == [
-        (f"checkout-sessions-{dbname}-{job}", "installed") for job in ("expire", "cleanup", "rollup")]
+        (f"checkout-sessions-{dbname}-{job}", "installed") for job in ("expire", "cleanup", "rollup")
+    ]
     assert cron.execute("SELECT DISTINCT database FROM cron.job").fetchall() == [(dbname,)]
     again = json.loads(run_cli(db_url, "schedule", "--pg-cron", "--format", "json").stdout)
     assert [j["action"] for j in again] == ["unchanged"] * 3

@@ -23,7 +23,9 @@ def stripe_client(settings):
     return stripe_gateway.make_client(settings)
 
 
-def test_create_checkout_creates_links_and_prices_from_the_catalogue(conn, make_user, settings, stripe_client, fake_stripe):
+def test_create_checkout_creates_links_and_prices_from_the_catalogue(
+    conn, make_user, settings, stripe_client, fake_stripe
+):
     user = make_user("ann@example.com")
     result = checkout.create_checkout(conn, stripe_client, settings, user, "pro")
 
@@ -55,7 +57,9 @@ def test_returning_customer_gets_the_same_url(conn, make_user, settings, stripe_
 
 
 @pytest.mark.parametrize("what", ["expired", "gone"])
-def test_a_gone_or_expired_stripe_session_is_replaced(conn, make_user, settings, stripe_client, fake_stripe, what):
+def test_a_gone_or_expired_stripe_session_is_replaced(
+    conn, make_user, settings, stripe_client, fake_stripe, what
+):
     user = make_user()
     first = checkout.create_checkout(conn, stripe_client, settings, user, "pro")
     old_id = first.session["stripeSessionId"]
@@ -66,8 +70,10 @@ def test_a_gone_or_expired_stripe_session_is_replaced(conn, make_user, settings,
     again = checkout.create_checkout(conn, stripe_client, settings, user, "pro")
     assert again.session["id"] == first.session["id"]
     assert again.session["stripeSessionId"] != old_id and again.url != first.url
-    assert re.fullmatch(rf"checkout-session:{first.session['id']}:1:[0-9a-f]{{16}}",
-                        fake_stripe.requests[-1][3]["Idempotency-Key"])
+    assert re.fullmatch(
+        rf"checkout-session:{first.session['id']}:1:[0-9a-f]{{16}}",
+        fake_stripe.requests[-1][3]["Idempotency-Key"],
+    )
     assert session_row(conn, first.session["id"])["stripe_sessions_created"] == 2
 
 
@@ -81,15 +87,21 @@ def test_a_paid_stripe_session_is_not_replaced(conn, make_user, settings, stripe
 
 
 @pytest.mark.parametrize("status", [500, 401, 429])
-def test_stripe_failure_leaves_the_row_pending_and_logs(conn, make_user, settings, stripe_client, fake_stripe, status):
+def test_stripe_failure_leaves_the_row_pending_and_logs(
+    conn, make_user, settings, stripe_client, fake_stripe, status
+):
     user = make_user()
     fake_stripe.fail_with = status
     with pytest.raises(PaymentProviderError, match="still pending"):
         checkout.create_checkout(conn, stripe_client, settings, user, "pro")
-    row = conn.execute("SELECT status, stripe_session_id, checkout_url FROM payment_checkout_sessions "
-                       "WHERE user_id = %s", (user,)).fetchone()
+    row = conn.execute(
+        "SELECT status, stripe_session_id, checkout_url FROM payment_checkout_sessions WHERE user_id = %s",
+        (user,),
+    ).fetchone()
     assert row == ("pending", None, None)
-    logged = conn.execute("SELECT message, context->>'user_id' FROM error_logs WHERE category = 'stripe'").fetchall()
+    logged = conn.execute(
+        "SELECT message, context->>'user_id' FROM error_logs WHERE category = 'stripe'"
+    ).fetchall()
     assert len(logged) == 1 and logged[0][1] == str(user) and "create the checkout session" in logged[0][0]
     # The next attempt (Stripe is back) succeeds on the same row.
     result = checkout.create_checkout(conn, stripe_client, settings, user, "pro")
@@ -97,27 +109,35 @@ def test_stripe_failure_leaves_the_row_pending_and_logs(conn, make_user, setting
 
 
 def test_unreachable_stripe_is_a_provider_error(conn, make_user, settings):
-    client = stripe_gateway.make_client(settings.with_(stripe_api_base="http://127.0.0.1:9", stripe_timeout=1))
+    client = stripe_gateway.make_client(
+        settings.with_(stripe_api_base="http://127.0.0.1:9", stripe_timeout=1)
+    )
     with pytest.raises(PaymentProviderError):
         checkout.create_checkout(conn, client, settings, make_user(), "pro")
     assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'stripe'").fetchone()[0] == 1
 
 
-@pytest.mark.parametrize("user_id, plan, error, message", [
-    ("not-a-uuid", "pro", InvalidRequest, "userId must be a UUID"),
-    (None, "PRO; drop table users", InvalidRequest, "plan must be a plan code"),
-    (None, "platinum", InvalidRequest, "unknown plan"),
-    ("00000000-0000-0000-0000-000000000000", "pro", NotFound, "unknown user"),
-])
-def test_bad_input_is_refused_and_nothing_is_written(conn, make_user, settings, stripe_client, fake_stripe,
-                                                     user_id, plan, error, message):
+@pytest.mark.parametrize(
+    "user_id, plan, error, message",
+    [
+        ("not-a-uuid", "pro", InvalidRequest, "userId must be a UUID"),
+        (None, "PRO; drop table users", InvalidRequest, "plan must be a plan code"),
+        (None, "platinum", InvalidRequest, "unknown plan"),
+        ("00000000-0000-0000-0000-000000000000", "pro", NotFound, "unknown user"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(
+    conn, make_user, settings, stripe_client, fake_stripe, user_id, plan, error, message
+):
     with pytest.raises(error, match=message):
         checkout.create_checkout(conn, stripe_client, settings, user_id or make_user(), plan)
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0] == 0
     assert fake_stripe.requests == []
 
 
-def test_double_click_creates_one_stripe_session(db_url, conn, make_user, settings, stripe_client, fake_stripe):
+def test_double_click_creates_one_stripe_session(
+    db_url, conn, make_user, settings, stripe_client, fake_stripe
+):
     """Eight concurrent create-checkout calls for one user and plan: one row, one Stripe session, one URL."""
     user = make_user()
     fake_stripe.delay = 0.05  # keep the requests overlapping inside Stripe
@@ -182,8 +202,12 @@ def test_expiry_is_inside_stripes_window_and_does_not_move_with_the_clock():
 
 def test_a_row_near_its_deadline_takes_stripes_expiry(conn, make_user, settings, stripe_client, fake_stripe):
     user = make_user()
-    sid = conn.execute("SELECT get_or_create_checkout_session(%s, 'x@example.com', 'pro')", (user,)).fetchone()[0]
-    conn.execute("UPDATE payment_checkout_sessions SET expires_at = now() + interval '5 minutes' WHERE id = %s", (sid,))
+    sid = conn.execute(
+        "SELECT get_or_create_checkout_session(%s, 'x@example.com', 'pro')", (user,)
+    ).fetchone()[0]
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET expires_at = now() + interval '5 minutes' WHERE id = %s", (sid,)
+    )
     checkout.create_checkout(conn, stripe_client, settings, user, "pro")
     row = session_row(conn, sid)
     assert int(row["expires_at"].timestamp()) == int(fake_stripe.created()[0]["expires_at"])
@@ -194,10 +218,12 @@ def test_cli_checkout_create(db_url, make_user, fake_stripe, monkeypatch):
     user = make_user()
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_fake")
     monkeypatch.setenv("STRIPE_API_BASE", fake_stripe.url)
-    result = CliRunner().invoke(cli, ["--database-url", db_url, "checkout", "create", "--user-id", str(user),
-                                      "--plan", "basic"])
+    result = CliRunner().invoke(
+        cli, ["--database-url", db_url, "checkout", "create", "--user-id", str(user), "--plan", "basic"]
+    )
     assert result.exit_code == 0, result.output
     assert "https://checkout.stripe.test/c/pay/cs_test_" in result.output
-    bad = CliRunner().invoke(cli, ["--database-url", db_url, "checkout", "create", "--user-id", str(user),
-                                   "--plan", "gold"])
+    bad = CliRunner().invoke(
+        cli, ["--database-url", db_url, "checkout", "create", "--user-id", str(user), "--plan", "gold"]
+    )
     assert bad.exit_code == 1 and "Error: unknown plan: 'gold'" in bad.output

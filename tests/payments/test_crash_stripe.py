@@ -34,8 +34,11 @@ def retrying_app(settings, fake_stripe):
 
 def posts_for(fake_stripe, row_id: str) -> list[dict]:
     """The create requests for one row: (idempotency key, parameters)."""
-    return [(headers.get("Idempotency-Key"), params) for method, path, params, headers in fake_stripe.requests
-            if method == "POST" and params.get("client_reference_id") == row_id]
+    return [
+        (headers.get("Idempotency-Key"), params)
+        for method, path, params, headers in fake_stripe.requests
+        if method == "POST" and params.get("client_reference_id") == row_id
+    ]
 
 
 def one_key_of(posts: list, row_id: str, generation: int = 0) -> str:
@@ -57,7 +60,8 @@ def pending_row_without_stripe(conn, user) -> str:
     """The user's row, which must still be pending and linked to no Stripe session: its id."""
     row_id, status, stripe_id = conn.execute(
         "SELECT id::text, status, stripe_session_id FROM payment_checkout_sessions WHERE user_id = %s",
-        (user,)).fetchone()
+        (user,),
+    ).fetchone()
     assert (status, stripe_id) == ("pending", None)
     return row_id
 
@@ -87,7 +91,9 @@ def test_500s_are_retried_with_the_same_idempotency_key(retrying_app, conn, make
     assert body["session"]["stripeSessionId"] == created["id"] and body["url"] == created["url"]
 
 
-def test_a_timeout_after_stripe_created_the_session_gets_that_session(retrying_app, conn, make_user, fake_stripe):
+def test_a_timeout_after_stripe_created_the_session_gets_that_session(
+    retrying_app, conn, make_user, fake_stripe
+):
     user = make_user()
     fake_stripe.create_failures = ["slow"]
     body, statuses = checkout_until_ok(retrying_app.test_client(), user)
@@ -121,7 +127,8 @@ def test_every_retry_exhausted_then_the_customer_tries_again(retrying_app, conn,
 
 
 def test_the_next_click_minutes_after_a_lost_answer_gets_that_session(
-        retrying_app, conn, make_user, fake_stripe, monkeypatch):
+    retrying_app, conn, make_user, fake_stripe, monkeypatch
+):
     """The customer comes back 7 minutes after every answer was lost: the request must carry the parameters
     of the first (Stripe refuses a known key with others, which would fail every later click for the row)."""
     from runner.payments import checkout
@@ -143,7 +150,8 @@ def test_the_next_click_minutes_after_a_lost_answer_gets_that_session(
 
 
 def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
-        retrying_app, conn, make_user, fake_stripe, settings):
+    retrying_app, conn, make_user, fake_stripe, settings
+):
     """A deploy changes the success URL between the lost answer and the next click. The old key cannot be
     sent with new parameters; a new key gets the customer a session (the first, never shown, expires)."""
     from runner.web.app import create_app
@@ -163,13 +171,18 @@ def test_changed_parameters_after_a_lost_answer_get_a_new_key_not_a_stuck_row(
     assert body["session"]["stripeSessionId"] == second["id"] != first["id"]
     keys = [key for key, _ in posts_for(fake_stripe, row_id)]
     assert len(set(keys)) == 2 and all(key.startswith(f"checkout-session:{row_id}:0:") for key in keys)
-    assert conn.execute("SELECT stripe_session_id FROM payment_checkout_sessions WHERE id = %s",
-                        (row_id,)).fetchone()[0] == second["id"]
+    assert (
+        conn.execute(
+            "SELECT stripe_session_id FROM payment_checkout_sessions WHERE id = %s", (row_id,)
+        ).fetchone()[0]
+        == second["id"]
+    )
 
 
 @pytest.mark.parametrize("failure", ["500-saved", "500-saved-quiet"])
-def test_a_500_stripe_saved_under_the_key_moves_on_to_the_next_link(retrying_app, conn, make_user, fake_stripe,
-                                                                     failure):
+def test_a_500_stripe_saved_under_the_key_moves_on_to_the_next_link(
+    retrying_app, conn, make_user, fake_stripe, failure
+):
     """Stripe saves a 500 that happened after the work began and replays it for 24 hours: retrying the key is
     useless (before the fourth session every click of the row got 502 for a day). The create moves on to the
     key's next link at once, whether Stripe said `Stripe-Should-Retry: false` or only replayed."""
@@ -206,7 +219,9 @@ def test_every_link_spent_is_a_502_that_changes_nothing(retrying_app, conn, make
     assert fake_stripe.sessions_created_for(row_id) == []
 
 
-def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app, conn, make_user, fake_stripe):
+def test_random_failures_never_make_two_stripe_sessions_for_one_row(
+    retrying_app, conn, make_user, fake_stripe
+):
     rng = random.Random(7)
     client = retrying_app.test_client()
     tried = {"500": 0, "slow": 0, "requests": 0}
@@ -226,6 +241,7 @@ def test_random_failures_never_make_two_stripe_sessions_for_one_row(retrying_app
         assert again.json["resumed"] is True and again.json["url"] == created["url"]
     print(f"stripe failures injected: {tried}")
     assert tried["500"] + tried["slow"] >= ROUNDS
-    assert conn.execute("SELECT count(*), count(DISTINCT stripe_session_id) FROM payment_checkout_sessions"
-                        ).fetchone() == (ROUNDS, ROUNDS)
+    assert conn.execute(
+        "SELECT count(*), count(DISTINCT stripe_session_id) FROM payment_checkout_sessions"
+    ).fetchone() == (ROUNDS, ROUNDS)
     assert len(fake_stripe.sessions) == ROUNDS

@@ -36,7 +36,8 @@ SESSION = "/api/payments/checkout-session"
 WEBHOOK = "/api/payments/webhook"
 PLANS = ("basic", "pro", "enterprise")
 ALLOWED = {("pending", s) for s in ("completed", "expired", "canceled", "failed")} | {
-    (s, "completed") for s in ("expired", "canceled", "failed")}
+    (s, "completed") for s in ("expired", "canceled", "failed")
+}
 # What a customer can do at Stripe, from which state of the Stripe session, to which, with which events.
 STRIPE = {
     "pay": ("open", "paid", [("completed", "paid")]),
@@ -52,7 +53,9 @@ plans = st.sampled_from(PLANS)
 create = st.tuples(st.just("create"), users, plans)
 customer = st.tuples(st.just("stripe"), st.sampled_from(sorted(STRIPE)), st.integers(0, 50), st.booleans())
 operation = st.one_of(
-    create, customer, customer,
+    create,
+    customer,
+    customer,
     st.tuples(st.just("deliver"), st.integers(0, 50)),
     st.tuples(st.just("row_only"), users, plans),
     st.tuples(st.just("expire_job"), users, plans),
@@ -65,23 +68,37 @@ class Model:
 
     def __init__(self, client, fake, conn):
         self.client, self.fake, self.conn = client, fake, conn
-        self.users = [conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id",
-                                   (f"prop-{uuid.uuid4().hex[:10]}@example.com",)).fetchone()[0] for _ in range(3)]
-        self.stripe_state: dict[str, str] = {}  # Stripe session id -> open | paid | awaiting | failed | expired
+        self.users = [
+            conn.execute(
+                "INSERT INTO users (email) VALUES (%s) RETURNING id",
+                (f"prop-{uuid.uuid4().hex[:10]}@example.com",),
+            ).fetchone()[0]
+            for _ in range(3)
+        ]
+        self.stripe_state: dict[
+            str, str
+        ] = {}  # Stripe session id -> open | paid | awaiting | failed | expired
         self.events: list[dict] = []  # {"id", "body", "paid", "row", "delivered": n, "outcome"}
         self.statuses: dict = {}
 
     # -- the world ------------------------------------------------------------------------------------
 
     def rows(self) -> dict:
-        return {r[0]: r[1:] for r in self.conn.execute(
-            "SELECT id, user_id, subscription_plan, status, stripe_session_id FROM payment_checkout_sessions "
-            "WHERE user_id = ANY(%s)", (self.users,))}
+        return {
+            r[0]: r[1:]
+            for r in self.conn.execute(
+                "SELECT id, user_id, subscription_plan, status, stripe_session_id FROM payment_checkout_sessions "
+                "WHERE user_id = ANY(%s)",
+                (self.users,),
+            )
+        }
 
     def latest_row(self, user, plan):
-        row = self.conn.execute("SELECT id FROM payment_checkout_sessions WHERE user_id = %s AND "
-                                "subscription_plan = %s ORDER BY created_at DESC, id DESC LIMIT 1",
-                                (self.users[user], plan)).fetchone()
+        row = self.conn.execute(
+            "SELECT id FROM payment_checkout_sessions WHERE user_id = %s AND "
+            "subscription_plan = %s ORDER BY created_at DESC, id DESC LIMIT 1",
+            (self.users[user], plan),
+        ).fetchone()
         return row[0] if row else None
 
     def stripe_sessions(self) -> list[dict]:
@@ -95,22 +112,29 @@ class Model:
         getattr(self, op[0])(*op[1:])
 
     def create(self, user, plan):
-        response = self.client.post(CREATE, json={"plan": plan, "userId": str(self.users[user])},
-                                    headers=bearer(SERVICE_TOKEN))
+        response = self.client.post(
+            CREATE, json={"plan": plan, "userId": str(self.users[user])}, headers=bearer(SERVICE_TOKEN)
+        )
         if response.status_code == 409:
             # Only when Stripe says the row's session is paid (or awaiting payment) and the news is on its way.
             row = self.rows()[self.latest_row(user, plan)]
             assert row[2] == "pending" and self.stripe_state.get(row[3]) in ("paid", "awaiting", "failed"), (
-                response.json, row, self.stripe_state.get(row[3]))
+                response.json,
+                row,
+                self.stripe_state.get(row[3]),
+            )
             return
         assert response.status_code == 200, response.json
         session = response.json["session"]
-        assert session["status"] == "pending" and self.stripe_state.setdefault(
-            session["stripeSessionId"], "open") == "open", (session, self.stripe_state)
+        assert (
+            session["status"] == "pending"
+            and self.stripe_state.setdefault(session["stripeSessionId"], "open") == "open"
+        ), (session, self.stripe_state)
 
     def row_only(self, user, plan):
-        response = self.client.post(SESSION, json={"plan": plan, "userId": str(self.users[user])},
-                                    headers=bearer(SERVICE_TOKEN))
+        response = self.client.post(
+            SESSION, json={"plan": plan, "userId": str(self.users[user])}, headers=bearer(SERVICE_TOKEN)
+        )
         assert response.status_code == 200 and response.json["session"]["status"] == "pending", response.json
 
     def stripe(self, action, index, deliver_now):
@@ -125,14 +149,33 @@ class Model:
         with self.fake.lock:
             session["status"] = FAKE_STATUS[after]
         for kind, payment_status in events:
-            obj = {**session, "status": "expired" if kind == "expired" else "complete",
-                   "payment_status": payment_status, "customer": f"cus_{uuid.uuid4().hex[:8]}"}
+            obj = {
+                **session,
+                "status": "expired" if kind == "expired" else "complete",
+                "payment_status": payment_status,
+                "customer": f"cus_{uuid.uuid4().hex[:8]}",
+            }
             event_id = f"evt_{uuid.uuid4().hex}"
-            body = json.dumps({"id": event_id, "object": "event", "type": f"checkout.session.{kind}",
-                               "livemode": False, "created": int(time.time()), "data": {"object": obj}})
-            self.events.append({"id": event_id, "body": body, "paid": payment_status == "paid",
-                                "row": uuid.UUID(session["metadata"]["checkoutSessionId"]),
-                                "delivered": 0, "outcome": None})
+            body = json.dumps(
+                {
+                    "id": event_id,
+                    "object": "event",
+                    "type": f"checkout.session.{kind}",
+                    "livemode": False,
+                    "created": int(time.time()),
+                    "data": {"object": obj},
+                }
+            )
+            self.events.append(
+                {
+                    "id": event_id,
+                    "body": body,
+                    "paid": payment_status == "paid",
+                    "row": uuid.UUID(session["metadata"]["checkoutSessionId"]),
+                    "delivered": 0,
+                    "outcome": None,
+                }
+            )
             if deliver_now:
                 self.deliver(len(self.events) - 1)
 
@@ -156,9 +199,12 @@ class Model:
             assert status == "completed", ("paid and delivered, yet", status, answer)
 
     def expire_job(self, user, plan):
-        self.conn.execute("UPDATE payment_checkout_sessions SET created_at = now() - interval '2 days', "
-                          "expires_at = now() - interval '1 day' WHERE user_id = %s AND subscription_plan = %s "
-                          "AND status = 'pending'", (self.users[user], plan))
+        self.conn.execute(
+            "UPDATE payment_checkout_sessions SET created_at = now() - interval '2 days', "
+            "expires_at = now() - interval '1 day' WHERE user_id = %s AND subscription_plan = %s "
+            "AND status = 'pending'",
+            (self.users[user], plan),
+        )
         self.conn.execute("SELECT expire_old_checkout_sessions()")
 
     def cancel(self, user, plan):
@@ -166,8 +212,11 @@ class Model:
         if session_id is None:
             return
         before = self.rows()[session_id][2]
-        response = self.client.patch(SESSION, json={"sessionId": str(session_id), "status": "canceled"},
-                                     headers=bearer(user_token(self.users[user])))
+        response = self.client.patch(
+            SESSION,
+            json={"sessionId": str(session_id), "status": "canceled"},
+            headers=bearer(user_token(self.users[user])),
+        )
         expected = 200 if before in ("pending", "canceled") else 409
         assert response.status_code == expected, (before, response.json)
 
@@ -183,16 +232,29 @@ class Model:
         assert len(pending) == len(set(pending)), (op, "two pending sessions for one (user, plan)")
         completed_users = {u for (u, _, s, _) in rows.values() if s == "completed"}
         if completed_users:
-            inactive = self.conn.execute("SELECT count(*) FROM users WHERE id = ANY(%s) AND "
-                                         "subscription_status <> 'active'", (list(completed_users),)).fetchone()[0]
+            inactive = self.conn.execute(
+                "SELECT count(*) FROM users WHERE id = ANY(%s) AND subscription_status <> 'active'",
+                (list(completed_users),),
+            ).fetchone()[0]
             assert inactive == 0, (op, "a completed session without an active subscription")
         delivered = {e["id"]: e["delivered"] for e in self.events if e["delivered"]}
-        stored = dict(self.conn.execute("SELECT stripe_event_id, deliveries FROM webhook_events WHERE "
-                                        "stripe_event_id = ANY(%s)", (list(delivered) or [""],)).fetchall())
-        assert stored == delivered, (op, "webhook_events must hold each delivered event once, counting deliveries")
-        emails = dict(self.conn.execute(
-            "SELECT checkout_session_id, count(*) FROM email_outbox WHERE kind = 'verification' AND "
-            "checkout_session_id = ANY(%s) GROUP BY 1", (list(rows),)).fetchall())
+        stored = dict(
+            self.conn.execute(
+                "SELECT stripe_event_id, deliveries FROM webhook_events WHERE stripe_event_id = ANY(%s)",
+                (list(delivered) or [""],),
+            ).fetchall()
+        )
+        assert stored == delivered, (
+            op,
+            "webhook_events must hold each delivered event once, counting deliveries",
+        )
+        emails = dict(
+            self.conn.execute(
+                "SELECT checkout_session_id, count(*) FROM email_outbox WHERE kind = 'verification' AND "
+                "checkout_session_id = ANY(%s) GROUP BY 1",
+                (list(rows),),
+            ).fetchall()
+        )
         assert emails == {sid: 1 for sid, r in rows.items() if r[2] == "completed"}, (op, emails)
 
     def finish(self) -> None:

@@ -42,17 +42,26 @@ def test_completed_paid_completes_activates_and_queues_the_verification_email(cl
     response = deliver(client, body)
 
     assert response.status_code == 200
-    assert response.json == {"received": True, "eventId": json.loads(body)["id"], "status": "processed",
-                             "outcome": "completed", "checkoutSessionId": str(row["id"]), "duplicate": False}
+    assert response.json == {
+        "received": True,
+        "eventId": json.loads(body)["id"],
+        "status": "processed",
+        "outcome": "completed",
+        "checkoutSessionId": str(row["id"]),
+        "duplicate": False,
+    }
     after = session_row(conn, row["id"])
     assert (after["status"], after["stripe_customer_id"]) == ("completed", "cus_123")
     assert after["completed_at"] is not None
-    assert conn.execute("SELECT subscription_status, subscription_plan, stripe_customer_id FROM users WHERE id = %s",
-                        (user,)).fetchone() == ("active", "pro", "cus_123")
-    assert conn.execute("SELECT kind, recipient, dedupe_key, checkout_session_id FROM email_outbox").fetchall() == [
-        ("verification", row["email"], f"verification:{row['id']}", row["id"])]
-    assert conn.execute("SELECT topic, status, outcome, deliveries, checkout_session_id FROM webhook_events"
-                        ).fetchone() == ("checkout.session.completed", "processed", "completed", 1, row["id"])
+    assert conn.execute(
+        "SELECT subscription_status, subscription_plan, stripe_customer_id FROM users WHERE id = %s", (user,)
+    ).fetchone() == ("active", "pro", "cus_123")
+    assert conn.execute(
+        "SELECT kind, recipient, dedupe_key, checkout_session_id FROM email_outbox"
+    ).fetchall() == [("verification", row["email"], f"verification:{row['id']}", row["id"])]
+    assert conn.execute(
+        "SELECT topic, status, outcome, deliveries, checkout_session_id FROM webhook_events"
+    ).fetchone() == ("checkout.session.completed", "processed", "completed", 1, row["id"])
 
 
 def test_redelivery_is_acknowledged_not_reapplied(client, conn, make_user):
@@ -60,15 +69,21 @@ def test_redelivery_is_acknowledged_not_reapplied(client, conn, make_user):
     body = checkout_event("completed", row)
     assert deliver(client, body).json["duplicate"] is False
     again = deliver(client, body)
-    assert again.status_code == 200 and again.json["duplicate"] is True and again.json["outcome"] == "completed"
+    assert (
+        again.status_code == 200 and again.json["duplicate"] is True and again.json["outcome"] == "completed"
+    )
     assert conn.execute("SELECT deliveries FROM webhook_events").fetchone()[0] == 2
     assert counts(conn) == (1, 1, 1, 1)
 
 
 def test_no_payment_required_completes(client, conn, make_user):
     row = new_session(conn, make_user())
-    assert deliver(client, checkout_event("completed", row, payment_status="no_payment_required")).json["outcome"] \
+    assert (
+        deliver(client, checkout_event("completed", row, payment_status="no_payment_required")).json[
+            "outcome"
+        ]
         == "completed"
+    )
     assert session_row(conn, row["id"])["status"] == "completed"
 
 
@@ -89,20 +104,28 @@ def test_async_failure_fails_the_session(client, conn, make_user):
     deliver(client, checkout_event("completed", row, payment_status="unpaid"))
     assert deliver(client, checkout_event("async_payment_failed", row)).json["outcome"] == "failed"
     assert session_row(conn, row["id"])["status"] == "failed"
-    assert conn.execute("SELECT subscription_status FROM users WHERE id = %s", (row["user_id"],)).fetchone()[0] \
+    assert (
+        conn.execute("SELECT subscription_status FROM users WHERE id = %s", (row["user_id"],)).fetchone()[0]
         == "inactive"
+    )
 
 
 def test_expired_expires_a_pending_session(client, conn, make_user):
     row = new_session(conn, make_user())
-    assert deliver(client, checkout_event("expired", row, payment_status="unpaid")).json["outcome"] == "expired"
+    assert (
+        deliver(client, checkout_event("expired", row, payment_status="unpaid")).json["outcome"] == "expired"
+    )
     assert session_row(conn, row["id"])["status"] == "expired"
 
 
 # Every ordered pair of the four events that change a session: a completion wins whatever the order;
 # otherwise the first event decides and the second changes nothing.
-EVENTS = {"paid": ("completed", "paid"), "async_succeeded": ("async_payment_succeeded", "paid"),
-          "async_failed": ("async_payment_failed", "unpaid"), "expired": ("expired", "unpaid")}
+EVENTS = {
+    "paid": ("completed", "paid"),
+    "async_succeeded": ("async_payment_succeeded", "paid"),
+    "async_failed": ("async_payment_failed", "unpaid"),
+    "expired": ("expired", "unpaid"),
+}
 FINAL = {"paid": "completed", "async_succeeded": "completed", "async_failed": "failed", "expired": "expired"}
 
 
@@ -132,12 +155,15 @@ def test_completion_of_a_row_never_linked_links_it(client, conn, make_user):
     assert session_row(conn, row["id"])["stripe_session_id"] == "cs_test_unlinked"
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"amount_total": 100}, "amount_total 100, expected 2999"),
-    ({"currency": "eur"}, "currency eur, expected usd"),
-    ({"livemode": True}, "livemode"),
-    ({"stripe_session_id": "cs_test_someone_else"}, "is not the one linked"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"amount_total": 100}, "amount_total 100, expected 2999"),
+        ({"currency": "eur"}, "currency eur, expected usd"),
+        ({"livemode": True}, "livemode"),
+        ({"stripe_session_id": "cs_test_someone_else"}, "is not the one linked"),
+    ],
+)
 def test_a_mismatch_completes_nothing_is_logged_and_acknowledged(client, conn, make_user, change, problem):
     row = new_session(conn, make_user())
     response = deliver(client, checkout_event("completed", row, **change))
@@ -166,8 +192,14 @@ def test_unknown_checkout_session_is_rejected(client, conn, make_user):
 
 
 def test_unknown_event_types_are_recorded_as_ignored(client, conn):
-    body = json.dumps({"id": "evt_other", "type": "invoice.paid", "livemode": False,
-                       "data": {"object": {"id": "in_1", "object": "invoice"}}})
+    body = json.dumps(
+        {
+            "id": "evt_other",
+            "type": "invoice.paid",
+            "livemode": False,
+            "data": {"object": {"id": "in_1", "object": "invoice"}},
+        }
+    )
     response = deliver(client, body)
     assert response.status_code == 200 and response.json["status"] == "ignored"
     assert conn.execute("SELECT topic, status FROM webhook_events").fetchone() == ("invoice.paid", "ignored")
@@ -204,8 +236,15 @@ def test_bad_signatures_are_refused_and_nothing_changes(client, conn, make_user,
     assert session_row(conn, row["id"])["status"] == "pending"
 
 
-@pytest.mark.parametrize("body", ['{"id": "evt_1", "type": ', "[1, 2]", '{"type": "x", "data": {"object": {}}}',
-                                  '{"id": "evt_1", "type": "checkout.session.completed"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"id": "evt_1", "type": ',
+        "[1, 2]",
+        '{"type": "x", "data": {"object": {}}}',
+        '{"id": "evt_1", "type": "checkout.session.completed"}',
+    ],
+)
 def test_signed_malformed_events_are_stored_rejected_with_their_body_and_answered_200(client, conn, body):
     """Stripe signed it, so retrying cannot change it: a trace (row, raw body, reason, error_logs), then 2xx."""
     response = deliver(client, body)
@@ -280,7 +319,9 @@ def test_replay_reprocesses_a_stored_event_idempotently(client, conn, make_user,
     assert deliver(client, body).json["status"] == "rejected"
     event_id = json.loads(body)["id"]
     # Support fixes the cause (here: the stored amount), then replays.
-    conn.execute("UPDATE webhook_events SET payload = jsonb_set(payload, '{data,object,amount_total}', '2999')")
+    conn.execute(
+        "UPDATE webhook_events SET payload = jsonb_set(payload, '{data,object,amount_total}', '2999')"
+    )
     result = CliRunner().invoke(cli, ["--database-url", db_url, "webhook", "replay", event_id])
     assert result.exit_code == 0 and f"{event_id}: processed (completed)" in result.output
     again = CliRunner().invoke(cli, ["--database-url", db_url, "webhook", "replay", event_id])
@@ -305,9 +346,14 @@ def test_a_connection_whose_statements_were_deallocated_prepares_again(app, conn
     state = app.extensions["runner"]
     first, second = new_session(conn, make_user()), new_session(conn, make_user())
     with state.connection() as pooled:
-        assert webhook.handle(pooled, delivery(checkout_event("completed", first)), False).outcome == "completed"
+        assert (
+            webhook.handle(pooled, delivery(checkout_event("completed", first)), False).outcome == "completed"
+        )
         pooled.execute("DEALLOCATE ALL")
-        assert webhook.handle(pooled, delivery(checkout_event("completed", second)), False).outcome == "completed"
+        assert (
+            webhook.handle(pooled, delivery(checkout_event("completed", second)), False).outcome
+            == "completed"
+        )
     assert counts(conn) == (2, 2, 2, 2)
 
 
@@ -315,8 +361,10 @@ def test_a_row_left_received_is_processed_by_the_next_delivery(client, conn, mak
     """A row written as 'received' (by an older runner, or by hand) is processed once, by the next delivery."""
     row = new_session(conn, make_user())
     body = checkout_event("completed", row)
-    conn.execute("INSERT INTO webhook_events (stripe_event_id, topic, payload) VALUES (%s, %s, %s::jsonb)",
-                 (json.loads(body)["id"], "checkout.session.completed", body))
+    conn.execute(
+        "INSERT INTO webhook_events (stripe_event_id, topic, payload) VALUES (%s, %s, %s::jsonb)",
+        (json.loads(body)["id"], "checkout.session.completed", body),
+    )
     response = deliver(client, body)
     assert response.json["outcome"] == "completed" and response.json["duplicate"] is False
     assert conn.execute("SELECT status, deliveries FROM webhook_events").fetchone() == ("processed", 2)
@@ -324,8 +372,9 @@ def test_a_row_left_received_is_processed_by_the_next_delivery(client, conn, mak
     assert counts(conn) == (1, 1, 1, 1)
 
 
-def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_pool(app, client, conn, make_user,
-                                                                                  pg_admin_url):
+def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_pool(
+    app, client, conn, make_user, pg_admin_url
+):
     """The socket of the connection a delivery holds breaks: DatabaseUnavailable (a 503: Stripe retries), the
     pool drops that connection, and the redelivery completes the session."""
     from runner.errors import DatabaseUnavailable
@@ -348,8 +397,14 @@ def test_a_connection_cut_mid_delivery_is_database_unavailable_and_leaves_the_po
 def test_a_row_without_currency_is_checked_against_its_plan(client, conn, make_user):
     """Rows written by the reference's own INSERT have no currency: the plan's is what the payment must match."""
     paid, wrong = new_session(conn, make_user()), new_session(conn, make_user())
-    conn.execute("UPDATE payment_checkout_sessions SET currency = NULL WHERE id = ANY(%s)", ([paid["id"], wrong["id"]],))
-    assert deliver(client, checkout_event("completed", session_row(conn, paid["id"]))).json["outcome"] == "completed"
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET currency = NULL WHERE id = ANY(%s)",
+        ([paid["id"], wrong["id"]],),
+    )
+    assert (
+        deliver(client, checkout_event("completed", session_row(conn, paid["id"]))).json["outcome"]
+        == "completed"
+    )
     rejected = deliver(client, checkout_event("completed", session_row(conn, wrong["id"]), currency="eur"))
     assert rejected.json["outcome"] == "rejected: currency eur, expected usd"
     assert [session_row(conn, r["id"])["status"] for r in (paid, wrong)] == ["completed", "pending"]

@@ -14,8 +14,13 @@ def test_rounds_sum_to_the_requested_count_and_shrink():
 
 
 def test_parse_size():
-    assert [parse_size(s) for s in ("100k", "1M", "10M", "2500", "1_000")] == [100_000, 1_000_000, 10_000_000,
-                                                                              2_500, 1_000]
+    assert [parse_size(s) for s in ("100k", "1M", "10M", "2500", "1_000")] == [
+        100_000,
+        1_000_000,
+        10_000_000,
+        2_500,
+        1_000,
+    ]
 
 
 def test_generate_fills_consistent_sessions(conn):
@@ -24,7 +29,8 @@ def test_generate_fills_consistent_sessions(conn):
     count, users, per_user_max = conn.execute(
         "SELECT count(*), count(DISTINCT user_id), max(n) FROM payment_checkout_sessions, "
         "LATERAL (SELECT count(*) AS n FROM payment_checkout_sessions s2 WHERE s2.user_id = "
-        "payment_checkout_sessions.user_id) x").fetchone()
+        "payment_checkout_sessions.user_id) x"
+    ).fetchone()
     assert count == 4_000
     assert users == g.users == conn.execute("SELECT count(*) FROM users").fetchone()[0]
     assert 3 <= count / users <= 5 and per_user_max >= 5  # several sessions per user, unevenly
@@ -35,18 +41,33 @@ def test_generate_fills_consistent_sessions(conn):
                   count(*) FILTER (WHERE expires_at <= created_at),
                   count(*) FILTER (WHERE completed_at > now()),
                   count(*) FILTER (WHERE created_at < now() - INTERVAL '366 days' OR created_at > now())
-             FROM payment_checkout_sessions""").fetchone()
+             FROM payment_checkout_sessions"""
+    ).fetchone()
     assert bad == (0, 0, 0, 0)
-    assert conn.execute(
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM payment_checkout_sessions WHERE status = 'pending' "
-        "GROUP BY user_id, subscription_plan) x").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM payment_checkout_sessions WHERE status = 'pending' "
+            "GROUP BY user_id, subscription_plan) x"
+        ).fetchone()[0]
+        == 1
+    )
     # Plans come from the catalogue at catalogue prices, weighted towards the cheapest.
-    assert conn.execute(
-        "SELECT count(*) FROM payment_checkout_sessions s JOIN subscription_plans p ON p.code = s.subscription_plan "
-        "WHERE p.price <> s.plan_price").fetchone()[0] == 0
-    top = conn.execute("SELECT subscription_plan FROM payment_checkout_sessions GROUP BY 1 ORDER BY count(*) DESC "
-                       "LIMIT 1").fetchone()[0]
-    assert top == conn.execute("SELECT code FROM subscription_plans WHERE active ORDER BY price LIMIT 1").fetchone()[0]
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM payment_checkout_sessions s JOIN subscription_plans p ON p.code = s.subscription_plan "
+            "WHERE p.price <> s.plan_price"
+        ).fetchone()[0]
+        == 0
+    )
+    top = conn.execute(
+        "SELECT subscription_plan FROM payment_checkout_sessions GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    assert (
+        top
+        == conn.execute("SELECT code FROM subscription_plans WHERE active ORDER BY price LIMIT 1").fetchone()[
+            0
+        ]
+    )
     # User n's id is computable (what the pgbench scripts rely on).
     assert conn.execute(f"SELECT count(*) FROM users WHERE id = {user_id_sql('0', '7')}").fetchone()[0] == 1
 

@@ -43,8 +43,10 @@ def healthy(conn, client, make_user) -> dict:
     conn.execute("SELECT fold_checkout_session_rollup()")
     assert conn.execute("SELECT archive_completed_checkout_sessions(1000, 5)").fetchone()[0] > 0
     webhook_complete(client, conn, make_user)  # a delta left unfolded
-    conn.execute("UPDATE email_outbox SET status = 'sent', sent_at = now(), attempts = 1 "
-                 "WHERE dedupe_key = %s", (f"verification:{rows[0]['id']}",))
+    conn.execute(
+        "UPDATE email_outbox SET status = 'sent', sent_at = now(), attempts = 1 WHERE dedupe_key = %s",
+        (f"verification:{rows[0]['id']}",),
+    )
     return {"completed": rows}
 
 
@@ -62,42 +64,29 @@ def test_every_rule_passes_on_a_healthy_database(conn, project, healthy):
 # One row per rule: SQL that breaks it on the healthy database (%(session)s: a session completed by a
 # Stripe event, %(user)s: its user).
 BREAKS = {
-    "completed_sessions_activated_subscription":
-        "UPDATE users SET subscription_status = 'inactive' WHERE id = %(user)s",
-    "archived_sessions_completed":
-        "UPDATE payment_checkout_sessions_archive SET completed_at = NULL, status = 'expired'"
-        " WHERE id = (SELECT min(id::text)::uuid FROM payment_checkout_sessions_archive)",
-    "archived_sessions_not_live":
-        "INSERT INTO payment_checkout_sessions_archive (id, user_id, email, subscription_plan, plan_price,"
-        " payment_provider, status, created_at, expires_at, completed_at) SELECT id, user_id, email,"
-        " subscription_plan, plan_price, payment_provider, status, created_at, expires_at, completed_at"
-        " FROM payment_checkout_sessions WHERE id = %(session)s",
-    "stripe_completed_sessions_stay_completed":
-        "UPDATE webhook_events SET checkout_session_id = (SELECT id FROM payment_checkout_sessions"
-        " WHERE status = 'pending' LIMIT 1) WHERE checkout_session_id = %(session)s",
-    "rollup_matches_sessions":
-        "INSERT INTO checkout_session_rollup_delta SELECT checkout_rollup_bucket(now()), 'pro', 'pending',"
-        " 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0",
-    "verification_email_queued":
-        "DELETE FROM email_outbox WHERE checkout_session_id = %(session)s",
-    "plan_catalogue_matches_project":
-        "UPDATE subscription_plans SET price = 1.99 WHERE code = 'pro'",
-    "payment_checkout_sessions.payment_provider.accepted_values":
-        "UPDATE payment_checkout_sessions SET payment_provider = 'paypal' WHERE id = %(session)s",
-    "payment_checkout_sessions_archive.stripe_session_id.unique":
-        "UPDATE payment_checkout_sessions_archive SET stripe_session_id = 'cs_twice'"
-        " WHERE id IN (SELECT id FROM payment_checkout_sessions_archive ORDER BY id LIMIT 2)",
-    "payment_checkout_sessions_archive.subscription_plan.relationships":
-        "UPDATE payment_checkout_sessions_archive SET subscription_plan = 'gold'"
-        " WHERE id = (SELECT min(id::text)::uuid FROM payment_checkout_sessions_archive)",
-    "email_outbox.sent_when_sent":
-        "UPDATE email_outbox SET sent_at = NULL WHERE status = 'sent'",
-    "stripe_session_history_complete":
-        "DELETE FROM payment_checkout_stripe_sessions WHERE stripe_session_id = (SELECT min(stripe_session_id)"
-        " FROM payment_checkout_sessions)",
-    "deleted_users_data_left":
-        "INSERT INTO payment_checkout_stripe_sessions (stripe_session_id, checkout_session_id, user_id)"
-        " VALUES ('cs_orphan', gen_random_uuid(), gen_random_uuid())",
+    "completed_sessions_activated_subscription": "UPDATE users SET subscription_status = 'inactive' WHERE id = %(user)s",
+    "archived_sessions_completed": "UPDATE payment_checkout_sessions_archive SET completed_at = NULL, status = 'expired'"
+    " WHERE id = (SELECT min(id::text)::uuid FROM payment_checkout_sessions_archive)",
+    "archived_sessions_not_live": "INSERT INTO payment_checkout_sessions_archive (id, user_id, email, subscription_plan, plan_price,"
+    " payment_provider, status, created_at, expires_at, completed_at) SELECT id, user_id, email,"
+    " subscription_plan, plan_price, payment_provider, status, created_at, expires_at, completed_at"
+    " FROM payment_checkout_sessions WHERE id = %(session)s",
+    "stripe_completed_sessions_stay_completed": "UPDATE webhook_events SET checkout_session_id = (SELECT id FROM payment_checkout_sessions"
+    " WHERE status = 'pending' LIMIT 1) WHERE checkout_session_id = %(session)s",
+    "rollup_matches_sessions": "INSERT INTO checkout_session_rollup_delta SELECT checkout_rollup_bucket(now()), 'pro', 'pending',"
+    " 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0",
+    "verification_email_queued": "DELETE FROM email_outbox WHERE checkout_session_id = %(session)s",
+    "plan_catalogue_matches_project": "UPDATE subscription_plans SET price = 1.99 WHERE code = 'pro'",
+    "payment_checkout_sessions.payment_provider.accepted_values": "UPDATE payment_checkout_sessions SET payment_provider = 'paypal' WHERE id = %(session)s",
+    "payment_checkout_sessions_archive.stripe_session_id.unique": "UPDATE payment_checkout_sessions_archive SET stripe_session_id = 'cs_twice'"
+    " WHERE id IN (SELECT id FROM payment_checkout_sessions_archive ORDER BY id LIMIT 2)",
+    "payment_checkout_sessions_archive.subscription_plan.relationships": "UPDATE payment_checkout_sessions_archive SET subscription_plan = 'gold'"
+    " WHERE id = (SELECT min(id::text)::uuid FROM payment_checkout_sessions_archive)",
+    "email_outbox.sent_when_sent": "UPDATE email_outbox SET sent_at = NULL WHERE status = 'sent'",
+    "stripe_session_history_complete": "DELETE FROM payment_checkout_stripe_sessions WHERE stripe_session_id = (SELECT min(stripe_session_id)"
+    " FROM payment_checkout_sessions)",
+    "deleted_users_data_left": "INSERT INTO payment_checkout_stripe_sessions (stripe_session_id, checkout_session_id, user_id)"
+    " VALUES ('cs_orphan', gen_random_uuid(), gen_random_uuid())",
 }
 
 
@@ -124,18 +113,38 @@ def test_cli_passes_lists_selects_and_speaks_json(db_url, conn, healthy):
     assert ok.stdout.rstrip().splitlines()[-1].endswith("passed, 0 failed")
 
     conn.execute(BREAKS["plan_catalogue_matches_project"])
-    out = run_cli("--database-url", db_url, "--project-dir", str(REPO), "test", "--format", "json",
-                  "--select", "plan_*", "--select", "email_outbox")
+    out = run_cli(
+        "--database-url",
+        db_url,
+        "--project-dir",
+        str(REPO),
+        "test",
+        "--format",
+        "json",
+        "--select",
+        "plan_*",
+        "--select",
+        "email_outbox",
+    )
     assert out.exit_code == 1
     data = json.loads(out.stdout)
     assert [d["name"] for d in data] == ["plan_catalogue_matches_project", "email_outbox.sent_when_sent"]
     assert data[0]["passed"] is False and data[0]["failures"] == 1
-    assert data[0]["sample"] == [{"code": "pro", "project_price": "29.99", "table_price": "1.99",
-                                  "project_active": True, "table_active": True}]
+    assert data[0]["sample"] == [
+        {
+            "code": "pro",
+            "project_price": "29.99",
+            "table_price": "1.99",
+            "project_active": True,
+            "table_active": True,
+        }
+    ]
 
     listed = run_cli("--project-dir", str(REPO), "test", "--list")
     assert listed.exit_code == 0
-    assert re.search(r"^verification_email_queued +Every session a Stripe event completed", listed.stdout, re.MULTILINE)
+    assert re.search(
+        r"^verification_email_queued +Every session a Stripe event completed", listed.stdout, re.MULTILINE
+    )
 
     unknown = run_cli("--database-url", db_url, "--project-dir", str(REPO), "test", "--select", "nope")
     assert unknown.exit_code == 2
@@ -145,7 +154,8 @@ def test_cli_passes_lists_selects_and_speaks_json(db_url, conn, healthy):
 def test_a_query_that_fails_is_reported_and_the_others_still_run(conn, project, tmp_path):
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     (tmp_path / "sql" / "tests" / "aaa_broken.sql").write_text(
-        "-- A rule whose query names a missing table\nSELECT id FROM no_such_table\n")
+        "-- A rule whose query names a missing table\nSELECT id FROM no_such_table\n"
+    )
     results = datatests.run(conn, project_mod.load(tmp_path))
     broken = results[0]
     assert (broken.name, broken.passed) == ("aaa_broken", False)
@@ -153,11 +163,17 @@ def test_a_query_that_fails_is_reported_and_the_others_still_run(conn, project, 
     assert all(r.passed for r in results[1:])
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("SELECT 1 WHERE false\n", "sql/tests/bad.sql: the first line must be `-- <the rule, in one line>`"),
-    ("-- Two queries\nSELECT 1 WHERE false;\nSELECT 2 WHERE false;\n", "sql/tests/bad.sql: one query only"),
-    ("-- Undefined\nSELECT {{ nope }}\n", "sql/tests/bad.sql: 'nope' is undefined"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SELECT 1 WHERE false\n", "sql/tests/bad.sql: the first line must be `-- <the rule, in one line>`"),
+        (
+            "-- Two queries\nSELECT 1 WHERE false;\nSELECT 2 WHERE false;\n",
+            "sql/tests/bad.sql: one query only",
+        ),
+        ("-- Undefined\nSELECT {{ nope }}\n", "sql/tests/bad.sql: 'nope' is undefined"),
+    ],
+)
 def test_a_malformed_rule_file_is_one_clear_error(tmp_path, text, message):
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     (tmp_path / "sql" / "tests" / "bad.sql").write_text(text)
@@ -166,13 +182,19 @@ def test_a_malformed_rule_file_is_one_clear_error(tmp_path, text, message):
     assert str(caught.value).startswith(message)
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ("[tests.users]\nunique = \"email\"\n", "unique must be a list of column names"),
-    ("[tests.users]\nsorted = [\"email\"]\n", "unknown test 'sorted'"),
-    ("[tests.users]\nnot_null = [\"Email; DROP\"]\n", "column 'Email; DROP' must be a lower-case SQL identifier"),
-    ("[tests.users]\nrelationships.subscription_plan = \"plans\"\n", "must be \"<table>.<column>\""),
-    ("[tests.users]\naccepted_values.email = \"settings.nope\"\n", "'settings.nope' is undefined"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('[tests.users]\nunique = "email"\n', "unique must be a list of column names"),
+        ('[tests.users]\nsorted = ["email"]\n', "unknown test 'sorted'"),
+        (
+            '[tests.users]\nnot_null = ["Email; DROP"]\n',
+            "column 'Email; DROP' must be a lower-case SQL identifier",
+        ),
+        ('[tests.users]\nrelationships.subscription_plan = "plans"\n', 'must be "<table>.<column>"'),
+        ('[tests.users]\naccepted_values.email = "settings.nope"\n', "'settings.nope' is undefined"),
+    ],
+)
 def test_a_malformed_generic_test_is_one_clear_error(tmp_path, section, message):
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     config = tmp_path / "sql" / "project.toml"
@@ -186,13 +208,16 @@ def test_a_malformed_generic_test_is_one_clear_error(tmp_path, section, message)
 def test_generic_tests_render_through_the_project_jinja(tmp_path, conn, make_user):
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     config = tmp_path / "sql" / "project.toml"
-    config.write_text(config.read_text().replace('schema = "public"', 'schema = "public"\nmin_email = 6') + """
+    config.write_text(
+        config.read_text().replace('schema = "public"', 'schema = "public"\nmin_email = 6')
+        + """
 [tests.users]
 unique = ["email", "email, subscription_status"]
 not_null = ["subscription_plan"]
 accepted_values.subscription_plan = "plans | map(attribute='code') | list"
 expression.email_long_enough = "length(email) >= {{ settings.min_email }}"
-""")
+"""
+    )
     project = project_mod.load(tmp_path)
     tests = {t.name: t for t in datatests.generic(project) if t.name.startswith("users.")}
     assert "length(email) >= 6" in tests["users.email_long_enough"].sql
@@ -210,9 +235,13 @@ expression.email_long_enough = "length(email) >= {{ settings.min_email }}"
 def test_selection_by_name_pattern_and_table(project):
     tests = datatests.load(project)
     assert [t.name for t in datatests.select_tests(tests, "archived_*")] == [
-        "archived_sessions_completed", "archived_sessions_not_live"]
+        "archived_sessions_completed",
+        "archived_sessions_not_live",
+    ]
     assert {t.kind for t in datatests.select_tests(tests, "payment_checkout_sessions_archive")} == {
-        "unique", "relationships"}
+        "unique",
+        "relationships",
+    }
     with pytest.raises(DataTestSelectionError):
         datatests.select_tests(tests, "archived")
 
@@ -229,7 +258,9 @@ def test_two_runs_at_once_beside_a_writer_both_pass(db_url, project, conn, healt
     def write():
         with psycopg.connect(db_url, autocommit=True) as own:
             while not stop.is_set():
-                user = own.execute("INSERT INTO users (email) VALUES ('w@example.com') RETURNING id").fetchone()[0]
+                user = own.execute(
+                    "INSERT INTO users (email) VALUES ('w@example.com') RETURNING id"
+                ).fetchone()[0]
                 own.execute("SELECT get_or_create_checkout_session(%s, 'w@example.com', 'basic')", (user,))
 
     writer = threading.Thread(target=write)

@@ -16,9 +16,9 @@ NOW = "2025-06-01T12:00:00Z"
 DIGESTS = {
     "users": "id, email, subscription_status, subscription_plan, stripe_customer_id, subscribed_at, created_at",
     "payment_checkout_sessions": "id, user_id, email, subscription_plan, plan_price, status, created_at, "
-                                 "expires_at, completed_at, attempts, stripe_session_id, checkout_url",
+    "expires_at, completed_at, attempts, stripe_session_id, checkout_url",
     "webhook_events": "id, stripe_event_id, topic, payload, status, outcome, deliveries, created_at, "
-                      "processed_at, checkout_session_id",
+    "processed_at, checkout_session_id",
     "email_outbox": "id, kind, dedupe_key, recipient, context, status, attempts, last_error, created_at, sent_at",
     "error_logs": "id, category, message, context, created_at",
     "job_runs": "id, job, started_at, finished_at, rows, batches, outcome, error, details, client",
@@ -26,30 +26,44 @@ DIGESTS = {
 
 
 def digest(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
-    return {table: conn.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
-                                f"FROM (SELECT {columns} FROM {table}) t").fetchone()
-            for table, columns in DIGESTS.items()}
+    return {
+        table: conn.execute(
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+            f"FROM (SELECT {columns} FROM {table}) t"
+        ).fetchone()
+        for table, columns in DIGESTS.items()
+    }
 
 
 def test_same_seed_same_data_other_seed_other_data(conn, make_database, template_db):
     demo.fill(conn, seed=3, sessions=1_500, now=NOW)
     first = digest(conn)
-    with psycopg.connect(make_database(template_db), autocommit=True) as again, \
-            psycopg.connect(make_database(template_db), autocommit=True) as other:
+    with (
+        psycopg.connect(make_database(template_db), autocommit=True) as again,
+        psycopg.connect(make_database(template_db), autocommit=True) as other,
+    ):
         demo.fill(again, seed=3, sessions=1_500, now=NOW)
         demo.fill(other, seed=4, sessions=1_500, now=NOW)
         assert digest(again) == first
         different = digest(other)
     assert all(n > 0 for n, _ in first.values()), first
-    assert all(different[t][1] != first[t][1] for t in ("users", "payment_checkout_sessions", "webhook_events"))
+    assert all(
+        different[t][1] != first[t][1] for t in ("users", "payment_checkout_sessions", "webhook_events")
+    )
 
 
 def test_a_quarter_that_reports_and_doctor_read(conn, project):
     result = demo.fill(conn, seed=1, sessions=3_000)
-    assert result.sessions == 3_000 and set(result.by_status) == {"pending", "completed", "expired", "canceled",
-                                                                    "failed"}
-    span = conn.execute("SELECT now() - min(created_at), now() - max(created_at) FROM payment_checkout_sessions"
-                        ).fetchone()
+    assert result.sessions == 3_000 and set(result.by_status) == {
+        "pending",
+        "completed",
+        "expired",
+        "canceled",
+        "failed",
+    }
+    span = conn.execute(
+        "SELECT now() - min(created_at), now() - max(created_at) FROM payment_checkout_sessions"
+    ).fetchone()
     assert 80 <= span[0].days <= 90 and span[1].total_seconds() < 86400
 
     def report(name, **params):
@@ -57,7 +71,11 @@ def test_a_quarter_that_reports_and_doctor_read(conn, project):
 
     rate = report("conversion_rate", days=30)[0]
     assert rate["sessions"] > 500 and 20 < float(rate["conversion_rate"]) < 50
-    assert {r["subscription_plan"] for r in report("abandonment_by_plan", days=90)} == {"basic", "pro", "enterprise"}
+    assert {r["subscription_plan"] for r in report("abandonment_by_plan", days=90)} == {
+        "basic",
+        "pro",
+        "enterprise",
+    }
     assert report("retry_stats", days=90)[0]["retried_sessions"] > 0
     assert {r["category"] for r in report("error_summary", days=90)} == {"stripe", "webhook", "email"}
     assert {r["job"] for r in report("job_status")} == {"expire", "remind", "cleanup", "send-email", "rollup"}
@@ -65,49 +83,69 @@ def test_a_quarter_that_reports_and_doctor_read(conn, project):
     assert hooks["processed"] > 1_000 and hooks["ignored"] > 0 and hooks["rejected"] > 0
     assert report("recent_webhooks", topic="checkout.session.expired")
     # Every completed session has its event and its verification email, as the webhook leaves them.
-    assert conn.execute(
-        """SELECT count(*) FROM payment_checkout_sessions s
+    assert (
+        conn.execute(
+            """SELECT count(*) FROM payment_checkout_sessions s
             WHERE s.status = 'completed'
               AND (NOT EXISTS (SELECT 1 FROM email_outbox o WHERE o.dedupe_key = 'verification:' || s.id)
                    OR NOT EXISTS (SELECT 1 FROM webhook_events w WHERE w.checkout_session_id = s.id
-                                     AND w.outcome = 'completed'))""").fetchone()[0] == 0
+                                     AND w.outcome = 'completed'))"""
+        ).fetchone()[0]
+        == 0
+    )
     checks = {c.name: c.level for c in doctor.run(conn, project)}
     assert "fail" not in checks.values(), checks
-    assert all(checks[f"job {job}"] == "pass" for job in ("expire", "remind", "cleanup", "send-email", "rollup"))
+    assert all(
+        checks[f"job {job}"] == "pass" for job in ("expire", "remind", "cleanup", "send-email", "rollup")
+    )
     assert checks["expiry"] == checks["rollup"] == checks["webhooks"] == "pass"
     html = dashboard.render(conn, project)  # 30 days of columns, every plan, every job
-    assert html.count('class="mark bar"') > 30 and "no sessions yet" not in html and "no job has run yet" not in html
+    assert (
+        html.count('class="mark bar"') > 30
+        and "no sessions yet" not in html
+        and "no job has run yet" not in html
+    )
 
 
 def test_data_tests_pass_on_the_demo(conn, project):
     datatests = pytest.importorskip("runner.quality.datatests")
     demo.fill(conn, seed=5, sessions=2_000)
-    failed = [(r.name, r.failures, r.error, r.sample[:1]) for r in datatests.run(conn, project) if not r.passed]
+    failed = [
+        (r.name, r.failures, r.error, r.sample[:1]) for r in datatests.run(conn, project) if not r.passed
+    ]
     assert failed == []
 
 
 def test_cli_refuses_a_database_url_without_yes(db_url, conn):
     result = CliRunner().invoke(cli, ["--database-url", db_url, "demo"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: runner demo writes synthetic customers and payments, and DATABASE_URL")
+    assert result.stderr.startswith(
+        "Error: runner demo writes synthetic customers and payments, and DATABASE_URL"
+    )
     assert "pass --yes" in result.stderr
     assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
 
 
 def test_cli_fills_with_yes_then_refuses_a_filled_database_until_reset(db_url, conn):
     runner = CliRunner()
-    first = runner.invoke(cli, ["--database-url", db_url, "demo", "--yes", "--sessions", "800", "--seed", "2"])
+    first = runner.invoke(
+        cli, ["--database-url", db_url, "demo", "--yes", "--sessions", "800", "--seed", "2"]
+    )
     assert first.exit_code == 0, first.output
     assert "sessions 800/800" in first.stderr and "job runs:" in first.stderr  # progress on stderr
-    assert first.stdout.startswith("Demo data (seed 2): ") and "800 checkout sessions over 90 days" in first.stdout
+    assert (
+        first.stdout.startswith("Demo data (seed 2): ")
+        and "800 checkout sessions over 90 days" in first.stdout
+    )
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0] == 800
 
     again = runner.invoke(cli, ["--database-url", db_url, "demo", "--yes", "--sessions", "800"])
     assert again.exit_code == 1
     assert "Error: the database is not empty (" in again.stderr and "runner demo --reset" in again.stderr
 
-    reset = runner.invoke(cli, ["--database-url", db_url, "demo", "--yes", "--reset", "--sessions", "500",
-                                "--format", "json"])
+    reset = runner.invoke(
+        cli, ["--database-url", db_url, "demo", "--yes", "--reset", "--sessions", "500", "--format", "json"]
+    )
     assert reset.exit_code == 0, reset.output
     assert '"sessions": 500' in reset.stdout
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions").fetchone()[0] == 500

@@ -82,8 +82,12 @@ def test_every_page_is_self_contained_and_every_link_resolves(site):
 
 def test_tables_with_columns_types_defaults_constraints_indexes_comments(site, conn):
     html = unescape(page(site, "tables"))
-    tables = [r[0] for r in conn.execute(
-        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v')")]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v')"
+        )
+    ]
     assert "payment_checkout_sessions" in tables and len(tables) >= 10
     for table in tables:
         assert f'id="table-{table}"' in html
@@ -91,12 +95,15 @@ def test_tables_with_columns_types_defaults_constraints_indexes_comments(site, c
     for index in ("user_id", "email", "status", "stripe_session", "pending", "expired"):
         assert f"idx_payment_checkout_sessions_{index}" in section
     for name, definition in conn.execute(
-            "SELECT conname, pg_get_constraintdef(oid, true) FROM pg_constraint "
-            "WHERE conrelid = 'payment_checkout_sessions'::regclass AND contype <> 'n'"):
+        "SELECT conname, pg_get_constraintdef(oid, true) FROM pg_constraint "
+        "WHERE conrelid = 'payment_checkout_sessions'::regclass AND contype <> 'n'"
+    ):
         assert name in section and definition in section
-    comment = conn.execute("SELECT col_description('payment_checkout_sessions'::regclass, attnum) FROM pg_attribute "
-                           "WHERE attrelid = 'payment_checkout_sessions'::regclass "
-                           "AND attname = 'stripe_sessions_created'").fetchone()[0]
+    comment = conn.execute(
+        "SELECT col_description('payment_checkout_sessions'::regclass, attnum) FROM pg_attribute "
+        "WHERE attrelid = 'payment_checkout_sessions'::regclass "
+        "AND attname = 'stripe_sessions_created'"
+    ).fetchone()[0]
     assert comment and comment in section
     assert "character varying(255)" in section and "timestamp with time zone" in section
     assert "now()" in section  # created_at's default
@@ -107,21 +114,30 @@ def test_tables_with_columns_types_defaults_constraints_indexes_comments(site, c
 def test_functions_signature_comment_executors_and_the_depends_graph(site, conn, project):
     html = unescape(page(site, "functions"))
     for name, args, comment in conn.execute(
-            "SELECT proname, pg_get_function_arguments(oid), obj_description(oid, 'pg_proc') FROM pg_proc "
-            "WHERE pronamespace = 'public'::regnamespace"):
+        "SELECT proname, pg_get_function_arguments(oid), obj_description(oid, 'pg_proc') FROM pg_proc "
+        "WHERE pronamespace = 'public'::regnamespace"
+    ):
         assert f"{name}({args})" in html
         if comment:
             assert comment in html
     # who may execute: what the catalogue's ACL says (the privileges file revoked PUBLIC's default)
     for name in ("record_webhook_event", "get_or_create_checkout_session"):
-        executors = [r[0] for r in conn.execute(
-            "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END "
-            "FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
-            "WHERE p.proname = %s AND a.privilege_type = 'EXECUTE' ORDER BY 1", (name,))]
+        executors = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END "
+                "FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+                "WHERE p.proname = %s AND a.privilege_type = 'EXECUTE' ORDER BY 1",
+                (name,),
+            )
+        ]
         cell = html.split(f'data-function="{name}"')[1].split('class="executors">')[1].split("<span")[0]
         assert cell.strip() == ", ".join(f"<code>{e}</code>" for e in executors)
         assert "PUBLIC" not in executors and len(executors) >= 2
-    assert "security definer" in html.split('data-function="get_or_create_checkout_session"')[1].split("</table>")[0]
+    assert (
+        "security definer"
+        in html.split('data-function="get_or_create_checkout_session"')[1].split("</table>")[0]
+    )
     edges = re.findall(r'class="edge" data-from="(\w+)" data-to="(\w+)"', html)
     expected = sorted((d, f.description) for f in project.repeatables() for d in f.depends)
     assert sorted(edges) == expected and ("process_webhook_event", "record_webhook_event") in edges
@@ -133,20 +149,37 @@ def test_graph_layout_columns_follow_apply_order_and_long_arrows_get_waypoints()
     from runner.quality import depgraph
 
     def f(name, *depends, late=False):
-        return SqlFile("repeatable", f"functions/{name}.sql", None, name, "", "", depends=depends, finally_=late)
+        return SqlFile(
+            "repeatable", f"functions/{name}.sql", None, name, "", "", depends=depends, finally_=late
+        )
 
-    graph = depgraph.layout([f("rules"), f("complete", "rules"), f("webhook", "complete", "rules"), f("alone"),
-                             f("grants", late=True), f("supabase", "grants", late=True)])
+    graph = depgraph.layout(
+        [
+            f("rules"),
+            f("complete", "rules"),
+            f("webhook", "complete", "rules"),
+            f("alone"),
+            f("grants", late=True),
+            f("supabase", "grants", late=True),
+        ]
+    )
     column = {n.name: n.column for n in graph.nodes.values()}
     assert column == {"rules": 0, "alone": 0, "complete": 1, "webhook": 2, "grants": 3, "supabase": 4}
-    assert graph.edges == [("complete", "webhook"), ("grants", "supabase"), ("rules", "complete"),
-                           ("rules", "webhook")]
+    assert graph.edges == [
+        ("complete", "webhook"),
+        ("grants", "supabase"),
+        ("rules", "complete"),
+        ("rules", "webhook"),
+    ]
     # rules -> webhook skips column 1: it crosses it at a row of its own, below `complete`
-    (left, right, y), = graph.waypoints[("rules", "webhook")]
+    ((left, right, y),) = graph.waypoints[("rules", "webhook")]
     middle = graph.nodes["complete"]
     assert (left, right) == (middle.x, middle.x + middle.width) and y > middle.y + depgraph.NODE_HEIGHT
     assert graph.waypoints[("rules", "complete")] == []
-    assert [n.name for n in sorted(graph.nodes.values(), key=lambda n: (n.column, n.y))][:2] == ["rules", "alone"]
+    assert [n.name for n in sorted(graph.nodes.values(), key=lambda n: (n.column, n.y))][:2] == [
+        "rules",
+        "alone",
+    ]
     svg = depgraph.svg(graph)
     assert svg.count('class="edge"') == 4 and svg.count('class="node finally"') == 2
     assert f"L {right:.1f} {y:.1f}" in svg  # the waypoint's straight run
@@ -170,8 +203,10 @@ def test_data_tests_and_history(site, conn, project):
     history = page(site, "history")
     for (name,) in conn.execute("SELECT DISTINCT name FROM runner_schema_history"):
         assert f"sql/{name}" in history
-    assert history.count('class="applied-file"') == conn.execute(
-        "SELECT count(*) FROM runner_schema_history").fetchone()[0]
+    assert (
+        history.count('class="applied-file"')
+        == conn.execute("SELECT count(*) FROM runner_schema_history").fetchone()[0]
+    )
 
 
 def test_a_failing_data_test_shows_its_rows(conn, project, tmp_path):
@@ -180,7 +215,8 @@ def test_a_failing_data_test_shows_its_rows(conn, project, tmp_path):
     shutil.copytree(project.sql_dir, copy / "sql")
     (copy / "sql" / "tests").mkdir(exist_ok=True)
     (copy / "sql" / "tests" / "no_broken_users.sql").write_text(
-        "-- No user is called broken\nSELECT id, email FROM users WHERE email LIKE 'broken%'\n")
+        "-- No user is called broken\nSELECT id, email FROM users WHERE email LIKE 'broken%'\n"
+    )
     conn.execute("INSERT INTO users (email) VALUES ('broken-1@example.com'), ('broken-2@example.com')")
     site = docsite.build(conn, project_mod.load(copy), tmp_path / "site")
     assert site.failing_tests == 1
@@ -197,8 +233,9 @@ def test_cli_writes_the_site_and_refuses_a_folder_it_did_not_make(db_url, tmp_pa
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Wrote 6 pages to {out}: ") and "data tests (0 failing)" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p}.html" for p in docsite.PAGES)
-    again = CliRunner().invoke(cli, ["--database-url", db_url, "docs", "-o", str(out), "--no-tests",
-                                     "--format", "json"])
+    again = CliRunner().invoke(
+        cli, ["--database-url", db_url, "docs", "-o", str(out), "--no-tests", "--format", "json"]
+    )
     assert again.exit_code == 0 and json.loads(again.stdout)["tables"] >= 10
 
     other = tmp_path / "photos"
@@ -251,10 +288,26 @@ def test_headless_chromium_draws_the_dependency_graph(site, project, tmp_path):
     probe_page = tmp_path / "probe.html"
     probe_page.write_text(page(site, "functions").replace("</body>", PROBE + "</body>"), encoding="utf-8")
     result = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1280,1800", "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,1800",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe_page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout)
     assert match, result.stderr[-2000:]
     probe = json.loads(unescape(match.group(1)))
@@ -268,17 +321,25 @@ def test_headless_chromium_draws_the_dependency_graph(site, project, tmp_path):
     for a in probe["nodes"]:  # no two boxes overlap
         for b in probe["nodes"]:
             if a is not b:
-                assert (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
-                        or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]), (a["name"], b["name"])
+                assert (
+                    a["x"] + a["w"] <= b["x"]
+                    or b["x"] + b["w"] <= a["x"]
+                    or a["y"] + a["h"] <= b["y"]
+                    or b["y"] + b["h"] <= a["y"]
+                ), (a["name"], b["name"])
     assert len(probe["edges"]) == sum(len(f.depends) for f in files) > 0
     for e in probe["edges"]:  # each arrow runs rightwards from its dependency's box to its dependent's
         source, target = boxes[e["from"]], boxes[e["to"]]
         assert e["length"] > 0
-        assert abs(e["x1"] - (source["x"] + source["w"])) < 1 and source["y"] <= e["y1"] <= source["y"] + source["h"]
+        assert (
+            abs(e["x1"] - (source["x"] + source["w"])) < 1
+            and source["y"] <= e["y1"] <= source["y"] + source["h"]
+        )
         assert abs(e["x2"] - target["x"]) < 1 and target["y"] <= e["y2"] <= target["y"] + target["h"]
         assert e["x2"] > e["x1"]
         for x, y in e["pts"]:  # it runs between the boxes, never through a third one
             for n in probe["nodes"]:
                 if n["name"] not in (e["from"], e["to"]):
-                    assert not (n["x"] + 1 < x < n["x"] + n["w"] - 1 and n["y"] + 1 < y < n["y"] + n["h"] - 1), \
-                        (e["from"], e["to"], n["name"])
+                    assert not (
+                        n["x"] + 1 < x < n["x"] + n["w"] - 1 and n["y"] + 1 < y < n["y"] + n["h"] - 1
+                    ), (e["from"], e["to"], n["name"])

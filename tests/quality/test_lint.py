@@ -72,7 +72,9 @@ def test_the_project_lints_clean_with_every_acknowledgement_reasoned(project):
     result = lint.run(project, url=None)
     assert result.findings == [], result.to_text()
     assert result.squawked == len(project.versioned())
-    assert result.acknowledged and all(f.acknowledged and len(f.acknowledged) > 20 for f in result.acknowledged)
+    assert result.acknowledged and all(
+        f.acknowledged and len(f.acknowledged) > 20 for f in result.acknowledged
+    )
     assert result.templates >= 60
     assert result.notes == ["plpgsql_check: not run (--no-db): function bodies were not checked"]
 
@@ -81,15 +83,18 @@ def test_an_index_built_without_concurrently_is_flagged(sql_copy):
     add(sql_copy, "tables/V900__email_status_index.sql", BLOCKING_INDEX)
     out = run_cli("--project-dir", str(sql_copy), "lint", "--no-db")
     assert out.exit_code == 1
-    assert ("squawk        sql/tables/V900__email_status_index.sql:4: require-concurrent-index-creation: "
-            "During normal index creation, table updates are blocked") in out.stdout
+    assert (
+        "squawk        sql/tables/V900__email_status_index.sql:4: require-concurrent-index-creation: "
+        "During normal index creation, table updates are blocked"
+    ) in out.stdout
     assert out.stderr.startswith("Error: 1 lint finding(s) (squawk): fix them, or acknowledge one with")
 
     as_json = run_cli("--project-dir", str(sql_copy), "lint", "--no-db", "--format", "json")
     data = json.loads(as_json.stdout)
     assert as_json.exit_code == 1 and data["ok"] is False
     assert [(f["file"], f["line"], f["rule"]) for f in data["findings"]] == [
-        ("sql/tables/V900__email_status_index.sql", 4, "require-concurrent-index-creation")]
+        ("sql/tables/V900__email_status_index.sql", 4, "require-concurrent-index-creation")
+    ]
 
     add(sql_copy, "tables/V900__email_status_index.sql", CONCURRENT_INDEX)
     fixed = run_cli("--project-dir", str(sql_copy), "lint", "--no-db")
@@ -98,35 +103,63 @@ def test_an_index_built_without_concurrently_is_flagged(sql_copy):
 
 
 def test_a_rule_is_acknowledged_in_the_file_only_with_a_reason(sql_copy):
-    reasoned = "-- lint: ignore require-concurrent-index-creation because the table is empty on every database\n"
+    reasoned = (
+        "-- lint: ignore require-concurrent-index-creation because the table is empty on every database\n"
+    )
     add(sql_copy, "tables/V900__email_status_index.sql", reasoned + BLOCKING_INDEX)
     result = lint.run(project_mod.load(sql_copy), url=None)
     assert result.findings == []
     mine = [f for f in result.acknowledged if f.file == "sql/tables/V900__email_status_index.sql"]
     assert [(f.rule, f.acknowledged) for f in mine] == [
-        ("require-concurrent-index-creation", "the table is empty on every database")]
+        ("require-concurrent-index-creation", "the table is empty on every database")
+    ]
 
-    add(sql_copy, "tables/V900__email_status_index.sql",
-        "-- lint: ignore require-concurrent-index-creation\n" + BLOCKING_INDEX)
+    add(
+        sql_copy,
+        "tables/V900__email_status_index.sql",
+        "-- lint: ignore require-concurrent-index-creation\n" + BLOCKING_INDEX,
+    )
     result = lint.run(project_mod.load(sql_copy), url=None)
     assert sorted((f.rule, f.line) for f in result.findings) == [
-        ("acknowledgement", 1), ("require-concurrent-index-creation", 5)]
+        ("acknowledgement", 1),
+        ("require-concurrent-index-creation", 5),
+    ]
     assert "cannot read `-- lint: ignore require-concurrent-index-creation`" in result.to_text()
 
-    add(sql_copy, "tables/V900__email_status_index.sql",
-        "-- squawk-ignore require-concurrent-index-creation\n" + BLOCKING_INDEX)
+    add(
+        sql_copy,
+        "tables/V900__email_status_index.sql",
+        "-- squawk-ignore require-concurrent-index-creation\n" + BLOCKING_INDEX,
+    )
     result = lint.run(project_mod.load(sql_copy), url=None)
-    assert ("acknowledgement", "squawk-ignore has no reason") in [(f.rule, f.message) for f in result.findings]
+    assert ("acknowledgement", "squawk-ignore has no reason") in [
+        (f.rule, f.message) for f in result.findings
+    ]
 
 
-@pytest.mark.parametrize(("rel", "text", "where", "message"), [
-    ("reports/broken.sql", "-- report: broken\n-- description: x\n{{ settings.nope }}\n",
-     "sql/reports/broken.sql:3", "'dict object' has no attribute 'nope'"),
-    ("tables/V900__broken.sql", "-- x\n{% import \"macros/common.sql\" as m %}\nSELECT 1;\n{% if %}\n",
-     "sql/tables/V900__broken.sql:4", "Expected an expression"),
-    ("functions/broken.sql", "-- x\n\n\nSELECT {{ m.q('users') }};\n",
-     "sql/functions/broken.sql:4", "'m' is undefined"),
-])
+@pytest.mark.parametrize(
+    ("rel", "text", "where", "message"),
+    [
+        (
+            "reports/broken.sql",
+            "-- report: broken\n-- description: x\n{{ settings.nope }}\n",
+            "sql/reports/broken.sql:3",
+            "'dict object' has no attribute 'nope'",
+        ),
+        (
+            "tables/V900__broken.sql",
+            '-- x\n{% import "macros/common.sql" as m %}\nSELECT 1;\n{% if %}\n',
+            "sql/tables/V900__broken.sql:4",
+            "Expected an expression",
+        ),
+        (
+            "functions/broken.sql",
+            "-- x\n\n\nSELECT {{ m.q('users') }};\n",
+            "sql/functions/broken.sql:4",
+            "'m' is undefined",
+        ),
+    ],
+)
 def test_a_jinja_error_names_file_and_line(sql_copy, rel, text, where, message):
     add(sql_copy, rel, text)
     out = run_cli("--project-dir", str(sql_copy), "lint", "--no-db")
@@ -139,19 +172,25 @@ def test_a_jinja_error_names_file_and_line(sql_copy, rel, text, where, message):
 
 def _server_has_plpgsql_check(url: str) -> bool:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check'").fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check'").fetchone()
+            is not None
+        )
 
 
 def _scratch_databases(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'runner_lint_%'").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'runner_lint_%'").fetchone()[
+            0
+        ]
 
 
 def test_a_function_naming_a_missing_column_is_flagged_by_plpgsql_check(pg_admin_url, sql_copy):
     if not _server_has_plpgsql_check(pg_admin_url):
-        pytest.skip("plpgsql_check is not installed on this server (Debian: postgresql-15-plpgsql-check, "
-                    "which .ci/run installs for the PostgreSQL 15 run)")
+        pytest.skip(
+            "plpgsql_check is not installed on this server (Debian: postgresql-15-plpgsql-check, "
+            "which .ci/run installs for the PostgreSQL 15 run)"
+        )
     clean = lint.run(project_mod.load(sql_copy), url=pg_admin_url)
     assert (clean.plpgsql_check, clean.findings) == ("checked", [])
     assert clean.functions >= 20
@@ -159,17 +198,24 @@ def test_a_function_naming_a_missing_column_is_flagged_by_plpgsql_check(pg_admin
     add(sql_copy, "functions/coupon_of.sql", MISSING_COLUMN)
     out = run_cli("--database-url", pg_admin_url, "--project-dir", str(sql_copy), "lint")
     assert out.exit_code == 1
-    assert ("plpgsql_check sql/functions/coupon_of.sql: plpgsql-check: coupon_of(uuid), line 5 of its body: "
-            'column s.coupon_code does not exist') in out.stdout
+    assert (
+        "plpgsql_check sql/functions/coupon_of.sql: plpgsql-check: coupon_of(uuid), line 5 of its body: "
+        "column s.coupon_code does not exist"
+    ) in out.stdout
     assert out.stderr.startswith("Error: 1 lint finding(s) (plpgsql_check)")
     assert _scratch_databases(pg_admin_url) == 0
 
-    add(sql_copy, "functions/coupon_of.sql",
-        "-- lint: ignore plpgsql-check because the coupon column arrives with V100, next release\n" + MISSING_COLUMN)
+    add(
+        sql_copy,
+        "functions/coupon_of.sql",
+        "-- lint: ignore plpgsql-check because the coupon column arrives with V100, next release\n"
+        + MISSING_COLUMN,
+    )
     acknowledged = lint.run(project_mod.load(sql_copy), url=pg_admin_url)
     assert acknowledged.ok
     assert [(f.file, f.acknowledged) for f in acknowledged.acknowledged if f.tool == "plpgsql_check"] == [
-        ("sql/functions/coupon_of.sql", "the coupon column arrives with V100, next release")]
+        ("sql/functions/coupon_of.sql", "the coupon column arrives with V100, next release")
+    ]
 
 
 def test_without_plpgsql_check_the_output_says_bodies_were_not_checked(pg_admin_url, project):
@@ -183,7 +229,9 @@ def test_without_plpgsql_check_the_output_says_bodies_were_not_checked(pg_admin_
 
 
 def test_apply_check_lint_stops_before_anything_on_a_finding(empty_db_url, sql_copy):
-    pending = run_cli("--database-url", empty_db_url, "--project-dir", str(REPO), "apply", "--check", "--lint")
+    pending = run_cli(
+        "--database-url", empty_db_url, "--project-dir", str(REPO), "apply", "--check", "--lint"
+    )
     assert pending.exit_code == 3, pending.output
     assert "0 finding(s)" in pending.stderr
 

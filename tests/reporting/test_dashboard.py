@@ -76,10 +76,26 @@ def test_headless_chromium_draws_the_charts(conn, project, tmp_path):
     page.write_text(dashboard.render(conn, project).replace("</body>", PROBE + "</body>"), encoding="utf-8")
     profile = tmp_path / "profile"
     result = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--window-size=1280,1800", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,1800",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout)
     assert match, result.stderr[-2000:]
     probe = json.loads(match.group(1).replace("&quot;", '"'))
@@ -98,8 +114,9 @@ def test_served_by_the_service_behind_the_token(db_url, conn):
     from runner.settings import Settings
 
     seed(conn)
-    app = service.create_app(Settings(database_url=db_url, service_token=support.SERVICE_TOKEN,
-                                      jwt_secret=support.JWT_SECRET))
+    app = service.create_app(
+        Settings(database_url=db_url, service_token=support.SERVICE_TOKEN, jwt_secret=support.JWT_SECRET)
+    )
     try:
         client = app.test_client()
         assert client.get("/dashboard").status_code in (401, 403)

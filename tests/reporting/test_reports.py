@@ -132,10 +132,16 @@ def test_abandonment_by_plan_equals_reference(seeded, project):
 def test_reminder_candidates_equal_reference_and_its_cron_query(seeded, project):
     ref, ours = both(seeded, project, REF_REMINDERS, "reminder_candidates")
     assert [(r["user_id"], r["email"], r["subscription_plan"], r["created_at"]) for r in ours] == sorted(
-        ref, key=lambda r: r[3])
+        ref, key=lambda r: r[3]
+    )
     assert ref
-    ref, ours = both(seeded, project, REF_REMINDER_CRON, "reminder_candidates",
-                     {"min_age": "6 hours", "max_age": "24 hours"})
+    ref, ours = both(
+        seeded,
+        project,
+        REF_REMINDER_CRON,
+        "reminder_candidates",
+        {"min_age": "6 hours", "max_age": "24 hours"},
+    )
     assert sorted((r["user_id"], r["email"], r["subscription_plan"]) for r in ours) == sorted(ref)
 
 
@@ -147,7 +153,11 @@ def test_daily_health_equals_reference(seeded, project, tz):
         rate = seeded.execute(REF_COMPLETION_TODAY).fetchone()[0]
         pending = seeded.execute(REF_PENDING_OVER_1H).fetchone()[0]
         ours = reports.run(seeded, project, "daily_health").records()[0]
-    assert (ours["sessions_today"], ours["completion_rate_today"], ours["pending_over_age"]) == (today, rate, pending)
+    assert (ours["sessions_today"], ours["completion_rate_today"], ours["pending_over_age"]) == (
+        today,
+        rate,
+        pending,
+    )
     assert today > 0
 
 
@@ -160,7 +170,9 @@ def test_weekly_report_equals_reference(seeded, project, tz):
 
 
 def test_weekly_report_over_30_days_equals_the_reference_widened(seeded, project):
-    ref, ours = both(seeded, project, REF_WEEKLY.replace("'7 days'", "'30 days'"), "weekly_report", {"days": "30"})
+    ref, ours = both(
+        seeded, project, REF_WEEKLY.replace("'7 days'", "'30 days'"), "weekly_report", {"days": "30"}
+    )
     columns = ("date", "total_sessions", "completed", "pending", "expired", "conversion_rate")
     assert [tuple(r[c] for c in columns) for r in ours] == ref
 
@@ -242,29 +254,57 @@ def test_completion_time_distribution_equals_raw_query(seeded, project, days):
                 FROM payment_checkout_sessions
                WHERE status = 'completed' AND created_at > now() - INTERVAL '{days} days' GROUP BY 1"""
     ref, ours = both(seeded, project, raw, "completion_time_distribution", {"days": days})
-    assert [r["band"] for r in ours] == ["< 1 min", "1-5 min", "5-15 min", "15-60 min", "1-6 h", "6-24 h", "> 24 h"]
+    assert [r["band"] for r in ours] == [
+        "< 1 min",
+        "1-5 min",
+        "5-15 min",
+        "15-60 min",
+        "1-6 h",
+        "6-24 h",
+        "> 24 h",
+    ]
     assert {i: r["sessions"] for i, r in enumerate(ours) if r["sessions"]} == dict(ref)
     assert sum(r["sessions"] for r in ours) > 0
 
 
-@pytest.mark.parametrize("name", [r for r in ("conversion_rate", "abandonment_by_plan", "reminder_candidates",
-                                              "daily_health", "weekly_report", "sessions_by_status",
-                                              "abandonment_age", "time_to_complete", "retry_stats",
-                                              "conversion_by_plan", "stuck_sessions", "recent_webhooks",
-                                              "error_summary", "completion_time_distribution")])
+@pytest.mark.parametrize(
+    "name",
+    [
+        r
+        for r in (
+            "conversion_rate",
+            "abandonment_by_plan",
+            "reminder_candidates",
+            "daily_health",
+            "weekly_report",
+            "sessions_by_status",
+            "abandonment_age",
+            "time_to_complete",
+            "retry_stats",
+            "conversion_by_plan",
+            "stuck_sessions",
+            "recent_webhooks",
+            "error_summary",
+            "completion_time_distribution",
+        )
+    ],
+)
 def test_every_report_answers_an_empty_database(conn, project, name):
     result = reports.run(conn, project, name)
     assert result.columns
     for row in result.records():
         for column, value in row.items():
             if column.endswith(("rate", "share", "minutes", "today", "attempts", "retry")) and column not in (
-                    "sessions_today", "completed_today"):
+                "sessions_today",
+                "completed_today",
+            ):
                 assert value is None, (column, value)
 
 
 def test_empty_day_gives_null_rate_not_division_error(conn, project):
     assert reports.run(conn, project, "conversion_rate").records() == [
-        {"days": 30, "sessions": 0, "completed": 0, "conversion_rate": None}]
+        {"days": 30, "sessions": 0, "completed": 0, "conversion_rate": None}
+    ]
     health = reports.run(conn, project, "daily_health").records()[0]
     assert health["completion_rate_today"] is None and health["sessions_today"] == 0
 
@@ -277,7 +317,9 @@ def test_reports_run_read_only(seeded, project, tmp_path):
 
     copy = tmp_path / "sql"
     shutil.copytree(project.sql_dir, copy)
-    (copy / "reports" / "sneaky.sql").write_text("-- report: sneaky\n-- description: writes\nDELETE FROM users;\n")
+    (copy / "reports" / "sneaky.sql").write_text(
+        "-- report: sneaky\n-- description: writes\nDELETE FROM users;\n"
+    )
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         reports.run(seeded, project_mod.load(copy), "sneaky")
     assert seeded.execute("SELECT count(*) FROM users").fetchone()[0] > 0
@@ -294,13 +336,19 @@ def test_every_report_has_a_header_with_description(project):
             assert f"%({param.name})s" in source, (report.name, param.name)
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"days": "7; DROP TABLE users"}, "report conversion_rate: parameter days must be an integer, got '7; DROP TABLE users'"),
-    ({"days": "0"}, "report conversion_rate: parameter days must be at least 1, got 0"),
-    ({"days": "99999"}, "report conversion_rate: parameter days must be at most 3650, got 99999"),
-    ({"day": "7"}, "report conversion_rate: unknown parameter 'day' (its parameters: days)"),
-    ({"days": ""}, "report conversion_rate: parameter days needs a value (integer)"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"days": "7; DROP TABLE users"},
+            "report conversion_rate: parameter days must be an integer, got '7; DROP TABLE users'",
+        ),
+        ({"days": "0"}, "report conversion_rate: parameter days must be at least 1, got 0"),
+        ({"days": "99999"}, "report conversion_rate: parameter days must be at most 3650, got 99999"),
+        ({"day": "7"}, "report conversion_rate: unknown parameter 'day' (its parameters: days)"),
+        ({"days": ""}, "report conversion_rate: parameter days needs a value (integer)"),
+    ],
+)
 def test_bad_parameters_are_refused_with_one_line(project, raw, message):
     with pytest.raises(ReportParameterError) as info:
         reports.get(project, "conversion_rate").bind(raw)
@@ -308,9 +356,15 @@ def test_bad_parameters_are_refused_with_one_line(project, raw, message):
 
 
 def test_interval_and_optional_parameters_convert(project):
-    bound = reports.get(project, "reminder_candidates").bind({"min_age": "6 hours", "max_age": "1 day 2 hours"})
-    assert bound == {"min_age": dt.timedelta(hours=6), "max_age": dt.timedelta(hours=26),
-                     "max_attempts": 3, "limit": 1000}
+    bound = reports.get(project, "reminder_candidates").bind(
+        {"min_age": "6 hours", "max_age": "1 day 2 hours"}
+    )
+    assert bound == {
+        "min_age": dt.timedelta(hours=6),
+        "max_age": dt.timedelta(hours=26),
+        "max_attempts": 3,
+        "limit": 1000,
+    }
     with pytest.raises(ReportParameterError, match="must be a duration"):
         reports.get(project, "reminder_candidates").bind({"min_age": "1 hour'; DROP TABLE users; --"})
     assert reports.get(project, "abandonment_by_plan").bind({}) == {"days": None}
@@ -335,10 +389,15 @@ def test_malformed_header_is_reported(tmp_path):
 # -- output formats --------------------------------------------------------------------------------------
 def sample() -> reports.Result:
     report = reports.Report("sample", "a sample")
-    return reports.Result(report, {}, ["plan", "sessions", "rate", "at"], [
-        ("pro", 12, Decimal("33.3333333333333333"), dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
-        ("basic", 3, None, None),
-    ])
+    return reports.Result(
+        report,
+        {},
+        ["plan", "sessions", "rate", "at"],
+        [
+            ("pro", 12, Decimal("33.3333333333333333"), dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+            ("basic", 3, None, None),
+        ],
+    )
 
 
 def test_table_is_aligned_with_numbers_right():
@@ -353,7 +412,10 @@ def test_table_is_aligned_with_numbers_right():
 
 def test_csv_and_json_are_exact():
     assert reports.render(sample(), "csv").splitlines() == [
-        "plan,sessions,rate,at", "pro,12,33.3333333333333333,2025-01-02T03:04:05+00:00", "basic,3,,"]
+        "plan,sessions,rate,at",
+        "pro,12,33.3333333333333333,2025-01-02T03:04:05+00:00",
+        "basic,3,,",
+    ]
     import json
 
     assert json.loads(reports.render(sample(), "json")) == [

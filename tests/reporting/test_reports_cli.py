@@ -20,9 +20,14 @@ def test_report_list_names_every_report(db_url):
     names = [line.split()[0] for line in result.output.splitlines()]
     assert "conversion_rate" in names and "weekly_report" in names and len(names) >= 13
     listed = json.loads(run(db_url, "list", "--format", "json").output)
-    assert {"name": "days", "type": "integer", "default": "30", "min": 1, "max": 3650,
-            "description": "window: sessions created in the last N days"} in next(
-        r["params"] for r in listed if r["name"] == "conversion_rate")
+    assert {
+        "name": "days",
+        "type": "integer",
+        "default": "30",
+        "min": 1,
+        "max": 3650,
+        "description": "window: sessions created in the last N days",
+    } in next(r["params"] for r in listed if r["name"] == "conversion_rate")
 
 
 def test_report_in_each_format(db_url, conn):
@@ -33,14 +38,19 @@ def test_report_in_each_format(db_url, conn):
     as_csv = run(db_url, "sessions_by_status", "-p", "days=30", "--format", "csv")
     assert as_csv.output.splitlines()[0] == "status,count,share"
     as_json = json.loads(run(db_url, "sessions_by_status", "-p", "days=30", "--format", "json").output)
-    assert sum(r["count"] for r in as_json) == sum(int(line.split(",")[1]) for line in as_csv.output.splitlines()[1:])
+    assert sum(r["count"] for r in as_json) == sum(
+        int(line.split(",")[1]) for line in as_csv.output.splitlines()[1:]
+    )
     assert all(isinstance(r["share"], str) for r in as_json)
 
 
 def test_injection_attempt_is_refused_with_one_line(db_url, conn):
     result = run(db_url, "conversion_rate", "--param", "days=7; DROP TABLE users")
     assert result.exit_code == 2
-    assert result.output == "Error: report conversion_rate: parameter days must be an integer, got '7; DROP TABLE users'\n"
+    assert (
+        result.output
+        == "Error: report conversion_rate: parameter days must be an integer, got '7; DROP TABLE users'\n"
+    )
     assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone()[0]
 
 

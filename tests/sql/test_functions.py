@@ -10,7 +10,9 @@ import psycopg
 import pytest
 
 
-def count(conn: psycopg.Connection, sql: str = "SELECT count(*) FROM payment_checkout_sessions", *args) -> int:
+def count(
+    conn: psycopg.Connection, sql: str = "SELECT count(*) FROM payment_checkout_sessions", *args
+) -> int:
     return conn.execute(sql, args or None).fetchone()[0]
 
 
@@ -43,8 +45,12 @@ def test_create_then_resume_increments_attempts(conn, make_user):
 
 def test_price_may_be_omitted_and_comes_from_catalogue(conn, make_user):
     user = make_user()
-    sid = conn.execute("SELECT get_or_create_checkout_session(%s, 'b@example.com', 'basic')", (user,)).fetchone()[0]
-    assert count(conn, "SELECT plan_price FROM payment_checkout_sessions WHERE id = %s", sid) == Decimal("9.99")
+    sid = conn.execute(
+        "SELECT get_or_create_checkout_session(%s, 'b@example.com', 'basic')", (user,)
+    ).fetchone()[0]
+    assert count(conn, "SELECT plan_price FROM payment_checkout_sessions WHERE id = %s", sid) == Decimal(
+        "9.99"
+    )
 
 
 def test_other_plan_gets_its_own_session(conn, make_user):
@@ -63,7 +69,10 @@ def test_overdue_pending_session_is_expired_and_replaced(conn, make_user):
     )
     new = create(conn, user)
     assert new != old
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (old,)).fetchone()[0] == "expired"
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (old,)).fetchone()[0]
+        == "expired"
+    )
 
 
 @pytest.mark.parametrize(
@@ -141,7 +150,10 @@ def test_one_pending_per_user_and_plan_is_a_database_rule(conn, make_user):
 def test_complete_marks_completed_and_activates_subscription(conn, make_user):
     user = make_user()
     sid = create(conn, user)
-    assert conn.execute("SELECT complete_checkout_session(%s, 'cs_test_1', 'cus_1')", (sid,)).fetchone()[0] is True
+    assert (
+        conn.execute("SELECT complete_checkout_session(%s, 'cs_test_1', 'cus_1')", (sid,)).fetchone()[0]
+        is True
+    )
     row = conn.execute(
         "SELECT s.status, s.completed_at IS NOT NULL, s.stripe_session_id, s.stripe_customer_id, "
         "u.subscription_status, u.subscription_plan, u.stripe_customer_id "
@@ -154,16 +166,27 @@ def test_complete_marks_completed_and_activates_subscription(conn, make_user):
 def test_complete_is_idempotent(conn, make_user):
     sid = create(conn, make_user())
     conn.execute("SELECT complete_checkout_session(%s, 'cs_test_2', 'cus_2')", (sid,))
-    first = conn.execute("SELECT completed_at FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0]
-    assert conn.execute("SELECT complete_checkout_session(%s, 'cs_test_2', 'cus_2')", (sid,)).fetchone()[0] is False
-    assert conn.execute("SELECT completed_at FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0] == first
+    first = conn.execute(
+        "SELECT completed_at FROM payment_checkout_sessions WHERE id = %s", (sid,)
+    ).fetchone()[0]
+    assert (
+        conn.execute("SELECT complete_checkout_session(%s, 'cs_test_2', 'cus_2')", (sid,)).fetchone()[0]
+        is False
+    )
+    assert (
+        conn.execute("SELECT completed_at FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0]
+        == first
+    )
 
 
 def test_complete_after_local_expiry_completes(conn, make_user):
     sid = create(conn, make_user())
     conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE id = %s", (sid,))
     conn.execute("SELECT complete_checkout_session(%s, 'cs_test_3', NULL)", (sid,))
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0] == "completed"
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0]
+        == "completed"
+    )
 
 
 def test_complete_unknown_session_is_an_error(conn):
@@ -177,13 +200,23 @@ def test_complete_refuses_a_different_stripe_session(conn, make_user):
     with pytest.raises(psycopg.Error, match="belongs to Stripe session cs_right") as info:
         conn.execute("SELECT complete_checkout_session(%s, 'cs_wrong', NULL)", (sid,))
     assert info.value.sqlstate == "22023"
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0] == "pending"
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (sid,)).fetchone()[0]
+        == "pending"
+    )
 
 
-@pytest.mark.parametrize("start, target", [
-    ("completed", "pending"), ("completed", "expired"), ("expired", "pending"),
-    ("canceled", "pending"), ("failed", "expired"), ("completed", "canceled"),
-])
+@pytest.mark.parametrize(
+    "start, target",
+    [
+        ("completed", "pending"),
+        ("completed", "expired"),
+        ("expired", "pending"),
+        ("canceled", "pending"),
+        ("failed", "expired"),
+        ("completed", "canceled"),
+    ],
+)
 def test_no_backward_transitions(conn, make_user, start, target):
     sid = create(conn, make_user())
     if start == "completed":
@@ -191,8 +224,10 @@ def test_no_backward_transitions(conn, make_user, start, target):
     else:
         conn.execute("UPDATE payment_checkout_sessions SET status = %s WHERE id = %s", (start, sid))
     with pytest.raises(psycopg.Error, match=f"cannot move from {start} to {target}") as info:
-        conn.execute("UPDATE payment_checkout_sessions SET status = %s, completed_at = NULL WHERE id = %s",
-                     (target, sid))
+        conn.execute(
+            "UPDATE payment_checkout_sessions SET status = %s, completed_at = NULL WHERE id = %s",
+            (target, sid),
+        )
     assert info.value.sqlstate == "55000"
 
 
@@ -207,8 +242,9 @@ def test_expire_old_sessions_counts_and_batches(conn, make_user):
     assert conn.execute("SELECT expire_old_checkout_sessions(2)").fetchone()[0] == 2
     assert conn.execute("SELECT expire_old_checkout_sessions()").fetchone()[0] == 3
     assert conn.execute("SELECT expire_old_checkout_sessions()").fetchone()[0] == 0
-    statuses = dict(conn.execute(
-        "SELECT status, count(*) FROM payment_checkout_sessions GROUP BY status").fetchall())
+    statuses = dict(
+        conn.execute("SELECT status, count(*) FROM payment_checkout_sessions GROUP BY status").fetchall()
+    )
     assert statuses == {"expired": 5, "pending": 1}
 
 
@@ -271,8 +307,9 @@ def test_completing_by_hand_also_activates_the_subscription(conn, make_user):
     user = make_user()
     sid = create(conn, user, "basic", Decimal("9.99"))
     conn.execute("UPDATE payment_checkout_sessions SET status = 'completed' WHERE id = %s", (sid,))
-    assert conn.execute("SELECT subscription_status, subscription_plan FROM users WHERE id = %s",
-                        (user,)).fetchone() == ("active", "basic")
+    assert conn.execute(
+        "SELECT subscription_status, subscription_plan FROM users WHERE id = %s", (user,)
+    ).fetchone() == ("active", "basic")
 
 
 def test_updating_an_old_completed_row_does_not_reactivate(conn, make_user):
@@ -281,4 +318,7 @@ def test_updating_an_old_completed_row_does_not_reactivate(conn, make_user):
     conn.execute("SELECT complete_checkout_session(%s, 'cs_old', NULL)", (sid,))
     conn.execute("UPDATE users SET subscription_status = 'canceled' WHERE id = %s", (user,))
     conn.execute("UPDATE payment_checkout_sessions SET metadata = '{\"note\": 1}' WHERE id = %s", (sid,))
-    assert conn.execute("SELECT subscription_status FROM users WHERE id = %s", (user,)).fetchone()[0] == "canceled"
+    assert (
+        conn.execute("SELECT subscription_status FROM users WHERE id = %s", (user,)).fetchone()[0]
+        == "canceled"
+    )

@@ -38,18 +38,38 @@ WEBHOOK = "/api/payments/webhook"
 
 # What the service calls: exactly what the application role may EXECUTE.
 APP_FUNCTIONS = {
-    "get_or_create_checkout_session", "get_checkout_session", "checkout_plan_terms", "checkout_user_email",
-    "link_stripe_session", "get_latest_checkout_session", "set_checkout_session_status", "take_stripe_session_quota",
-    "checkout_session_for_stripe_session", "checkout_stripe_session_ids",
-    "record_webhook_event", "fail_webhook_event", "log_error",
+    "get_or_create_checkout_session",
+    "get_checkout_session",
+    "checkout_plan_terms",
+    "checkout_user_email",
+    "link_stripe_session",
+    "get_latest_checkout_session",
+    "set_checkout_session_status",
+    "take_stripe_session_quota",
+    "checkout_session_for_stripe_session",
+    "checkout_stripe_session_ids",
+    "record_webhook_event",
+    "fail_webhook_event",
+    "log_error",
 }
 # What the jobs call: exactly what the jobs role may EXECUTE.
 JOBS_FUNCTIONS = {
-    "expire_old_checkout_sessions", "archive_completed_checkout_sessions",
-    "checkout_reminder_candidates", "queue_checkout_reminders", "claim_due_email", "record_email_attempt",
-    "start_job_run", "finish_job_run", "record_skipped_job_run", "job_run_history",
-    "count_overdue_checkout_sessions", "count_archivable_checkout_sessions", "count_due_emails",
-    "fold_checkout_session_rollup", "count_checkout_session_rollup_deltas", "log_error",
+    "expire_old_checkout_sessions",
+    "archive_completed_checkout_sessions",
+    "checkout_reminder_candidates",
+    "queue_checkout_reminders",
+    "claim_due_email",
+    "record_email_attempt",
+    "start_job_run",
+    "finish_job_run",
+    "record_skipped_job_run",
+    "job_run_history",
+    "count_overdue_checkout_sessions",
+    "count_archivable_checkout_sessions",
+    "count_due_emails",
+    "fold_checkout_session_rollup",
+    "count_checkout_session_rollup_deltas",
+    "log_error",
 }
 
 
@@ -71,7 +91,9 @@ def login_role(pg_admin_url: str, db_url: str) -> Iterator[Callable[[str], str]]
     dbname = conninfo_to_dict(db_url)["dbname"]
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         for name in created:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,)
+            )
         for name in created:
             with psycopg.connect(make_conninfo(pg_admin_url, dbname=dbname), autocommit=True) as db:
                 db.execute(f"DROP OWNED BY {name}")
@@ -94,15 +116,20 @@ def reporting_url(login_role, project) -> str:
 
 
 def project_tables(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename").fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        ).fetchall()
+    ]
 
 
 def project_functions(conn: psycopg.Connection) -> list[tuple[str, str, bool, list | None]]:
     """(name, signature, security definer, proconfig) of every function of the schema."""
     return conn.execute(
         "SELECT p.proname, p.oid::regprocedure::text, p.prosecdef, p.proconfig FROM pg_proc p "
-        "WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f' ORDER BY 2").fetchall()
+        "WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f' ORDER BY 2"
+    ).fetchall()
 
 
 # -- the application role works ---------------------------------------------------------------------------
@@ -111,9 +138,10 @@ def test_the_service_runs_as_the_application_role(settings, app_url, conn, make_
     try:
         client = app.test_client()
         with psycopg.connect(app_url) as probe:  # it is the app role talking, not the owner
-            assert probe.execute("SELECT current_user, pg_has_role('checkout_app', 'MEMBER'), "
-                                 "has_table_privilege('payment_checkout_sessions', 'SELECT')").fetchone()[1:] == (
-                True, False)
+            assert probe.execute(
+                "SELECT current_user, pg_has_role('checkout_app', 'MEMBER'), "
+                "has_table_privilege('payment_checkout_sessions', 'SELECT')"
+            ).fetchone()[1:] == (True, False)
         user = make_user("least@example.com")
         headers = bearer(user_token(user))
 
@@ -127,7 +155,9 @@ def test_the_service_runs_as_the_application_role(settings, app_url, conn, make_
         assert client.get(SESSION, headers=headers).json["session"]["id"] == session_id
         assert client.post(SESSION, json={"plan": "basic"}, headers=headers).status_code == 200
         basic = client.get(SESSION, headers=headers).json["session"]
-        canceled = client.patch(SESSION, json={"sessionId": basic["id"], "status": "canceled"}, headers=headers)
+        canceled = client.patch(
+            SESSION, json={"sessionId": basic["id"], "status": "canceled"}, headers=headers
+        )
         assert canceled.status_code == 200 and canceled.json["session"]["status"] == "canceled"
 
         # Stripe confirms the payment: the webhook completes the session as the app role.
@@ -148,14 +178,24 @@ def test_the_service_runs_as_the_application_role(settings, app_url, conn, make_
     finally:
         app.extensions["runner"].close()
 
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (session_id,)).fetchone()[0] \
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (session_id,)).fetchone()[
+            0
+        ]
         == "completed"
-    assert conn.execute("SELECT subscription_status FROM users WHERE id = %s", (user,)).fetchone()[0] == "active"
+    )
+    assert (
+        conn.execute("SELECT subscription_status FROM users WHERE id = %s", (user,)).fetchone()[0] == "active"
+    )
     assert conn.execute("SELECT status, deliveries FROM webhook_events ORDER BY id").fetchall() == [
-        ("processed", 2), ("rejected", 1)]
+        ("processed", 2),
+        ("rejected", 1),
+    ]
     assert conn.execute("SELECT kind FROM email_outbox").fetchall() == [("verification",)]
     assert conn.execute("SELECT category, count(*) FROM error_logs GROUP BY 1 ORDER BY 1").fetchall() == [
-        ("stripe", 1), ("webhook", 1)]
+        ("stripe", 1),
+        ("webhook", 1),
+    ]
     # Replaying a stored event is the owner's (`runner webhook replay`), not the service's.
     with psycopg.connect(app_url, autocommit=True) as app_conn, pytest.raises(errors.InsufficientPrivilege):
         webhook.replay(app_conn, json.loads(body)["id"], False)
@@ -167,8 +207,13 @@ def test_the_jobs_run_as_the_jobs_role(jobs_url, conn, project):
         return psycopg.connect(jobs_url, autocommit=True)
 
     overdue = add_sessions(conn, 3, created="now() - interval '2 days'", expires="now() - interval '1 day'")
-    add_sessions(conn, 2, created="now() - interval '200 days'", status="completed",
-                 completed="now() - interval '199 days'")
+    add_sessions(
+        conn,
+        2,
+        created="now() - interval '200 days'",
+        status="completed",
+        completed="now() - interval '199 days'",
+    )
     add_sessions(conn, 1, created="now() - interval '7 hours'")
     with connect() as app_conn:
         assert jobs.count_overdue(app_conn) == 3
@@ -193,15 +238,25 @@ def test_the_jobs_run_as_the_jobs_role(jobs_url, conn, project):
     with connect() as app_conn:
         history = jobs.history(app_conn, limit=10)
     assert [(r["job"], r["outcome"]) for r in history] == [
-        ("expire", "skipped"), ("send-email", "succeeded"), ("remind", "succeeded"), ("cleanup", "succeeded"),
-        ("expire", "succeeded")]
-    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE id = ANY(%s) AND status = 'expired'",
-                        (overdue,)).fetchone()[0] == 3
+        ("expire", "skipped"),
+        ("send-email", "succeeded"),
+        ("remind", "succeeded"),
+        ("cleanup", "succeeded"),
+        ("expire", "succeeded"),
+    ]
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM payment_checkout_sessions WHERE id = ANY(%s) AND status = 'expired'",
+            (overdue,),
+        ).fetchone()[0]
+        == 3
+    )
     assert conn.execute("SELECT count(*) FROM payment_checkout_sessions_archive").fetchone()[0] == 2
 
 
-def test_a_users_token_never_reaches_another_users_data_as_the_application_role(settings, app_url, conn, make_user,
-                                                                               fake_stripe):
+def test_a_users_token_never_reaches_another_users_data_as_the_application_role(
+    settings, app_url, conn, make_user, fake_stripe
+):
     """Every route and parameter combination of the API, with Bob's token naming Alice's session or id
     (test_api.py covers the same as the owner; here the service runs as the application role)."""
     from tests.payments_support import new_session
@@ -215,14 +270,22 @@ def test_a_users_token_never_reaches_another_users_data_as_the_application_role(
         attempts = [
             client.get(SESSION, query_string={"sessionId": str(alices["id"])}, headers=headers),
             client.get(SESSION, query_string={"userId": str(alice)}, headers=headers),
-            client.get(SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(bob)}, headers=headers),
-            client.get(SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(alice)},
-                       headers=headers),
+            client.get(
+                SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(bob)}, headers=headers
+            ),
+            client.get(
+                SESSION, query_string={"sessionId": str(alices["id"]), "userId": str(alice)}, headers=headers
+            ),
             client.post(SESSION, json={"plan": "basic", "userId": str(alice)}, headers=headers),
             client.post(CREATE, json={"plan": "pro", "userId": str(alice)}, headers=headers),
-            client.patch(SESSION, json={"sessionId": str(alices["id"]), "status": "canceled"}, headers=headers),
-            client.patch(SESSION, json={"sessionId": str(alices["id"]), "status": "canceled", "userId": str(alice)},
-                         headers=headers),
+            client.patch(
+                SESSION, json={"sessionId": str(alices["id"]), "status": "canceled"}, headers=headers
+            ),
+            client.patch(
+                SESSION,
+                json={"sessionId": str(alices["id"]), "status": "canceled", "userId": str(alice)},
+                headers=headers,
+            ),
         ]
         assert [r.status_code for r in attempts] == [404] * len(attempts)
         for response in attempts:  # the same answer as for a session that does not exist: nothing of Alice's
@@ -232,23 +295,40 @@ def test_a_users_token_never_reaches_another_users_data_as_the_application_role(
         assert fake_stripe.requests == []
     finally:
         app.extensions["runner"].close()
-    assert conn.execute("SELECT count(*), min(status) FROM payment_checkout_sessions").fetchone() == (1, "pending")
+    assert conn.execute("SELECT count(*), min(status) FROM payment_checkout_sessions").fetchone() == (
+        1,
+        "pending",
+    )
 
 
 # -- ... and can do nothing else ------------------------------------------------------------------------------
 def test_the_application_role_cannot_read_or_write_any_table(app_url, conn, make_user):
     make_user()
     tables = project_tables(conn)
-    assert {"payment_checkout_sessions", "users", "webhook_events", "error_logs", "job_runs",
-            "email_outbox", "runner_schema_history"} <= set(tables)
-    statements = ["SELECT * FROM {t} LIMIT 1", "INSERT INTO {t} DEFAULT VALUES", "UPDATE {t} SET {c} = {c}",
-                  "DELETE FROM {t}", "TRUNCATE {t}"]
+    assert {
+        "payment_checkout_sessions",
+        "users",
+        "webhook_events",
+        "error_logs",
+        "job_runs",
+        "email_outbox",
+        "runner_schema_history",
+    } <= set(tables)
+    statements = [
+        "SELECT * FROM {t} LIMIT 1",
+        "INSERT INTO {t} DEFAULT VALUES",
+        "UPDATE {t} SET {c} = {c}",
+        "DELETE FROM {t}",
+        "TRUNCATE {t}",
+    ]
     refused = 0
     with psycopg.connect(app_url, autocommit=True) as app_conn:
         for table in tables:
-            column = conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-                                  "AND NOT attisdropped AND attidentity = '' AND attgenerated = '' ORDER BY attnum",
-                                  (table,)).fetchone()[0]
+            column = conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                "AND NOT attisdropped AND attidentity = '' AND attgenerated = '' ORDER BY attnum",
+                (table,),
+            ).fetchone()[0]
             for statement in statements:
                 with pytest.raises(errors.InsufficientPrivilege):
                     app_conn.execute(statement.format(t=table, c=column))
@@ -260,26 +340,36 @@ def test_the_application_role_cannot_read_or_write_any_table(app_url, conn, make
 
 def test_the_jobs_role_may_execute_exactly_the_functions_the_jobs_call(jobs_url, conn):
     with psycopg.connect(jobs_url, autocommit=True) as jobs_conn:
-        allowed = {name for name, signature, *_ in project_functions(conn)
-                   if jobs_conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]}
+        allowed = {
+            name
+            for name, signature, *_ in project_functions(conn)
+            if jobs_conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]
+        }
     assert allowed == JOBS_FUNCTIONS
 
 
 def test_the_application_role_may_execute_exactly_the_functions_it_needs(app_url, conn, make_user):
     functions = project_functions(conn)
     with psycopg.connect(app_url, autocommit=True) as app_conn:
-        allowed = {name for name, signature, *_ in functions
-                   if app_conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]}
+        allowed = {
+            name
+            for name, signature, *_ in functions
+            if app_conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]
+        }
         assert allowed == APP_FUNCTIONS
         # The reference's completion, which skips the webhook's amount checks, is the owner's only.
         user = make_user()
-        for call, args in (("SELECT complete_checkout_session(%s, 'cs_test_x')", (uuid.uuid4(),)),
-                           ("SELECT rebuild_checkout_session_rollup()", ()),
-                           ("SELECT enqueue_email('verification', 'a@example.com', 'k')", ()),
-                           ("SELECT stripe_amount_minor_units(1, 'usd')", ())):
+        for call, args in (
+            ("SELECT complete_checkout_session(%s, 'cs_test_x')", (uuid.uuid4(),)),
+            ("SELECT rebuild_checkout_session_rollup()", ()),
+            ("SELECT enqueue_email('verification', 'a@example.com', 'k')", ()),
+            ("SELECT stripe_amount_minor_units(1, 'usd')", ()),
+        ):
             with pytest.raises(errors.InsufficientPrivilege):
                 app_conn.execute(call, args)
-        assert app_conn.execute("SELECT checkout_user_email(%s)", (user,)).fetchone()[0].endswith("@example.com")
+        assert (
+            app_conn.execute("SELECT checkout_user_email(%s)", (user,)).fetchone()[0].endswith("@example.com")
+        )
 
 
 def test_what_the_application_role_calls_runs_as_the_owner_with_a_pinned_search_path(conn):
@@ -296,19 +386,28 @@ def test_public_has_nothing(conn):
     rows = conn.execute(
         "SELECT p.oid::regprocedure::text, p.proacl IS NULL OR EXISTS ("
         "  SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) "
-        "FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace").fetchall()
+        "FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
+    ).fetchall()
     assert len(rows) >= 30
     assert [signature for signature, public in rows if public] == []
-    assert conn.execute("SELECT has_schema_privilege('public', 'public', 'USAGE') OR "
-                        "has_schema_privilege('public', 'public', 'CREATE')").fetchone()[0] is False
+    assert (
+        conn.execute(
+            "SELECT has_schema_privilege('public', 'public', 'USAGE') OR "
+            "has_schema_privilege('public', 'public', 'CREATE')"
+        ).fetchone()[0]
+        is False
+    )
     granted = conn.execute(
         "SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a "
-        "WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0").fetchall()
+        "WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0"
+    ).fetchall()
     assert granted == []
     # Functions created later start without PUBLIC's EXECUTE too (default privileges of the owner).
     conn.execute("CREATE FUNCTION later_function() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-    assert conn.execute("SELECT has_function_privilege('public', 'later_function()', 'EXECUTE')").fetchone()[0] \
+    assert (
+        conn.execute("SELECT has_function_privilege('public', 'later_function()', 'EXECUTE')").fetchone()[0]
         is False
+    )
 
 
 # -- the reporting role reads ----------------------------------------------------------------------------------
@@ -322,14 +421,22 @@ def test_the_reporting_role_runs_every_report_and_metrics_but_cannot_write(repor
             reports.run(rep, project, name)
         body, _ = metrics.render(rep, project)
         assert b'checkout_sessions{plan="pro",status="pending"} 4.0' in body
-        for statement in ("INSERT INTO error_logs (category, message) VALUES ('x', 'y')",
-                          "UPDATE payment_checkout_sessions SET attempts = attempts + 1",
-                          "DELETE FROM webhook_events", "SELECT * FROM users", "SELECT * FROM email_outbox",
-                          "SELECT expire_old_checkout_sessions()", "SELECT log_error('x', 'y')",
-                          "SELECT rebuild_checkout_session_rollup()"):
+        for statement in (
+            "INSERT INTO error_logs (category, message) VALUES ('x', 'y')",
+            "UPDATE payment_checkout_sessions SET attempts = attempts + 1",
+            "DELETE FROM webhook_events",
+            "SELECT * FROM users",
+            "SELECT * FROM email_outbox",
+            "SELECT expire_old_checkout_sessions()",
+            "SELECT log_error('x', 'y')",
+            "SELECT rebuild_checkout_session_rollup()",
+        ):
             with pytest.raises(errors.InsufficientPrivilege):
                 rep.execute(statement)
-    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending'").fetchone()[0] == 4
+    assert (
+        conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending'").fetchone()[0]
+        == 4
+    )
 
 
 # -- apply maintains the roles ------------------------------------------------------------------------------
@@ -341,15 +448,21 @@ def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tupl
     owner, dbname = f"t_owner_{suffix}", f"t_priv_{suffix}"
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     config_file = tmp_path / "sql" / "project.toml"
-    config_file.write_text(config_file.read_text()
-                           .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
-                           .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
-                           .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"'))
+    config_file.write_text(
+        config_file.read_text()
+        .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
+        .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
+        .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"')
+    )
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {owner} LOGIN PASSWORD 'owner-{suffix}'")
         admin.execute(f"CREATE DATABASE {dbname} OWNER {owner} TEMPLATE template0")
     try:
-        yield make_conninfo(pg_admin_url, dbname=dbname, user=owner, password=f"owner-{suffix}"), tmp_path, suffix
+        yield (
+            make_conninfo(pg_admin_url, dbname=dbname, user=owner, password=f"owner-{suffix}"),
+            tmp_path,
+            suffix,
+        )
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
@@ -358,7 +471,8 @@ def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tupl
 
 
 def test_apply_without_createrole_names_the_setting_then_works_with_roles_made_by_a_dba(
-        owner_without_createrole, pg_admin_url):
+    owner_without_createrole, pg_admin_url
+):
     url, folder, suffix = owner_without_createrole
 
     def connect():
@@ -386,13 +500,19 @@ def test_apply_without_createrole_names_the_setting_then_works_with_roles_made_b
     # supabase_access.sql, the other `finally` file, follows privileges.sql (comments only on plain PostgreSQL).
     assert [s.name for s in result.steps] == ["functions/privileges.sql", "functions/supabase_access.sql"]
     with connect() as owner:
-        assert owner.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                             "AND relkind = 'r' AND relowner <> current_user::regrole").fetchone()[0] == 0
-        assert owner.execute(f"SELECT has_function_privilege('t_app_{suffix}', "
-                             "'get_or_create_checkout_session(uuid,text,text,numeric,text,jsonb)', 'EXECUTE'), "
-                             f"has_table_privilege('t_app_{suffix}', 'users', 'SELECT'), "
-                             f"has_table_privilege('t_rep_{suffix}', 'job_runs', 'SELECT')").fetchone() == (
-            True, False, True)
+        assert (
+            owner.execute(
+                "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                "AND relkind = 'r' AND relowner <> current_user::regrole"
+            ).fetchone()[0]
+            == 0
+        )
+        assert owner.execute(
+            f"SELECT has_function_privilege('t_app_{suffix}', "
+            "'get_or_create_checkout_session(uuid,text,text,numeric,text,jsonb)', 'EXECUTE'), "
+            f"has_table_privilege('t_app_{suffix}', 'users', 'SELECT'), "
+            f"has_table_privilege('t_rep_{suffix}', 'job_runs', 'SELECT')"
+        ).fetchone() == (True, False, True)
         assert all(s.state == "applied" for s in migrate.status(owner, project_mod.load(folder)))
 
 
@@ -400,39 +520,57 @@ def test_privileges_come_back_after_a_function_is_dropped_and_created_again(empt
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path))
     fn = tmp_path / "sql" / "functions" / "log_error.sql"
-    fn.write_text(fn.read_text().replace("CREATE OR REPLACE FUNCTION {{ m.q(\"log_error\") }}(",
-                                         "DROP FUNCTION IF EXISTS {{ m.q(\"log_error\") }}(TEXT, TEXT, JSONB);\n"
-                                         "CREATE FUNCTION {{ m.q(\"log_error\") }}("))
+    fn.write_text(
+        fn.read_text().replace(
+            'CREATE OR REPLACE FUNCTION {{ m.q("log_error") }}(',
+            'DROP FUNCTION IF EXISTS {{ m.q("log_error") }}(TEXT, TEXT, JSONB);\n'
+            'CREATE FUNCTION {{ m.q("log_error") }}(',
+        )
+    )
     result = migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path))
-    assert [(s.name, s.action) for s in result.steps] == [("functions/log_error.sql", "reapply"),
-                                                          ("functions/privileges.sql", "reapply"),
-                                                          ("functions/supabase_access.sql", "reapply")]
+    assert [(s.name, s.action) for s in result.steps] == [
+        ("functions/log_error.sql", "reapply"),
+        ("functions/privileges.sql", "reapply"),
+        ("functions/supabase_access.sql", "reapply"),
+    ]
     with psycopg.connect(empty_db_url) as conn:
-        assert conn.execute("SELECT has_function_privilege('checkout_app', 'log_error(text,text,jsonb)', 'EXECUTE'),"
-                            " has_function_privilege('public', 'log_error(text,text,jsonb)', 'EXECUTE')"
-                            ).fetchone() == (True, False)
+        assert conn.execute(
+            "SELECT has_function_privilege('checkout_app', 'log_error(text,text,jsonb)', 'EXECUTE'),"
+            " has_function_privilege('public', 'log_error(text,text,jsonb)', 'EXECUTE')"
+        ).fetchone() == (True, False)
         # Killed between the two files: the privileges are behind the function, so the next apply runs them.
-        conn.execute("DELETE FROM runner_schema_history WHERE id IN "
-                     "(SELECT id FROM runner_schema_history ORDER BY id DESC LIMIT 2)")
+        conn.execute(
+            "DELETE FROM runner_schema_history WHERE id IN "
+            "(SELECT id FROM runner_schema_history ORDER BY id DESC LIMIT 2)"
+        )
         conn.commit()
     again = migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path))
-    assert [(s.name, s.action) for s in again.steps] == [("functions/privileges.sql", "reapply"),
-                                                         ("functions/supabase_access.sql", "reapply")]
-    assert migrate.apply(lambda: psycopg.connect(empty_db_url, autocommit=True),
-                         project_mod.load(tmp_path)).steps == []
+    assert [(s.name, s.action) for s in again.steps] == [
+        ("functions/privileges.sql", "reapply"),
+        ("functions/supabase_access.sql", "reapply"),
+    ]
+    assert (
+        migrate.apply(
+            lambda: psycopg.connect(empty_db_url, autocommit=True), project_mod.load(tmp_path)
+        ).steps
+        == []
+    )
 
 
-def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(make_database, project,
-                                                                             pg_admin_url, tmp_path):
+def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(
+    make_database, project, pg_admin_url, tmp_path
+):
     import threading
 
     suffix = uuid.uuid4().hex[:10]
     shutil.copytree(SQL_DIR, tmp_path / "sql")
     config_file = tmp_path / "sql" / "project.toml"
-    config_file.write_text(config_file.read_text()
-                           .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
-                           .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
-                           .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"'))
+    config_file.write_text(
+        config_file.read_text()
+        .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
+        .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
+        .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"')
+    )
     copy = project_mod.load(tmp_path)
     urls = [make_database() for _ in range(4)]
     failures: list[BaseException] = []
@@ -452,8 +590,12 @@ def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(mak
         assert failures == []
         for url in urls:
             with psycopg.connect(url) as conn:
-                assert conn.execute("SELECT has_table_privilege(%s, 'job_runs', 'SELECT')",
-                                    (f"t_rep_{suffix}",)).fetchone()[0] is True
+                assert (
+                    conn.execute(
+                        "SELECT has_table_privilege(%s, 'job_runs', 'SELECT')", (f"t_rep_{suffix}",)
+                    ).fetchone()[0]
+                    is True
+                )
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             for url in urls:
@@ -478,7 +620,9 @@ FORGERS = ("app_role", "jobs_role", "reporting_role")
 
 
 @pytest.mark.parametrize("group", FORGERS)
-def test_a_stolen_credential_of_any_role_cannot_complete_a_session(login_role, project, conn, make_user, group):
+def test_a_stolen_credential_of_any_role_cannot_complete_a_session(
+    login_role, project, conn, make_user, group
+):
     """Connected as a member of each role, every call that could record or apply a made-up
     checkout.session.completed refuses it: without Stripe's signature (no header, a header signed with
     another secret, a stale or future one, another body's) no row changes, no user is activated."""
@@ -490,7 +634,11 @@ def test_a_stolen_credential_of_any_role_cannot_complete_a_session(login_role, p
     url = login_role(project.settings.get(group, "checkout_jobs"))
     now = int(time.time())
     headers = [
-        None, "", "t=1", f"t={now}", f"t={now},v1=" + "0" * 64,
+        None,
+        "",
+        "t=1",
+        f"t={now}",
+        f"t={now},v1=" + "0" * 64,
         sign(body, secret="whsec_attacker")["Stripe-Signature"],  # the attacker's own secret
         sign(body, timestamp=now - 3600)["Stripe-Signature"],  # a real signature, stale
         sign(body, timestamp=now + 3600)["Stripe-Signature"],  # ... or minted for the future
@@ -504,27 +652,41 @@ def test_a_stolen_credential_of_any_role_cannot_complete_a_session(login_role, p
                 forger.execute("SELECT fail_webhook_event(%s, %s, 'x', 300)", (body, header))
         # A tolerance of its own choosing does not make the attacker's secret Stripe's.
         with pytest.raises((errors.InvalidAuthorizationSpecification, errors.InsufficientPrivilege)):
-            forger.execute("SELECT * FROM record_webhook_event(%s, %s, false, 2147483647)",
-                           (body, sign(body, secret="whsec_attacker")["Stripe-Signature"]))
+            forger.execute(
+                "SELECT * FROM record_webhook_event(%s, %s, false, 2147483647)",
+                (body, sign(body, secret="whsec_attacker")["Stripe-Signature"]),
+            )
         for call, args in (
-                ("SELECT * FROM process_webhook_event(%s, false)", (json.loads(body)["id"],)),
-                ("SELECT * FROM apply_webhook_event('evt_x', 'checkout.session.completed', %s::jsonb, false)",
-                 (body,)),
-                ("SELECT complete_checkout_session(%s, 'cs_test_x')", (row["id"],)),
-                ("SELECT * FROM set_webhook_secret('whsec_attacker')", ()),
-                ("SELECT remove_webhook_secret('whsec_test_current')", ()),
-                ("SELECT * FROM webhook_secrets", ()),
-                (("INSERT INTO webhook_secrets (fingerprint, hint, inner_key, outer_key) "
-                  "SELECT 'x', 'x', inner_key, outer_key FROM webhook_hmac_keys('whsec_attacker')"), ()),
-                ("SELECT stripe_signature_problem(%s, %s, 300)", (body, f"t={now},v1=00"))):
+            ("SELECT * FROM process_webhook_event(%s, false)", (json.loads(body)["id"],)),
+            (
+                "SELECT * FROM apply_webhook_event('evt_x', 'checkout.session.completed', %s::jsonb, false)",
+                (body,),
+            ),
+            ("SELECT complete_checkout_session(%s, 'cs_test_x')", (row["id"],)),
+            ("SELECT * FROM set_webhook_secret('whsec_attacker')", ()),
+            ("SELECT remove_webhook_secret('whsec_test_current')", ()),
+            ("SELECT * FROM webhook_secrets", ()),
+            (
+                (
+                    "INSERT INTO webhook_secrets (fingerprint, hint, inner_key, outer_key) "
+                    "SELECT 'x', 'x', inner_key, outer_key FROM webhook_hmac_keys('whsec_attacker')"
+                ),
+                (),
+            ),
+            ("SELECT stripe_signature_problem(%s, %s, 300)", (body, f"t={now},v1=00")),
+        ):
             with pytest.raises(errors.InsufficientPrivilege):
                 forger.execute(call, args)
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone()[0] \
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone()[0]
         == "pending"
+    )
     assert conn.execute("SELECT count(*) FROM users WHERE subscription_status = 'active'").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM webhook_secrets").fetchone()[0] == 2
     # The same event, signed by Stripe's secret, completes it as the service's role: the check is no wall.
     with psycopg.connect(login_role(project.settings["app_role"]), autocommit=True) as service:
-        assert service.execute("SELECT status, outcome FROM record_webhook_event(%s, %s, false, 300)",
-                               (body, sign(body)["Stripe-Signature"])).fetchone() == ("processed", "completed")
+        assert service.execute(
+            "SELECT status, outcome FROM record_webhook_event(%s, %s, false, 300)",
+            (body, sign(body)["Stripe-Signature"]),
+        ).fetchone() == ("processed", "completed")

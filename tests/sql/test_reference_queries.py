@@ -30,11 +30,18 @@ def seeded(conn, make_user):
     user = make_user("seed@example.com")
     # Two hours old, or half of today when the day is younger: "today" (created_at > CURRENT_DATE) must hold
     # them whatever the hour (a run just after midnight divided by zero).
-    age = conn.execute("SELECT least(interval '2 hours', (now() - current_date::timestamptz) / 2)").fetchone()[0]
+    age = conn.execute(
+        "SELECT least(interval '2 hours', (now() - current_date::timestamptz) / 2)"
+    ).fetchone()[0]
     plans = {"basic": "9.99", "pro": "29.99", "enterprise": "99.99"}
     for i, (status, plan) in enumerate(
-        [("completed", "basic"), ("completed", "pro"), ("pending", "enterprise"), ("expired", "pro"),
-         ("canceled", "basic")]
+        [
+            ("completed", "basic"),
+            ("completed", "pro"),
+            ("pending", "enterprise"),
+            ("expired", "pro"),
+            ("canceled", "basic"),
+        ]
     ):
         other = make_user(f"u{i}@example.com")
         conn.execute(
@@ -52,8 +59,11 @@ def seeded(conn, make_user):
 
 
 def test_reference_file_is_verbatim():
-    blocks = [b for b in re.findall(r"```sql\n(.*?)```", REFERENCE.read_text(), re.DOTALL)
-              if not b.lstrip().startswith("CREATE TABLE")]
+    blocks = [
+        b
+        for b in re.findall(r"```sql\n(.*?)```", REFERENCE.read_text(), re.DOTALL)
+        if not b.lstrip().startswith("CREATE TABLE")
+    ]
     data = DATA.read_text()
     for block in blocks:
         assert block.rstrip() in data
@@ -84,12 +94,22 @@ def test_reference_conversion_rate_counts(conn, seeded):
 
 def test_reference_support_queries_find_our_objects(conn):
     names = {r[0] for r in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE '%checkout%'")}
-    assert {"get_or_create_checkout_session", "complete_checkout_session", "expire_old_checkout_sessions",
-            "get_latest_checkout_session"} <= names
-    indexes = {r[0] for r in conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE tablename = 'payment_checkout_sessions'")}
-    assert {f"idx_payment_checkout_sessions_{s}" for s in
-            ("user_id", "email", "status", "stripe_session", "pending", "expired")} <= indexes
+    assert {
+        "get_or_create_checkout_session",
+        "complete_checkout_session",
+        "expire_old_checkout_sessions",
+        "get_latest_checkout_session",
+    } <= names
+    indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'payment_checkout_sessions'"
+        )
+    }
+    assert {
+        f"idx_payment_checkout_sessions_{s}"
+        for s in ("user_id", "email", "status", "stripe_session", "pending", "expired")
+    } <= indexes
 
 
 def test_reference_cleanup_delete_runs(conn, make_user):

@@ -16,7 +16,8 @@ from tests.reporting_seed import seed
 
 BANDS = ", ".join(
     f"count(*) FILTER (WHERE status = 'completed' AND checkout_completion_band(created_at, completed_at) = {band})"
-    for band in range(1, 8))
+    for band in range(1, 8)
+)
 RAW = f"""
 SELECT checkout_rollup_bucket(created_at), subscription_plan, status, count(*),
        count(*) FILTER (WHERE attempts > 1), sum(attempts),
@@ -45,10 +46,16 @@ def test_rollup_follows_every_kind_of_write(conn):
     assert rollup_equals_raw(conn)
     assert conn.execute("SELECT count(*) FROM checkout_session_rollup_current").fetchone()[0] > 100
     # status moves (the expire job, completions), attempts, a change the rollup does not count
-    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' AND attempts = 2")
-    conn.execute("UPDATE payment_checkout_sessions SET status = 'completed', completed_at = created_at + "
-                 "INTERVAL '3 minutes' WHERE status = 'failed'")
-    conn.execute("UPDATE payment_checkout_sessions SET attempts = attempts + 1 WHERE subscription_plan = 'pro'")
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' AND attempts = 2"
+    )
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET status = 'completed', completed_at = created_at + "
+        "INTERVAL '3 minutes' WHERE status = 'failed'"
+    )
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET attempts = attempts + 1 WHERE subscription_plan = 'pro'"
+    )
     conn.execute("UPDATE payment_checkout_sessions SET checkout_url = 'https://x' WHERE status = 'canceled'")
     assert rollup_equals_raw(conn)
     conn.execute("DELETE FROM payment_checkout_sessions WHERE subscription_plan = 'basic'")
@@ -71,7 +78,9 @@ def test_rebuild_gives_the_same_rollup_and_clears_the_deltas(conn):
     conn.execute("SELECT fold_checkout_session_rollup()")
     conn.execute("UPDATE checkout_session_rollup SET sessions = sessions + 5")  # corrupt it
     conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending'")
-    conn.execute("INSERT INTO checkout_session_rollup_delta SELECT * FROM checkout_session_rollup_delta")  # and them
+    conn.execute(
+        "INSERT INTO checkout_session_rollup_delta SELECT * FROM checkout_session_rollup_delta"
+    )  # and them
     assert deltas(conn) > 0
     assert not rollup_equals_raw(conn)
     expected = conn.execute(RAW).fetchall()
@@ -101,8 +110,10 @@ def test_the_rollup_job_folds_and_the_expire_job_folds_after_its_batches(conn, d
     waiting = deltas(conn)
     result = jobs.run(lambda: psycopg.connect(db_url, autocommit=True), "rollup", batch_size=100)
     assert (result.outcome, result.rows, deltas(conn)) == ("succeeded", waiting, 0)
-    conn.execute("UPDATE payment_checkout_sessions SET expires_at = now() - INTERVAL '1 minute' "
-                 "WHERE status = 'pending'")
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET expires_at = now() - INTERVAL '1 minute' "
+        "WHERE status = 'pending'"
+    )
     assert deltas(conn) == 0  # expires_at is not counted: nothing appended
     result = jobs.run(lambda: psycopg.connect(db_url, autocommit=True), "expire")
     assert result.rows > 0 and result.details["rollup_deltas_folded"] > 0
@@ -110,10 +121,17 @@ def test_the_rollup_job_folds_and_the_expire_job_folds_after_its_batches(conn, d
 
 
 def _two_pending_sessions_of_one_hour(conn, make_user) -> list:
-    ids = [conn.execute("SELECT get_or_create_checkout_session(%s, 'h@example.com', 'pro', 29.99, 'stripe')",
-                        (make_user(),)).fetchone()[0] for _ in range(2)]
-    conn.execute("UPDATE payment_checkout_sessions SET created_at = checkout_rollup_bucket(now()) "
-                 "WHERE id = ANY(%s)", (ids,))
+    ids = [
+        conn.execute(
+            "SELECT get_or_create_checkout_session(%s, 'h@example.com', 'pro', 29.99, 'stripe')",
+            (make_user(),),
+        ).fetchone()[0]
+        for _ in range(2)
+    ]
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET created_at = checkout_rollup_bucket(now()) WHERE id = ANY(%s)",
+        (ids,),
+    )
     conn.execute("SELECT fold_checkout_session_rollup()")
     return ids
 
@@ -130,14 +148,20 @@ def test_writers_of_one_rollup_hour_never_wait_for_each_other(conn, db_url, make
         # and a fold meanwhile neither waits for them nor makes them wait
         conn.execute("SET lock_timeout = '100ms'")
         conn.execute("SELECT fold_checkout_session_rollup()")
-        a.execute("SELECT get_or_create_checkout_session(%s, 'h@example.com', 'basic', 9.99, 'stripe')",
-                  (conn.execute("SELECT user_id FROM payment_checkout_sessions WHERE id = %s",
-                                (first,)).fetchone()[0],))
+        a.execute(
+            "SELECT get_or_create_checkout_session(%s, 'h@example.com', 'basic', 9.99, 'stripe')",
+            (
+                conn.execute(
+                    "SELECT user_id FROM payment_checkout_sessions WHERE id = %s", (first,)
+                ).fetchone()[0],
+            ),
+        )
         b.commit()
         a.commit()
     assert rollup_equals_raw(conn)
-    assert conn.execute("SELECT sessions FROM checkout_session_rollup_current WHERE status = 'completed'"
-                        ).fetchall() == [(2,)]
+    assert conn.execute(
+        "SELECT sessions FROM checkout_session_rollup_current WHERE status = 'completed'"
+    ).fetchall() == [(2,)]
 
 
 def test_concurrent_writers_and_folds_keep_the_rollup_equal(conn, db_url, make_user):
@@ -149,13 +173,19 @@ def test_concurrent_writers_and_folds_keep_the_rollup_equal(conn, db_url, make_u
         try:
             with psycopg.connect(db_url, autocommit=True) as c:
                 for i, user in enumerate(mine):
-                    session = c.execute("SELECT get_or_create_checkout_session(%s, 'w@example.com', 'pro', 29.99, "
-                                        "'stripe')", (user,)).fetchone()[0]
+                    session = c.execute(
+                        "SELECT get_or_create_checkout_session(%s, 'w@example.com', 'pro', 29.99, 'stripe')",
+                        (user,),
+                    ).fetchone()[0]
                     if i % 3 != 2:
-                        c.execute("SELECT complete_checkout_session(%s, %s, 'cus_w')", (session, f"cs_w_{user}"))
+                        c.execute(
+                            "SELECT complete_checkout_session(%s, %s, 'cus_w')", (session, f"cs_w_{user}")
+                        )
                     else:
-                        c.execute("UPDATE payment_checkout_sessions SET status = 'canceled' WHERE id = %s",
-                                  (session,))
+                        c.execute(
+                            "UPDATE payment_checkout_sessions SET status = 'canceled' WHERE id = %s",
+                            (session,),
+                        )
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             failures.append(exc)
 
@@ -186,42 +216,62 @@ def test_concurrent_writers_and_folds_keep_the_rollup_equal(conn, db_url, make_u
 
 def test_rollup_follows_the_reference_functions(conn, make_user):
     user = make_user()
-    session = conn.execute("SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')",
-                           (user,)).fetchone()[0]
-    conn.execute("SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')", (user,))
+    session = conn.execute(
+        "SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')", (user,)
+    ).fetchone()[0]
+    conn.execute(
+        "SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')", (user,)
+    )
     conn.execute("SELECT complete_checkout_session(%s, 'cs_rollup', 'cus_rollup')", (session,))
     assert rollup_equals_raw(conn)
-    assert conn.execute("SELECT status, sessions, retried FROM checkout_session_rollup_current"
-                        ).fetchall() == [("completed", 1, 1)]
+    assert conn.execute(
+        "SELECT status, sessions, retried FROM checkout_session_rollup_current"
+    ).fetchall() == [("completed", 1, 1)]
 
 
-@pytest.mark.parametrize("since", ["now() - INTERVAL '7 days'", "now() - INTERVAL '30 days'", "CURRENT_DATE",
-                                   "checkout_rollup_bucket(now() - INTERVAL '7 days')",
-                                   "checkout_rollup_bucket(now()) - INTERVAL '1 microsecond'", "NULL"])
+@pytest.mark.parametrize(
+    "since",
+    [
+        "now() - INTERVAL '7 days'",
+        "now() - INTERVAL '30 days'",
+        "CURRENT_DATE",
+        "checkout_rollup_bucket(now() - INTERVAL '7 days')",
+        "checkout_rollup_bucket(now()) - INTERVAL '1 microsecond'",
+        "NULL",
+    ],
+)
 def test_stats_since_equals_raw_window(conn, since):
     seed(conn)
     raw = conn.execute(
         f"""SELECT subscription_plan, status, count(*), sum(attempts) FROM payment_checkout_sessions
-             WHERE {since} IS NULL OR created_at > {since} GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+             WHERE {since} IS NULL OR created_at > {since} GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
     ours = conn.execute(
         f"""SELECT subscription_plan, status, sum(sessions)::bigint, sum(attempts)::bigint
-              FROM checkout_session_stats_since({since}) GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+              FROM checkout_session_stats_since({since}) GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
     assert ours == raw and raw
 
 
-TOTALS = ("SELECT subscription_plan, status, sessions, retried, attempts, round(complete_seconds, 3) "
-          "FROM checkout_session_totals() ORDER BY 1, 2")
-RAW_TOTALS = ("SELECT subscription_plan, status, count(*), count(*) FILTER (WHERE attempts > 1), sum(attempts), "
-              "round(coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = "
-              "'completed'), 0), 3) FROM payment_checkout_sessions GROUP BY 1, 2 ORDER BY 1, 2")
+TOTALS = (
+    "SELECT subscription_plan, status, sessions, retried, attempts, round(complete_seconds, 3) "
+    "FROM checkout_session_totals() ORDER BY 1, 2"
+)
+RAW_TOTALS = (
+    "SELECT subscription_plan, status, count(*), count(*) FILTER (WHERE attempts > 1), sum(attempts), "
+    "round(coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = "
+    "'completed'), 0), 3) FROM payment_checkout_sessions GROUP BY 1, 2 ORDER BY 1, 2"
+)
 
 
 def test_all_time_totals_equal_the_table_with_and_without_unfolded_deltas(conn):
     seed(conn)
     assert deltas(conn) > 0
     assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()
-    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' "
-                 "AND id IN (SELECT id FROM payment_checkout_sessions WHERE status = 'pending' LIMIT 3)")
+    conn.execute(
+        "UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending' "
+        "AND id IN (SELECT id FROM payment_checkout_sessions WHERE status = 'pending' LIMIT 3)"
+    )
     conn.execute("SELECT fold_checkout_session_rollup(5)")
     assert conn.execute(TOTALS).fetchall() == conn.execute(RAW_TOTALS).fetchall()
     conn.execute("SELECT fold_checkout_session_rollup()")
@@ -234,11 +284,18 @@ def test_counts_per_plan_and_status_equal_the_table(conn, since):
     seed(conn)
     raw = conn.execute(
         f"""SELECT subscription_plan, status, count(*) FROM payment_checkout_sessions
-             WHERE {since} IS NULL OR created_at > {since} GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
-    assert raw and conn.execute(
-        f"SELECT * FROM checkout_session_counts({since}) ORDER BY 1, 2").fetchall() == raw
+             WHERE {since} IS NULL OR created_at > {since} GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
+    assert (
+        raw
+        and conn.execute(f"SELECT * FROM checkout_session_counts({since}) ORDER BY 1, 2").fetchall() == raw
+    )
     # Inlined into the caller's query: the branch that does not apply is never run.
-    plan = "\n".join(r[0] for r in conn.execute(
-        f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT * FROM checkout_session_counts({since})"))
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT * FROM checkout_session_counts({since})"
+        )
+    )
     assert "Function Scan" not in plan, plan
     assert ("One-Time Filter: false" if since == "NULL" else "(never executed)") in plan, plan

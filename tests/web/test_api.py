@@ -20,8 +20,13 @@ def test_create_checkout_with_a_user_token(client, conn, make_user, fake_stripe)
     body = response.json
     assert body["url"].startswith("https://checkout.stripe.test/c/pay/cs_test_") and body["resumed"] is False
     session = body["session"]
-    assert (session["userId"], session["plan"], session["amount"], session["currency"], session["status"]) == (
-        str(user), "pro", "29.99", "usd", "pending")
+    assert (
+        session["userId"],
+        session["plan"],
+        session["amount"],
+        session["currency"],
+        session["status"],
+    ) == (str(user), "pro", "29.99", "usd", "pending")
     assert session["checkoutUrl"] == body["url"] and session["id"] == body["checkoutSessionId"]
     again = client.post(CREATE, json={"plan": "pro"}, headers=bearer(user_token(user)))
     assert again.json["url"] == body["url"] and again.json["resumed"] is True
@@ -29,17 +34,26 @@ def test_create_checkout_with_a_user_token(client, conn, make_user, fake_stripe)
 
 def test_price_in_the_request_is_ignored(client, conn, make_user, fake_stripe):
     user = make_user()
-    client.post(CREATE, json={"plan": "basic", "price": "0.01", "amount": 1}, headers=bearer(user_token(user)))
+    client.post(
+        CREATE, json={"plan": "basic", "price": "0.01", "amount": 1}, headers=bearer(user_token(user))
+    )
     assert fake_stripe.created()[0]["line_items[0][price_data][unit_amount]"] == "999"
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Bearer not-a-jwt"},
-    "expired", "wrong secret", "no sub", "sub not a uuid", "alg none",
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer not-a-jwt"},
+        "expired",
+        "wrong secret",
+        "no sub",
+        "sub not a uuid",
+        "alg none",
+    ],
+)
 def test_no_or_bad_credentials_are_401(client, conn, make_user, headers):
     user = make_user()
     tokens = {
@@ -62,10 +76,14 @@ def test_a_user_sees_only_their_own_sessions(client, conn, make_user):
     alice, bob = make_user(), make_user()
     alices = new_session(conn, alice)
     headers = bearer(user_token(bob))
-    assert client.get(SESSION, query_string={"sessionId": str(alices["id"])}, headers=headers).status_code == 404
+    assert (
+        client.get(SESSION, query_string={"sessionId": str(alices["id"])}, headers=headers).status_code == 404
+    )
     assert client.get(SESSION, query_string={"userId": str(alice)}, headers=headers).status_code == 404
     assert client.get(SESSION, headers=headers).status_code == 404  # bob has none
-    patch = client.patch(SESSION, json={"sessionId": str(alices["id"]), "status": "canceled"}, headers=headers)
+    patch = client.patch(
+        SESSION, json={"sessionId": str(alices["id"]), "status": "canceled"}, headers=headers
+    )
     assert patch.status_code == 404
     create = client.post(CREATE, json={"plan": "pro", "userId": str(alice)}, headers=headers)
     assert create.status_code == 404
@@ -73,7 +91,9 @@ def test_a_user_sees_only_their_own_sessions(client, conn, make_user):
 
     own = client.get(SESSION, headers=bearer(user_token(alice)))
     assert own.status_code == 200 and own.json["session"]["id"] == str(alices["id"])
-    by_id = client.get(SESSION, query_string={"sessionId": str(alices["id"])}, headers=bearer(user_token(alice)))
+    by_id = client.get(
+        SESSION, query_string={"sessionId": str(alices["id"])}, headers=bearer(user_token(alice))
+    )
     assert by_id.json["session"]["stripeSessionId"] == alices["stripe_session_id"]
 
 
@@ -87,8 +107,9 @@ def test_service_token_acts_for_a_named_user(client, conn, make_user, fake_strip
     got = client.get(SESSION, query_string={"userId": str(user)}, headers=service)
     assert got.json["session"]["id"] == created.json["checkoutSessionId"]
     assert client.get(SESSION, headers=service).status_code == 400
-    expired = client.patch(SESSION, json={"sessionId": created.json["checkoutSessionId"], "status": "expired"},
-                           headers=service)
+    expired = client.patch(
+        SESSION, json={"sessionId": created.json["checkoutSessionId"], "status": "expired"}, headers=service
+    )
     assert expired.status_code == 200 and expired.json["session"]["status"] == "expired"
     assert expired.json["session"]["checkoutUrl"] is None
 
@@ -101,7 +122,10 @@ def test_patch_allows_only_legal_transitions(client, conn, make_user):
         bad = client.patch(SESSION, json={"sessionId": str(row["id"]), "status": status}, headers=headers)
         assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_request"
     assert client.patch(SESSION, json={"status": "canceled"}, headers=headers).status_code == 400
-    assert client.patch(SESSION, json={"sessionId": "x", "status": "canceled"}, headers=headers).status_code == 400
+    assert (
+        client.patch(SESSION, json={"sessionId": "x", "status": "canceled"}, headers=headers).status_code
+        == 400
+    )
     ok = client.patch(SESSION, json={"sessionId": str(row["id"]), "status": "canceled"}, headers=headers)
     assert ok.status_code == 200 and ok.json["session"]["status"] == "canceled"
     twice = client.patch(SESSION, json={"sessionId": str(row["id"]), "status": "canceled"}, headers=headers)
@@ -121,13 +145,16 @@ def test_post_checkout_session_creates_the_row_only(client, conn, make_user, fak
     assert response.json["session"]["stripeSessionId"] is None and fake_stripe.requests == []
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"plan": "gold"}, "unknown plan"),
-    ({"plan": None}, "plan must be a plan code"),
-    ({}, "plan must be a plan code"),
-    ("not json", "must be a JSON object"),
-    ([1, 2], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"plan": "gold"}, "unknown plan"),
+        ({"plan": None}, "plan must be a plan code"),
+        ({}, "plan must be a plan code"),
+        ("not json", "must be a JSON object"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
 def test_bad_input_is_400_and_changes_nothing(client, conn, make_user, body, message):
     user = make_user()
     kwargs = {"data": body, "content_type": "application/json"} if isinstance(body, str) else {"json": body}
@@ -143,8 +170,10 @@ def test_stripe_failure_is_502_and_the_row_stays_pending(client, conn, make_user
     assert response.status_code == 502
     assert response.json["error"]["code"] == "payment_provider_error"
     assert "still pending" in response.json["error"]["message"]
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE user_id = %s", (user,)).fetchone()[0] \
+    assert (
+        conn.execute("SELECT status FROM payment_checkout_sessions WHERE user_id = %s", (user,)).fetchone()[0]
         == "pending"
+    )
     assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'stripe'").fetchone()[0] == 1
 
 

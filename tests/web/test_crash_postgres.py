@@ -82,8 +82,9 @@ def killable() -> KillableServer:
         server.close()
 
 
-def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_event_once(killable, project,
-                                                                                        settings, tmp_path):
+def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_event_once(
+    killable, project, settings, tmp_path
+):
     admin = killable.url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE crash")
@@ -93,8 +94,12 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
     login = f"t_login_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE {project.settings['app_role']}")
-        users = [conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id",
-                              (f"crash-{i}@example.com",)).fetchone()[0] for i in range(EVENTS)]
+        users = [
+            conn.execute(
+                "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"crash-{i}@example.com",)
+            ).fetchone()[0]
+            for i in range(EVENTS)
+        ]
         rows = [new_session(conn, user) for user in users]
     events = {}
     for row in rows:
@@ -102,8 +107,11 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
         events[json.loads(body)["id"]] = body
 
     # The service as in production: `runner serve` as the application role, its pool, 8 threads.
-    server = ServeProcess(settings.with_(database_url=make_conninfo(db_url, user=login), pool_max_size=8,
-                                         pool_timeout=2), tmp_path / "serve.log", workers=8)
+    server = ServeProcess(
+        settings.with_(database_url=make_conninfo(db_url, user=login), pool_max_size=8, pool_timeout=2),
+        tmp_path / "serve.log",
+        workers=8,
+    )
     base = server.url
 
     statuses: Counter = Counter()
@@ -155,21 +163,33 @@ def test_postgres_killed_during_webhook_load_then_redelivery_processes_each_even
     assert stopped == 0, server.log()[-3000:]
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
-    print(f"kills {killable.kills}, first round {dict(first_round)}, all answers {dict(statuses)}, "
-          f"redelivery rounds {rounds}")
+    print(
+        f"kills {killable.kills}, first round {dict(first_round)}, all answers {dict(statuses)}, "
+        f"redelivery rounds {rounds}"
+    )
     assert killable.kills == KILLS
     assert len(acknowledged) == len(events)
     refused = {s for s in statuses if not (isinstance(s, int) and 200 <= s < 300)}
     assert refused, "no delivery failed: the kills missed the load"
     assert refused <= {503, "no answer"}, statuses  # never a 500 for an outage
     with psycopg.connect(db_url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*), count(DISTINCT stripe_event_id), "
-                            "count(*) FILTER (WHERE status = 'processed' AND outcome = 'completed') "
-                            "FROM webhook_events").fetchone() == (EVENTS, EVENTS, EVENTS)
+        assert conn.execute(
+            "SELECT count(*), count(DISTINCT stripe_event_id), "
+            "count(*) FILTER (WHERE status = 'processed' AND outcome = 'completed') "
+            "FROM webhook_events"
+        ).fetchone() == (EVENTS, EVENTS, EVENTS)
         assert conn.execute("SELECT sum(deliveries) FROM webhook_events").fetchone()[0] >= EVENTS
-        assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'"
-                            ).fetchone()[0] == EVENTS
-        assert conn.execute("SELECT count(*), count(DISTINCT checkout_session_id) FROM email_outbox "
-                            "WHERE kind = 'verification'").fetchone() == (EVENTS, EVENTS)
-        assert conn.execute("SELECT count(*) FROM users WHERE subscription_status = 'active'").fetchone()[0] \
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'"
+            ).fetchone()[0]
             == EVENTS
+        )
+        assert conn.execute(
+            "SELECT count(*), count(DISTINCT checkout_session_id) FROM email_outbox "
+            "WHERE kind = 'verification'"
+        ).fetchone() == (EVENTS, EVENTS)
+        assert (
+            conn.execute("SELECT count(*) FROM users WHERE subscription_status = 'active'").fetchone()[0]
+            == EVENTS
+        )

@@ -40,18 +40,32 @@ CREATE = "/api/payments/create-checkout"
 SESSION = "/api/payments/checkout-session"
 WEBHOOK = "/api/payments/webhook"
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) [a-z_.]+: ")
-ROUTES = [("POST", CREATE), ("GET", SESSION), ("POST", SESSION), ("PATCH", SESSION), ("POST", WEBHOOK),
-          ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/dashboard")]
+ROUTES = [
+    ("POST", CREATE),
+    ("GET", SESSION),
+    ("POST", SESSION),
+    ("PATCH", SESSION),
+    ("POST", WEBHOOK),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/dashboard"),
+]
 
 
 @pytest.fixture
 def settings_with_password(db_url, fake_stripe) -> Settings:
     store_webhook_secrets(db_url)
     return Settings(
-        database_url=make_conninfo(db_url, password=DB_PASSWORD), stripe_secret_key=API_KEY,
-        stripe_webhook_secrets=(WEBHOOK_SECRET, OLD_WEBHOOK_SECRET), stripe_api_base=fake_stripe.url,
-        stripe_max_network_retries=0, stripe_timeout=5, jwt_secret=JWT_SECRET, service_token=SERVICE_TOKEN,
-        pool_max_size=4, pool_timeout=10,
+        database_url=make_conninfo(db_url, password=DB_PASSWORD),
+        stripe_secret_key=API_KEY,
+        stripe_webhook_secrets=(WEBHOOK_SECRET, OLD_WEBHOOK_SECRET),
+        stripe_api_base=fake_stripe.url,
+        stripe_max_network_retries=0,
+        stripe_timeout=5,
+        jwt_secret=JWT_SECRET,
+        service_token=SERVICE_TOKEN,
+        pool_max_size=4,
+        pool_timeout=10,
     )
 
 
@@ -90,34 +104,61 @@ def check(response, caplog, *, stripe_failing: bool = False) -> None:
 
 def field_value(world):
     ids = [str(world["alice"]), str(world["bob"]), str(world["row"]["id"]), str(uuid.uuid4())]
-    return st.one_of(st.sampled_from(["pro", "basic", "enterprise", "canceled", "expired", "failed", *ids]),
-                     json_values)
-
-
-def body_strategy(world):
-    fields = st.fixed_dictionaries({}, optional={k: field_value(world) for k in
-                                                 ("plan", "userId", "sessionId", "status", "price")})
-    as_json = st.tuples(st.one_of(fields, json_values), st.booleans()).map(
-        lambda v: json.dumps(v[0], ensure_ascii=v[1]).encode("utf-8", "surrogatepass"))
     return st.one_of(
-        as_json,
-        st.binary(max_size=64),
-        st.sampled_from([b"", b"null", b"{", b'{"plan": "pro"', b"\xff\xfe{\x00}", b'{"plan": 1e999999}',
-                         b'{"userId": 1' + b"0" * 5000 + b"}", b'{"plan": NaN}', b'{"plan": "pro", "plan": []}',
-                         deeply_nested(200).encode(), deeply_nested(5000).encode(), b"[" * 100_000,
-                         b'{"plan": "' + b"p" * (2 * 1024 * 1024) + b'"}']),
+        st.sampled_from(["pro", "basic", "enterprise", "canceled", "expired", "failed", *ids]), json_values
     )
 
 
-CONTENT_TYPES = [None, "application/json", "application/json; charset=utf-16", "text/plain",
-                 "application/x-www-form-urlencoded", "multipart/form-data; boundary=zz", "application/xml",
-                 "application/json; charset=\u202e", "*/*"]
+def body_strategy(world):
+    fields = st.fixed_dictionaries(
+        {}, optional={k: field_value(world) for k in ("plan", "userId", "sessionId", "status", "price")}
+    )
+    as_json = st.tuples(st.one_of(fields, json_values), st.booleans()).map(
+        lambda v: json.dumps(v[0], ensure_ascii=v[1]).encode("utf-8", "surrogatepass")
+    )
+    return st.one_of(
+        as_json,
+        st.binary(max_size=64),
+        st.sampled_from(
+            [
+                b"",
+                b"null",
+                b"{",
+                b'{"plan": "pro"',
+                b"\xff\xfe{\x00}",
+                b'{"plan": 1e999999}',
+                b'{"userId": 1' + b"0" * 5000 + b"}",
+                b'{"plan": NaN}',
+                b'{"plan": "pro", "plan": []}',
+                deeply_nested(200).encode(),
+                deeply_nested(5000).encode(),
+                b"[" * 100_000,
+                b'{"plan": "' + b"p" * (2 * 1024 * 1024) + b'"}',
+            ]
+        ),
+    )
+
+
+CONTENT_TYPES = [
+    None,
+    "application/json",
+    "application/json; charset=utf-16",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=zz",
+    "application/xml",
+    "application/json; charset=\u202e",
+    "*/*",
+]
 
 
 def auth_header(world, choice: str, garbage: str) -> dict[str, str]:
     tokens = {
-        "user": user_token(world["alice"]), "stranger": user_token(uuid.uuid4()), "service": SERVICE_TOKEN,
-        "expired": user_token(world["alice"], expires_in=-60), "forged": user_token(world["alice"], secret="x" * 40),
+        "user": user_token(world["alice"]),
+        "stranger": user_token(uuid.uuid4()),
+        "service": SERVICE_TOKEN,
+        "expired": user_token(world["alice"], expires_in=-60),
+        "forged": user_token(world["alice"], secret="x" * 40),
     }
     if choice == "none":
         return {}
@@ -128,7 +169,9 @@ def auth_header(world, choice: str, garbage: str) -> dict[str, str]:
     return bearer(tokens[choice])
 
 
-AUTH = st.sampled_from(["none", "garbage", "bearer garbage", "user", "stranger", "service", "expired", "forged"])
+AUTH = st.sampled_from(
+    ["none", "garbage", "bearer garbage", "user", "stranger", "service", "expired", "forged"]
+)
 NO_NEWLINE = nasty_text.map(lambda s: s.replace("\r", "").replace("\n", ""))
 
 
@@ -142,32 +185,65 @@ def test_api_endpoints_never_5xx_nor_leak(client, world, caplog, data):
     if content_type:
         headers["Content-Type"] = content_type
     if data.draw(st.booleans(), label="extra header"):
-        headers[data.draw(st.sampled_from(["Stripe-Signature", "X-Forwarded-For", "Accept", "Cookie"]))] = latin1(
-            data.draw(NO_NEWLINE, label="extra value"))
-    query = data.draw(st.dictionaries(st.sampled_from(["sessionId", "userId", "plan", "x"]), field_value(world)
-                                      .map(lambda v: v if isinstance(v, str) else json.dumps(v)), max_size=3),
-                      label="query")
+        headers[data.draw(st.sampled_from(["Stripe-Signature", "X-Forwarded-For", "Accept", "Cookie"]))] = (
+            latin1(data.draw(NO_NEWLINE, label="extra value"))
+        )
+    query = data.draw(
+        st.dictionaries(
+            st.sampled_from(["sessionId", "userId", "plan", "x"]),
+            field_value(world).map(lambda v: v if isinstance(v, str) else json.dumps(v)),
+            max_size=3,
+        ),
+        label="query",
+    )
     body = data.draw(body_strategy(world), label="body") if method != "GET" else None
-    response = client.open(path, method=method, headers=headers, data=body,
-                           query_string={k: v.encode("utf-8", "surrogatepass") for k, v in query.items()})
+    response = client.open(
+        path,
+        method=method,
+        headers=headers,
+        data=body,
+        query_string={k: v.encode("utf-8", "surrogatepass") for k, v in query.items()},
+    )
     check(response, caplog)
 
 
 def event_strategy(world):
     row = world["row"]
-    right = {"id": row["stripe_session_id"], "object": "checkout.session", "amount_total": 2999, "currency": "usd",
-             "payment_status": "paid", "customer": "cus_fuzz", "client_reference_id": str(row["id"]),
-             "metadata": {"checkoutSessionId": str(row["id"]), "userId": str(row["user_id"])}}
+    right = {
+        "id": row["stripe_session_id"],
+        "object": "checkout.session",
+        "amount_total": 2999,
+        "currency": "usd",
+        "payment_status": "paid",
+        "customer": "cus_fuzz",
+        "client_reference_id": str(row["id"]),
+        "metadata": {"checkoutSessionId": str(row["id"]), "userId": str(row["user_id"])},
+    }
     session = st.dictionaries(st.sampled_from(sorted(right)), json_values, max_size=4).map(
-        lambda wrong: {**right, **wrong})
+        lambda wrong: {**right, **wrong}
+    )
     obj = st.one_of(session, session, json_values)
-    topic = st.one_of(st.sampled_from(["checkout.session.completed", "checkout.session.expired",
-                                       "checkout.session.async_payment_succeeded",
-                                       "checkout.session.async_payment_failed", "invoice.paid"]), nasty_text)
+    topic = st.one_of(
+        st.sampled_from(
+            [
+                "checkout.session.completed",
+                "checkout.session.expired",
+                "checkout.session.async_payment_succeeded",
+                "checkout.session.async_payment_failed",
+                "invoice.paid",
+            ]
+        ),
+        nasty_text,
+    )
     event = st.fixed_dictionaries(
-        {"id": st.one_of(st.builds(lambda: f"evt_{uuid.uuid4().hex}"), nasty_text), "type": topic,
-         "livemode": st.one_of(st.just(False), json_values), "data": st.fixed_dictionaries({"object": obj})},
-        optional={"object": json_values, "created": json_values})
+        {
+            "id": st.one_of(st.builds(lambda: f"evt_{uuid.uuid4().hex}"), nasty_text),
+            "type": topic,
+            "livemode": st.one_of(st.just(False), json_values),
+            "data": st.fixed_dictionaries({"object": obj}),
+        },
+        optional={"object": json_values, "created": json_values},
+    )
     return st.one_of(event, event, json_values)
 
 
@@ -186,7 +262,11 @@ def test_signed_webhook_events_never_5xx_nor_leak(client, world, caplog, data):
     response = client.post(WEBHOOK, data=raw, headers=headers)
     check(response, caplog)
     if response.status_code == 200:
-        assert response.json["received"] is True and response.json["status"] in ("processed", "ignored", "rejected")
+        assert response.json["received"] is True and response.json["status"] in (
+            "processed",
+            "ignored",
+            "rejected",
+        )
 
 
 @budget(60)
@@ -202,7 +282,7 @@ def test_unsigned_or_forged_webhooks_are_400(client, world, caplog, header, body
 # Regressions the fuzzer found (each failed with a 500 before its fix).
 SIGNED_REGRESSIONS = {
     "NUL in a string": '{"id": "evt_nul", "type": "checkout.session.completed", "livemode": false, '
-                       '"data": {"object": {"object": "checkout.session", "customer": "a\\u0000b"}}}',
+    '"data": {"object": {"object": "checkout.session", "customer": "a\\u0000b"}}}',
     "NUL in the id": '{"id": "evt_\\u0000", "type": "x", "data": {"object": {}}}',
     "lone surrogate": '{"id": "evt_sur", "type": "x", "data": {"object": {"k": "\\ud800"}}}',
     "surrogate id": '{"id": "evt_\\udfff", "type": "x", "data": {"object": {}}}',
@@ -222,16 +302,23 @@ def test_signed_but_unstorable_events_are_stored_rejected_with_their_raw_body(cl
     check(response, caplog)
     assert response.status_code == 200 and response.json["status"] == "rejected", response.json
     assert conn.execute("SELECT status, raw_body, error IS NOT NULL FROM webhook_events").fetchall() == [
-        ("rejected", body, True)]
-    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone()[0] == 0
+        ("rejected", body, True)
+    ]
+    assert (
+        conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone()[
+            0
+        ]
+        == 0
+    )
 
 
 @pytest.mark.parametrize("path", [CREATE, SESSION])
 @pytest.mark.parametrize("body", [deeply_nested(5000), "[" * 100_000], ids=["objects", "arrays"])
 def test_deeply_nested_json_is_400(client, world, caplog, path, body):
     caplog.set_level(logging.DEBUG)
-    response = client.post(path, data=body, headers={**bearer(user_token(world["alice"])),
-                                                     "Content-Type": "application/json"})
+    response = client.post(
+        path, data=body, headers={**bearer(user_token(world["alice"])), "Content-Type": "application/json"}
+    )
     check(response, caplog)
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request"
 
@@ -258,11 +345,15 @@ RAW_REQUESTS = [
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
     b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    (b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=a\r\n b\r\n"
-     b"Content-Length: 2\r\n\r\n{}"),
-    (b"PATCH /api/payments/checkout-session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-     b"Authorization: Bearer " + SERVICE_TOKEN.encode() + b"\r\nContent-Length: 40\r\n\r\n"
-     b'{"sessionId": "\\u0000", "status": "\xff"}'),
+    (
+        b"POST /api/payments/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=a\r\n b\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    ),
+    (
+        b"PATCH /api/payments/checkout-session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + SERVICE_TOKEN.encode() + b"\r\nContent-Length: 40\r\n\r\n"
+        b'{"sessionId": "\\u0000", "status": "\xff"}'
+    ),
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS hello on the plain port
     b"BREW /healthz HTCPCP/1.0\r\n\r\n",

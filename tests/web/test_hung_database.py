@@ -54,12 +54,26 @@ def frozen_world(project, settings, tmp_path):
         login = f"t_login_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE {project.settings['app_role']}")
-            rows = [new_session(conn, conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id",
-                                                   (f"hung-{i}@example.com",)).fetchone()[0]) for i in range(500)]
+            rows = [
+                new_session(
+                    conn,
+                    conn.execute(
+                        "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"hung-{i}@example.com",)
+                    ).fetchone()[0],
+                )
+                for i in range(500)
+            ]
         store_webhook_secrets(db_url)  # the database checks each delivery's signature too
-        serve = ServeProcess(settings.with_(database_url=make_conninfo(db_url, user=login), pool_max_size=8,
-                                            pool_timeout=POOL_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT),
-                             tmp_path / "serve.log", workers=8)
+        serve = ServeProcess(
+            settings.with_(
+                database_url=make_conninfo(db_url, user=login),
+                pool_max_size=8,
+                pool_timeout=POOL_TIMEOUT,
+                statement_timeout=STATEMENT_TIMEOUT,
+            ),
+            tmp_path / "serve.log",
+            workers=8,
+        )
         yield server, serve, db_url, [checkout_event("completed", row) for row in rows]
     finally:
         freeze(server, stop=False)
@@ -91,8 +105,10 @@ def test_sigstop_under_load_fails_fast_and_recovers_at_once(frozen_world):
                     body = next(queue, None)
                 if body is None:
                     return
-                record(json.loads(body)["id"], lambda b=body: http.post(serve.url + WEBHOOK, data=b, headers=sign(b),
-                                                                         timeout=30))
+                record(
+                    json.loads(body)["id"],
+                    lambda b=body: http.post(serve.url + WEBHOOK, data=b, headers=sign(b), timeout=30),
+                )
                 time.sleep(0.2)
 
     def prober():
@@ -121,14 +137,17 @@ def test_sigstop_under_load_fails_fast_and_recovers_at_once(frozen_world):
     after = [a for a in answers if a[0] > resumed_at]
     first_health_ok = min(a[0] + a[1] for a in after if a[2] == "healthz" and a[3] == 200) - resumed_at
     first_hook_ok = min(a[0] + a[1] for a in after if a[2] != "healthz" and a[3] == 200) - resumed_at
-    print(f"stopped {STOPPED_SECONDS:g} s: /healthz {Counter(a[3] for a in health_during)}, max "
-          f"{max(a[1] for a in health_during):.2f} s; webhooks {Counter(a[3] for a in hooks_during)}, max "
-          f"{max(a[1] for a in hooks_during):.2f} s; after SIGCONT first /healthz 200 at {first_health_ok:.2f} s, "
-          f"first webhook 200 at {first_hook_ok:.2f} s")
+    print(
+        f"stopped {STOPPED_SECONDS:g} s: /healthz {Counter(a[3] for a in health_during)}, max "
+        f"{max(a[1] for a in health_during):.2f} s; webhooks {Counter(a[3] for a in hooks_during)}, max "
+        f"{max(a[1] for a in hooks_during):.2f} s; after SIGCONT first /healthz 200 at {first_health_ok:.2f} s, "
+        f"first webhook 200 at {first_hook_ok:.2f} s"
+    )
     assert health_during and hooks_during
     assert max(a[1] for a in health_during) < 2.0, health_during
-    assert {a[3] for a in health_during if a[0] > stopped_at + 2.5 and a[0] + a[1] < resumed_at} == {503}, \
+    assert {a[3] for a in health_during if a[0] > stopped_at + 2.5 and a[0] + a[1] < resumed_at} == {503}, (
         health_during
+    )
     assert {a[3] for a in hooks_during} <= {200, 503}, hooks_during
     assert max(a[1] for a in hooks_during) < STATEMENT_TIMEOUT + 1 + POOL_TIMEOUT + 1, hooks_during
     assert first_health_ok < 1.5 and first_hook_ok < 1.5
@@ -144,10 +163,12 @@ def test_sigstop_under_load_fails_fast_and_recovers_at_once(frozen_world):
             redelivered = requests.post(serve.url + WEBHOOK, data=body, headers=sign(body), timeout=30)
             assert redelivered.status_code == 200, redelivered.text
     with psycopg.connect(db_url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*), count(*) FILTER (WHERE status = 'processed') FROM webhook_events"
-                            ).fetchone() == (len(sent), len(sent))
-        assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'"
-                            ).fetchone() == (len(sent),)
+        assert conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'processed') FROM webhook_events"
+        ).fetchone() == (len(sent), len(sent))
+        assert conn.execute(
+            "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'"
+        ).fetchone() == (len(sent),)
 
 
 def test_after_an_outage_without_traffic_the_next_request_succeeds(frozen_world):
@@ -158,7 +179,10 @@ def test_after_an_outage_without_traffic_the_next_request_succeeds(frozen_world)
     try:
         with requests.Session() as http:
             for body in bodies[:3]:
-                assert http.post(serve.url + WEBHOOK, data=body, headers=sign(body), timeout=30).status_code == 503
+                assert (
+                    http.post(serve.url + WEBHOOK, data=body, headers=sign(body), timeout=30).status_code
+                    == 503
+                )
             assert http.get(serve.url + "/healthz", timeout=30).status_code == 503
         time.sleep(10.0)
     finally:
@@ -169,8 +193,10 @@ def test_after_an_outage_without_traffic_the_next_request_succeeds(frozen_world)
         body = bodies[3]
         delivered = http.post(serve.url + WEBHOOK, data=body, headers=sign(body), timeout=30)
     took = time.monotonic() - resumed
-    print(f"after a 10 s outage without traffic: /healthz {health.status_code}, webhook {delivered.status_code}, "
-          f"both within {took:.2f} s of SIGCONT")
+    print(
+        f"after a 10 s outage without traffic: /healthz {health.status_code}, webhook {delivered.status_code}, "
+        f"both within {took:.2f} s of SIGCONT"
+    )
     assert health.status_code == 200 and delivered.status_code == 200, (health.text, delivered.text)
     assert took < 2.0
 
@@ -179,7 +205,6 @@ def run_job(url: str, *args: str, env: dict):
     from click.testing import CliRunner
 
     from runner.cli import cli
-
     from tests.conftest import REPO
 
     return CliRunner().invoke(cli, ["--database-url", url, "--project-dir", str(REPO), "job", *args], env=env)
@@ -207,11 +232,13 @@ def test_a_bad_job_statement_timeout_is_one_line(db_url):
     result = run_job(db_url, "expire", env={"RUNNER_JOB_STATEMENT_TIMEOUT": "soon", "DATABASE_URL": None})
     assert result.exit_code == ConfigError.exit_code
     assert result.output.splitlines() == [
-        "Error: RUNNER_JOB_STATEMENT_TIMEOUT must be a number of seconds (0: none), got 'soon'"]
+        "Error: RUNNER_JOB_STATEMENT_TIMEOUT must be a number of seconds (0: none), got 'soon'"
+    ]
 
 
-def test_a_statement_over_the_statement_timeout_is_a_503_and_the_event_is_processed_on_redelivery(settings, conn,
-                                                                                                 make_user):
+def test_a_statement_over_the_statement_timeout_is_a_503_and_the_event_is_processed_on_redelivery(
+    settings, conn, make_user
+):
     """RUNNER_STATEMENT_TIMEOUT in the service: a delivery stuck behind a lock is cancelled by PostgreSQL and
     answered 503 (Stripe redelivers), not held for as long as the lock is; the redelivery succeeds."""
     from runner.web.app import create_app

@@ -23,8 +23,9 @@ def create(client, user, plan="pro"):
 
 
 def cancel(client, user, session_id):
-    answer = client.patch(SESSION, json={"sessionId": session_id, "status": "canceled"},
-                          headers=bearer(user_token(user)))
+    answer = client.patch(
+        SESSION, json={"sessionId": session_id, "status": "canceled"}, headers=bearer(user_token(user))
+    )
     assert answer.status_code == 200, answer.json
 
 
@@ -39,7 +40,9 @@ def limited(settings):
             app.extensions["runner"].close()
 
 
-def test_the_fourth_new_session_in_the_window_is_429_without_a_stripe_call(limited, conn, make_user, fake_stripe):
+def test_the_fourth_new_session_in_the_window_is_429_without_a_stripe_call(
+    limited, conn, make_user, fake_stripe
+):
     user, other = make_user(), make_user()
     for k in range(3):  # alternating between the two processes: the count is the database's
         made = create(limited[k % 2], user)
@@ -90,7 +93,9 @@ def test_concurrent_creates_of_one_user_get_exactly_the_limit(settings, conn, ma
                 start.wait()
                 statuses.append(create(client, user, plan).status_code)
 
-            threads = [threading.Thread(target=attempt, args=(plan,)) for plan in ("basic", "pro", "enterprise")]
+            threads = [
+                threading.Thread(target=attempt, args=(plan,)) for plan in ("basic", "pro", "enterprise")
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -109,7 +114,9 @@ def test_the_sql_function_takes_turns_per_user(db_url, conn, make_user):
     def take():
         with psycopg.connect(db_url, autocommit=True) as mine:
             start.wait()
-            answers.append(mine.execute("SELECT take_stripe_session_quota(%s, 5, 600)", (user,)).fetchone()[0])
+            answers.append(
+                mine.execute("SELECT take_stripe_session_quota(%s, 5, 600)", (user,)).fetchone()[0]
+            )
 
     threads = [threading.Thread(target=take) for _ in range(20)]
     for t in threads:
@@ -118,15 +125,19 @@ def test_the_sql_function_takes_turns_per_user(db_url, conn, make_user):
         t.join(timeout=60)
     assert len(answers) == 20 and answers.count(0) == 5
     assert all(595 <= wait <= 600 for wait in answers if wait)  # seconds until the oldest of the 5 frees
-    assert conn.execute("SELECT count(*) FROM checkout_stripe_session_quota WHERE user_id = %s",
-                        (user,)).fetchone() == (5,)
+    assert conn.execute(
+        "SELECT count(*) FROM checkout_stripe_session_quota WHERE user_id = %s", (user,)
+    ).fetchone() == (5,)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((None, 5, 600), "p_user_id is required"),
-    ((uuid.uuid4(), 0, 600), "p_limit must be at least 1, got 0"),
-    ((uuid.uuid4(), 5, 0), "p_window_seconds must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((None, 5, 600), "p_user_id is required"),
+        ((uuid.uuid4(), 0, 600), "p_limit must be at least 1, got 0"),
+        ((uuid.uuid4(), 5, 0), "p_window_seconds must be at least 1, got 0"),
+    ],
+)
 def test_the_sql_function_refuses_bad_arguments(conn, args, message):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
         conn.execute("SELECT take_stripe_session_quota(%s, %s, %s)", args)

@@ -29,22 +29,48 @@ from tests.payments_support import (
 
 def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "SERVICE_TOKEN": SERVICE_TOKEN,
-           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_SECRET_KEY": "sk_test_fake"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SERVICE_TOKEN": SERVICE_TOKEN,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_SECRET_KEY": "sk_test_fake",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "--port", str(port), "--workers", "4", "--log-format", "json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "4",
+            "--log-format",
+            "json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         health = first_health_answer(base, proc)
         assert health is not None, "runner serve did not start"
         assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok"}
-        refused = requests.post(base + "/api/payments/webhook", data="{}",
-                                headers={"Stripe-Signature": "t=1,v1=deadbeef"}, timeout=5)
+        refused = requests.post(
+            base + "/api/payments/webhook",
+            data="{}",
+            headers={"Stripe-Signature": "t=1,v1=deadbeef"},
+            timeout=5,
+        )
         assert refused.status_code == 400
-        who = requests.get(base + "/api/payments/checkout-session", headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
-                           timeout=5)
+        who = requests.get(
+            base + "/api/payments/checkout-session",
+            headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+            timeout=5,
+        )
         assert who.status_code == 400
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -53,8 +79,10 @@ def test_serve_answers_logs_json_and_stops_gracefully_on_sigterm(db_url):
     logged = [json.loads(line) for line in stderr.splitlines()]  # --log-format json: every line is JSON
     requests_logged = [line for line in logged if line["event"] == "request"]
     assert [(r["method"], r["path"], r["status"]) for r in requests_logged][-3:] == [
-        ("GET", "/healthz", 200), ("POST", "/api/payments/webhook", 400),
-        ("GET", "/api/payments/checkout-session", 400)]
+        ("GET", "/healthz", 200),
+        ("POST", "/api/payments/webhook", 400),
+        ("GET", "/api/payments/checkout-session", 400),
+    ]
     assert SERVICE_TOKEN not in stderr and "deadbeef" not in stderr
     assert "shutting down" in stderr
 
@@ -70,13 +98,22 @@ def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(setting
     try:
         with psycopg.connect(settings.database_url) as blocker:
             # Hold the event's lock: the delivery waits for it inside record_webhook_event.
-            blocker.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WEBHOOK_EVENT_LOCK_CLASS, event_id))
-            sender = threading.Thread(target=lambda: answers.append(
-                requests.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=30)))
+            blocker.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WEBHOOK_EVENT_LOCK_CLASS, event_id)
+            )
+            sender = threading.Thread(
+                target=lambda: answers.append(
+                    requests.post(
+                        server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=30
+                    )
+                )
+            )
             sender.start()
             deadline = time.monotonic() + 10
-            while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
-                                   "query LIKE '%%record_webhook_event%%'").fetchone()[0]:
+            while not conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                "query LIKE '%%record_webhook_event%%'"
+            ).fetchone()[0]:
                 assert time.monotonic() < deadline, "the delivery never reached the database"
                 time.sleep(0.05)
             server.proc.send_signal(signal.SIGTERM)
@@ -89,11 +126,16 @@ def test_sigterm_lets_a_running_delivery_finish_before_the_process_exits(setting
     assert status == 0, server.log()
     assert len(answers) == 1 and answers[0].status_code == 200, answers
     assert answers[0].json()["outcome"] == "completed"
-    assert conn.execute("SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)).fetchone() == (
-        "completed",)
+    assert conn.execute(
+        "SELECT status FROM payment_checkout_sessions WHERE id = %s", (row["id"],)
+    ).fetchone() == ("completed",)
     lines = [json.loads(line) for line in server.log().splitlines()]  # every line, not only the requests
-    assert {"event": "log", "level": "info", "logger": "runner.web.server",
-            "message": "received SIGTERM: shutting down (running requests finish first)"} in lines
+    assert {
+        "event": "log",
+        "level": "info",
+        "logger": "runner.web.server",
+        "message": "received SIGTERM: shutting down (running requests finish first)",
+    } in lines
     assert [(r["method"], r["status"]) for r in lines if r["event"] == "request"][-1] == ("POST", 200)
 
 
@@ -107,7 +149,9 @@ def test_more_keep_alive_connections_than_threads_are_all_served(settings, conn,
     def client(mine):
         with requests.Session() as http:  # one keep-alive connection per client
             for body in mine:
-                answer = http.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=60)
+                answer = http.post(
+                    server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=60
+                )
                 statuses.append((answer.status_code, answer.json().get("outcome")))
 
     try:
@@ -120,8 +164,9 @@ def test_more_keep_alive_connections_than_threads_are_all_served(settings, conn,
         assert server.stop() == 0, server.log()
     assert sorted(statuses) == [(200, "completed")] * 30
     assert conn.execute("SELECT count(*), sum(deliveries) FROM webhook_events").fetchone() == (30, 30)
-    assert conn.execute("SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'").fetchone() == (
-        30,)
+    assert conn.execute(
+        "SELECT count(*) FROM payment_checkout_sessions WHERE status = 'completed'"
+    ).fetchone() == (30,)
 
 
 def test_a_port_in_use_is_one_line_and_a_failed_exit(db_url):
@@ -130,8 +175,14 @@ def test_a_port_in_use_is_one_line_and_a_failed_exit(db_url):
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": db_url, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
-        done = subprocess.run([sys.executable, "-m", "runner", "serve", "--port", str(port)], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode == 1
     expected = f"Error: runner serve cannot listen on 127.0.0.1:{port}: Address already in use"
     assert done.stderr.strip().splitlines() == [expected], done.stderr

@@ -27,7 +27,8 @@ def test_serve_refuses_a_secret_shorter_than_32_bytes(db_url, name):
     result = CliRunner().invoke(cli, ["--database-url", db_url, "serve", "--port", str(free_port())], env=env)
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [
-        f"Error: {name} is 31 bytes: runner serve needs at least 32 (make one with: openssl rand -hex 32)"]
+        f"Error: {name} is 31 bytes: runner serve needs at least 32 (make one with: openssl rand -hex 32)"
+    ]
 
 
 def test_secrets_of_32_bytes_and_multibyte_ones_are_counted_in_bytes(settings):
@@ -38,8 +39,9 @@ def test_secrets_of_32_bytes_and_multibyte_ones_are_counted_in_bytes(settings):
 
 @pytest.fixture
 def guarded_client(settings):
-    app = create_app(settings.with_(dashboard_token=DASHBOARD_TOKEN, metrics_token=METRICS_TOKEN,
-                                    metrics_max_age=60))
+    app = create_app(
+        settings.with_(dashboard_token=DASHBOARD_TOKEN, metrics_token=METRICS_TOKEN, metrics_max_age=60)
+    )
     try:
         yield app.test_client()
     finally:
@@ -54,9 +56,11 @@ def test_dashboard_token_opens_the_dashboard_and_nothing_else(guarded_client, ma
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Cache-Control"] == "no-store"
     user = make_user()
-    for method, path, body in (("GET", f"/api/payments/checkout-session?userId={user}", None),
-                               ("POST", "/api/payments/create-checkout", {"userId": str(user), "plan": "pro"}),
-                               ("POST", "/api/payments/checkout-session", {"userId": str(user), "plan": "pro"})):
+    for method, path, body in (
+        ("GET", f"/api/payments/checkout-session?userId={user}", None),
+        ("POST", "/api/payments/create-checkout", {"userId": str(user), "plan": "pro"}),
+        ("POST", "/api/payments/checkout-session", {"userId": str(user), "plan": "pro"}),
+    ):
         acted = guarded_client.open(path, method=method, json=body, headers=bearer(DASHBOARD_TOKEN))
         assert acted.status_code == 401, (path, acted.json)
     assert guarded_client.get("/dashboard").status_code == 401

@@ -25,8 +25,10 @@ TRICKLE_SECONDS = 1.0  # one byte per connection per second
 def slow_upload(port: int) -> socket.socket:
     """A connection that sent a webhook's headers announcing 1,000 bytes of body, and none of the body yet."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(b"POST /api/payments/webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                 b"Stripe-Signature: t=1,v1=00\r\nContent-Length: 1000\r\n\r\n")
+    sock.sendall(
+        b"POST /api/payments/webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Stripe-Signature: t=1,v1=00\r\nContent-Length: 1000\r\n\r\n"
+    )
     return sock
 
 
@@ -71,7 +73,9 @@ def test_two_hundred_trickling_uploads_hold_no_thread(settings, conn, make_user,
                 assert health.status_code == 200
                 body = checkout_event("completed", row)
                 started = time.perf_counter()
-                delivered = http.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=5)
+                delivered = http.post(
+                    server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=5
+                )
                 webhook_ms.append((time.perf_counter() - started) * 1000)
                 assert delivered.status_code == 200, delivered.text
                 assert delivered.json()["outcome"] == "completed"
@@ -85,20 +89,25 @@ def test_two_hundred_trickling_uploads_hold_no_thread(settings, conn, make_user,
         for sock in socks:
             sock.close()
         status = server.stop()
-    print(f"{SLOW_CLIENTS} slow uploads: /healthz max {max(health_ms):.0f} ms (median "
-          f"{statistics.median(health_ms):.0f}), webhook max {max(webhook_ms):.0f} ms (median "
-          f"{statistics.median(webhook_ms):.0f}); all answered 408 and closed {waited:.1f} s after opening")
+    print(
+        f"{SLOW_CLIENTS} slow uploads: /healthz max {max(health_ms):.0f} ms (median "
+        f"{statistics.median(health_ms):.0f}), webhook max {max(webhook_ms):.0f} ms (median "
+        f"{statistics.median(webhook_ms):.0f}); all answered 408 and closed {waited:.1f} s after opening"
+    )
     assert status == 0, server.log()[-3000:]
     assert max(health_ms) < 1000 and max(webhook_ms) < 1000, (health_ms, webhook_ms)
     assert set(answers) == {(b"HTTP/1.1 408 Request Timeout", True)}, set(answers)
     assert waited < BODY_TIMEOUT + 3
-    assert conn.execute("SELECT count(*) FROM webhook_events WHERE status = 'processed'").fetchone() == (len(rows),)
+    assert conn.execute("SELECT count(*) FROM webhook_events WHERE status = 'processed'").fetchone() == (
+        len(rows),
+    )
     logged = server.log()
     assert logged.count("POST /api/payments/webhook 408") == SLOW_CLIENTS, logged[-2000:]
 
 
-def test_slow_headers_are_cut_off_and_a_whole_slow_body_within_the_deadline_is_served(settings, conn, make_user,
-                                                                                      tmp_path):
+def test_slow_headers_are_cut_off_and_a_whole_slow_body_within_the_deadline_is_served(
+    settings, conn, make_user, tmp_path
+):
     """A client that never finishes its headers is disconnected after the deadline; one whose body arrives
     slowly but whole before it is served as usual."""
     server = ServeProcess(settings.with_(body_timeout=BODY_TIMEOUT), tmp_path / "serve.log", workers=2)
@@ -113,11 +122,13 @@ def test_slow_headers_are_cut_off_and_a_whole_slow_body_within_the_deadline_is_s
         stalled.close()
 
         slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-        slow.sendall(b"POST /api/payments/webhook HTTP/1.1\r\nHost: localhost\r\n" + "".join(
-            f"{name}: {value}\r\n" for name, value in headers.items()).encode()
-            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+        slow.sendall(
+            b"POST /api/payments/webhook HTTP/1.1\r\nHost: localhost\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        )
         for k in range(4):  # in four parts over 1.5 s
-            slow.sendall(body[k * len(body) // 4:(k + 1) * len(body) // 4])
+            slow.sendall(body[k * len(body) // 4 : (k + 1) * len(body) // 4])
             time.sleep(0.5)
         answer = b""
         while chunk := slow.recv(65536):
@@ -133,13 +144,17 @@ def test_slow_headers_are_cut_off_and_a_whole_slow_body_within_the_deadline_is_s
         assert check.execute("SELECT count(*) FROM webhook_events").fetchone() == (1,)
 
 
-def test_body_timeout_zero_is_plain_wsgi_for_a_server_behind_a_buffering_proxy(settings, conn, make_user, tmp_path):
+def test_body_timeout_zero_is_plain_wsgi_for_a_server_behind_a_buffering_proxy(
+    settings, conn, make_user, tmp_path
+):
     """RUNNER_BODY_TIMEOUT=0: granian's WSGI interface (no front): deliveries are served as usual, and a body
     that never arrives holds a thread (what the front prevents), so /healthz waits with 1 worker."""
     server = ServeProcess(settings.with_(body_timeout=0), tmp_path / "serve.log", workers=1)
     body = checkout_event("completed", new_session(conn, make_user()))
     try:
-        delivered = requests.post(server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=10)
+        delivered = requests.post(
+            server.url + "/api/payments/webhook", data=body, headers=sign(body), timeout=10
+        )
         stalled = slow_upload(server.port)
         time.sleep(0.5)
         try:
