@@ -15,14 +15,8 @@ DECLARE
   v_missing TEXT;
   v_count   INTEGER;
 BEGIN
-  IF p_batch_size IS NULL OR p_batch_size <= 0 THEN
-    RAISE EXCEPTION 'p_batch_size must be positive, got %', coalesce(p_batch_size::text, 'NULL')
-      USING ERRCODE = '22023';
-  END IF;
-  IF p_retention_days IS NULL OR p_retention_days <= 0 THEN
-    RAISE EXCEPTION 'p_retention_days must be positive, got %', coalesce(p_retention_days::text, 'NULL')
-      USING ERRCODE = '22023';
-  END IF;
+  {{ m.require_positive("p_batch_size") }}
+  {{ m.require_positive("p_retention_days") }}
 
   -- Copy columns by name, so the archive's column order does not matter; refuse (moving nothing) when
   -- the live table has a column the archive lacks, rather than drop its values.
@@ -66,3 +60,22 @@ $$;
 COMMENT ON FUNCTION {{ m.q("archive_completed_checkout_sessions") }}(INTEGER, INTEGER) IS
   'Moves up to p_batch_size completed sessions whose completed_at is more than p_retention_days old into '
   'payment_checkout_sessions_archive; returns how many moved. Call until it returns less than p_batch_size.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("count_archivable_checkout_sessions") }}(p_retention_days INTEGER)
+RETURNS BIGINT
+LANGUAGE plpgsql STABLE
+{{ m.security_definer() }}
+{{ m.pinned_search_path() }}
+AS $$
+BEGIN
+  IF p_retention_days IS NULL OR p_retention_days <= 0 THEN
+    RAISE EXCEPTION 'p_retention_days must be positive, got %', coalesce(p_retention_days::text, 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN (SELECT count(*) FROM payment_checkout_sessions
+           WHERE status = 'completed' AND completed_at < now() - make_interval(days => p_retention_days));
+END;
+$$;
+
+COMMENT ON FUNCTION {{ m.q("count_archivable_checkout_sessions") }}(INTEGER) IS
+  'How many completed sessions are older than p_retention_days (what archive_completed_checkout_sessions would move).';

@@ -80,7 +80,7 @@ CREATE OR REPLACE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}()
 RETURNS TRIGGER
 LANGUAGE plpgsql
 -- The application role writes sessions; it need not be granted the rollup.
-SECURITY DEFINER
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 BEGIN
@@ -139,16 +139,13 @@ CREATE OR REPLACE FUNCTION {{ m.q("fold_checkout_session_rollup") }}(p_max_rows 
 RETURNS BIGINT
 LANGUAGE plpgsql
 -- The jobs' role calls it; it need not be granted the rollup tables.
-SECURITY DEFINER
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
 DECLARE
   v_rows BIGINT;
 BEGIN
-  IF p_max_rows IS NULL OR p_max_rows <= 0 THEN
-    RAISE EXCEPTION 'fold_checkout_session_rollup: p_max_rows must be a positive number of rows, got %', p_max_rows
-      USING ERRCODE = '22023';
-  END IF;
+  {{ m.require_positive("p_max_rows") }}
   -- Folds take turns (a second one waits for the first's commit, then folds what is left), so no delta row
   -- is ever read by two of them. Writers never take this lock: they only append.
   PERFORM pg_catalog.pg_advisory_xact_lock({{ fold_lock }});
@@ -184,7 +181,7 @@ COMMENT ON FUNCTION {{ m.q("fold_checkout_session_rollup") }}(INTEGER) IS
 CREATE OR REPLACE FUNCTION {{ m.q("count_checkout_session_rollup_deltas") }}()
 RETURNS BIGINT
 LANGUAGE sql STABLE
-SECURITY DEFINER
+{{ m.security_definer() }}
 {{ m.pinned_search_path() }}
 AS $$
   SELECT count(*) FROM {{ m.q("checkout_session_rollup_delta") }};

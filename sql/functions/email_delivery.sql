@@ -95,3 +95,14 @@ $$;
 COMMENT ON FUNCTION {{ m.q("record_email_attempt") }}(BIGINT, TEXT, TEXT, INTEGER, INTEGER) IS
   'Records one delivery attempt of a queued email: sent; retry (queued again with backoff, failed after '
   'p_max_attempts); permanent (failed now); canceled (no longer relevant). Returns the new status.';
+
+CREATE OR REPLACE FUNCTION {{ m.q("count_due_emails") }}()
+RETURNS BIGINT
+LANGUAGE sql STABLE
+{{ m.security_definer() }}
+{{ m.pinned_search_path() }}
+AS $$
+  SELECT count(*) FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= now();
+$$;
+
+COMMENT ON FUNCTION {{ m.q("count_due_emails") }}() IS 'How many queued emails are due now (what send-email would try).';

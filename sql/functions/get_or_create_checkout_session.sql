@@ -44,9 +44,7 @@ BEGIN
     RAISE EXCEPTION '%', v_problem USING ERRCODE = '22023',
       HINT = 'A JSON object: at most 20 keys, 4096 bytes, 3 levels; values up to 500 characters.';
   END IF;
-  IF p_price IS NOT NULL AND p_price <= 0 THEN
-    RAISE EXCEPTION 'p_price must be positive, got %', p_price USING ERRCODE = '22023';
-  END IF;
+  {{ m.require_positive("p_price", null_ok=true) }}
 
   SELECT * INTO v_plan FROM subscription_plans WHERE code = p_plan;
   IF NOT FOUND THEN

@@ -1,4 +1,4 @@
--- Recording the scheduled jobs' runs in job_runs (runner/jobs.py): the jobs run as the application role,
+-- Recording the scheduled jobs' runs in job_runs (runner/jobs/tasks.py): the jobs run as the application role,
 -- which may not touch the table itself. `runner job history` reads it through job_run_history.
 {% import "macros/common.sql" as m %}
 CREATE OR REPLACE FUNCTION {{ m.q("start_job_run") }}(p_job TEXT, p_client TEXT)
@@ -97,9 +97,7 @@ LANGUAGE plpgsql STABLE
 {{ m.pinned_search_path() }}
 AS $$
 BEGIN
-  IF p_limit IS NULL OR p_limit <= 0 THEN
-    RAISE EXCEPTION 'p_limit must be positive, got %', coalesce(p_limit::text, 'NULL') USING ERRCODE = '22023';
-  END IF;
+  {{ m.require_positive("p_limit") }}
   RETURN QUERY
   SELECT j.id, j.job, j.started_at, j.finished_at, extract(epoch FROM j.finished_at - j.started_at)::float8,
          j.outcome, j.rows, j.batches, j.error, j.details, j.client
@@ -113,45 +111,3 @@ $$;
 COMMENT ON FUNCTION {{ m.q("job_run_history") }}(TEXT, INTEGER) IS
   'The latest p_limit runs (of job p_job, or of all jobs), newest first, with their duration in seconds.';
 
--- What `runner job <name> --dry-run` counts: the rows a run would touch now.
-CREATE OR REPLACE FUNCTION {{ m.q("count_overdue_checkout_sessions") }}()
-RETURNS BIGINT
-LANGUAGE sql STABLE
-{{ m.security_definer() }}
-{{ m.pinned_search_path() }}
-AS $$
-  SELECT count(*) FROM payment_checkout_sessions WHERE status = 'pending' AND expires_at <= now();
-$$;
-
-COMMENT ON FUNCTION {{ m.q("count_overdue_checkout_sessions") }}() IS
-  'How many pending sessions are past expires_at (what expire_old_checkout_sessions would expire now).';
-
-CREATE OR REPLACE FUNCTION {{ m.q("count_archivable_checkout_sessions") }}(p_retention_days INTEGER)
-RETURNS BIGINT
-LANGUAGE plpgsql STABLE
-{{ m.security_definer() }}
-{{ m.pinned_search_path() }}
-AS $$
-BEGIN
-  IF p_retention_days IS NULL OR p_retention_days <= 0 THEN
-    RAISE EXCEPTION 'p_retention_days must be positive, got %', coalesce(p_retention_days::text, 'NULL')
-      USING ERRCODE = '22023';
-  END IF;
-  RETURN (SELECT count(*) FROM payment_checkout_sessions
-           WHERE status = 'completed' AND completed_at < now() - make_interval(days => p_retention_days));
-END;
-$$;
-
-COMMENT ON FUNCTION {{ m.q("count_archivable_checkout_sessions") }}(INTEGER) IS
-  'How many completed sessions are older than p_retention_days (what archive_completed_checkout_sessions would move).';
-
-CREATE OR REPLACE FUNCTION {{ m.q("count_due_emails") }}()
-RETURNS BIGINT
-LANGUAGE sql STABLE
-{{ m.security_definer() }}
-{{ m.pinned_search_path() }}
-AS $$
-  SELECT count(*) FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= now();
-$$;
-
-COMMENT ON FUNCTION {{ m.q("count_due_emails") }}() IS 'How many queued emails are due now (what send-email would try).';

@@ -1,21 +1,8 @@
--- depends: complete_checkout_session, webhook_signature, stripe_session_history
+-- depends: complete_checkout_session, webhook_signature, stripe_session_history, stripe_amount
 -- What a Stripe checkout event does to its checkout session. apply_webhook_event decides and does it;
 -- record_webhook_event (a new delivery) and process_webhook_event (`runner webhook replay`, a stored event
 -- again) call it under the event's lock and write the event's row once. Safe to run twice on one event.
 {% import "macros/common.sql" as m %}
-CREATE OR REPLACE FUNCTION {{ m.q("stripe_amount_minor_units") }}(p_amount NUMERIC, p_currency TEXT)
-RETURNS BIGINT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-{{ m.pinned_search_path() }}
-AS $$
-  -- Stripe counts amounts in the currency's smallest unit; these currencies have no minor unit.
-  SELECT round(p_amount * CASE WHEN lower(p_currency) IN ('bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga',
-                                                          'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf')
-                               THEN 1 ELSE 100 END)::bigint;
-$$;
-
-COMMENT ON FUNCTION {{ m.q("stripe_amount_minor_units") }}(NUMERIC, TEXT) IS
-  'An amount in Stripe''s smallest currency unit: 29.99 usd -> 2999, 500 jpy -> 500.';
 
 CREATE OR REPLACE FUNCTION {{ m.q("apply_webhook_event") }}(
   p_event_id          TEXT,

@@ -28,3 +28,11 @@ SECURITY DEFINER
 {% macro lock_webhook_event(event_id) -%}
 PERFORM pg_catalog.pg_advisory_xact_lock({{ locks.webhook_event_class }}, pg_catalog.hashtext({{ event_id }}))
 {%- endmacro %}
+
+{#- Refuse a NULL or non-positive argument with SQLSTATE 22023, in PL/pgSQL: {{ m.require_positive("p_limit") }}.
+    null_ok=true lets NULL through (it means "the default"). One wording for every such check. -#}
+{% macro require_positive(name, null_ok=false) -%}
+IF {% if null_ok %}{{ name }} IS NOT NULL AND {% else %}{{ name }} IS NULL OR {% endif %}{{ name }} <= 0 THEN
+    RAISE EXCEPTION '{{ name }} must be positive, got %', coalesce({{ name }}::text, 'NULL') USING ERRCODE = '22023';
+  END IF;
+{%- endmacro %}
