@@ -22,9 +22,8 @@ from click.testing import CliRunner
 from runner.adoption import execute
 from runner.cli import cli
 from runner.quality import datatests
-
-from . import reference_db
-from .conftest import REPO
+from tests import reference_db
+from tests.conftest import REPO
 
 SESSIONS = 2000
 TABLES = ("payment_checkout_sessions", "users", "webhook_events", "error_logs")
@@ -439,7 +438,7 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
     deleted with its before-image logged; the reference's RPC works for service_role, anon sees nothing."""
     from psycopg.conninfo import make_conninfo
 
-    from . import supabase_support as supabase
+    from tests import supabase_support as supabase
 
     dbname, owner = supabase.make_supabase_database(make_database, pg_admin_url)
     url = make_conninfo(pg_admin_url, dbname=dbname, user=owner)
