@@ -360,7 +360,10 @@ def _resolve_rule(run: _Runner, rule: Rule, batch: int) -> int:
     # A plain count first: without an ORDER BY the planner reads the table once in physical order, where the
     # batches walk it in id order (random reads); most rules find nothing, most of the time.
     test = run.tests().get(rule.name)
-    if test is not None and not run.conn.execute(f"SELECT count(*) FROM (\n{test}\n) AS failing").fetchone()[0]:
+    if (
+        test is not None
+        and not run.conn.execute(f"SELECT count(*) FROM (\n{test}\n) AS failing").fetchone()[0]
+    ):
         return 0
     sql = resolution_sql(run.project, rule)
     after: str | None = None
