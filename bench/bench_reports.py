@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.generate import parse_size
+from bench.reference import query
 from runner import migrate
 from runner import project as project_mod
 from runner.reporting import reports
@@ -47,102 +48,24 @@ OWN_INDEXES = ("idx_payment_checkout_sessions_created_at", "idx_payment_checkout
 # The reference's queries, verbatim; where the reference asks the question but gives no query, the
 # plain query a reader would write ("raw").
 REFERENCE: dict[str, tuple[str, list[str]]] = {
-    "conversion_rate": (
-        "reference",
-        [
-            """SELECT 
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*) as conversion_rate
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '30 days'"""
-        ],
-    ),
-    "abandonment_by_plan": (
-        "reference",
-        [
-            """SELECT 
-  subscription_plan,
-  COUNT(*) as total,
-  COUNT(CASE WHEN status = 'pending' THEN 1 END) as abandoned
-FROM payment_checkout_sessions
-GROUP BY subscription_plan"""
-        ],
-    ),
-    "reminder_candidates": (
-        "reference",
-        [
-            """SELECT user_id, email, subscription_plan, created_at
-FROM payment_checkout_sessions
-WHERE status = 'pending'
-  AND created_at < NOW() - INTERVAL '1 hour'
-  AND attempts < 3"""
-        ],
-    ),
+    "conversion_rate": ("reference", [query("-- Conversion rate\n")]),
+    "abandonment_by_plan": ("reference", [query("-- Abandonment by plan")]),
+    "reminder_candidates": ("reference", [query("-- Find users who need reminders")]),
     "daily_health": (
         "reference",
         [
-            """SELECT COUNT(*) FROM payment_checkout_sessions 
-WHERE created_at > CURRENT_DATE""",
-            """SELECT 
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / NULLIF(COUNT(*), 0) as rate
-FROM payment_checkout_sessions 
-WHERE created_at > CURRENT_DATE""",
-            """SELECT COUNT(*) FROM payment_checkout_sessions
-WHERE status = 'pending' 
-  AND created_at < NOW() - INTERVAL '1 hour'""",
+            query("-- Sessions created today"),
+            # NULLIF: a day without sessions would divide by zero (the report answers NULL there).
+            query("-- Completion rate today").replace("/ COUNT(*) as rate", "/ NULLIF(COUNT(*), 0) as rate"),
+            query("-- Pending sessions older than 1 hour"),
         ],
     ),
-    "weekly_report": (
-        "reference",
-        [
-            """SELECT 
-  DATE(created_at) as date,
-  COUNT(*) as total_sessions,
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) as completed,
-  COUNT(CASE WHEN status = 'pending' THEN 1 END) as pending,
-  COUNT(CASE WHEN status = 'expired' THEN 1 END) as expired,
-  ROUND(COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*), 2) as conversion_rate
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY DATE(created_at)
-ORDER BY date DESC"""
-        ],
-    ),
-    "sessions_by_status": (
-        "reference",
-        [
-            """SELECT status, COUNT(*) 
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY status"""
-        ],
-    ),
-    "abandonment_age": (
-        "reference",
-        [
-            """SELECT 
-  AVG(EXTRACT(EPOCH FROM (NOW() - created_at)) / 60) as avg_minutes
-FROM payment_checkout_sessions
-WHERE status = 'pending'
-  AND created_at > NOW() - INTERVAL '7 days'"""
-        ],
-    ),
-    "stuck_sessions": (
-        "reference",
-        [
-            """SELECT * FROM payment_checkout_sessions
-WHERE stripe_session_id IS NOT NULL
-  AND status = 'pending'"""
-        ],
-    ),
-    "recent_webhooks": (
-        "reference",
-        [
-            """SELECT * FROM webhook_events
-WHERE topic = 'checkout.session.completed'
-ORDER BY created_at DESC
-LIMIT 10"""
-        ],
-    ),
+    "weekly_report": ("reference", [query("GROUP BY DATE(created_at)")]),
+    "sessions_by_status": ("reference", [query("-- Sessions by status")]),
+    "abandonment_age": ("reference", [query("-- Average time before abandonment")]),
+    "stuck_sessions": ("reference", [query("-- Find pending sessions with Stripe ID")]),
+    "recent_webhooks": ("reference", [query("-- Check webhook logs")]),
+    # From the reference's prose ("Check database logs"), not one of its SQL blocks.
     "error_summary": ("reference", ["SELECT * FROM error_logs WHERE category = 'database'"]),
     "time_to_complete": (
         "raw",

@@ -243,9 +243,9 @@ def test_adopt_keeps_every_row_logs_every_change_and_the_calls_work(reference_ur
 
 
 def reference_queries() -> list[str]:
-    from runner.migrate import split_statements
+    from bench.reference import statements
 
-    return split_statements((REPO / "tests" / "data" / "reference_queries.sql").read_text())
+    return statements()
 
 
 def reference_db_md5(text: str) -> str:

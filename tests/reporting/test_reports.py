@@ -10,92 +10,25 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from bench.reference import query
 from runner.errors import ReportError, ReportParameterError
 from runner.reporting import reports
 from tests.reporting_seed import seed
 
-# The reference's queries, verbatim from checkout-sessions-summary.md.
-REF_CONVERSION_RATE = """
-SELECT 
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*) as conversion_rate
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '30 days';
-"""
-REF_ABANDONMENT_BY_PLAN = """
-SELECT 
-  subscription_plan,
-  COUNT(*) as total,
-  COUNT(CASE WHEN status = 'pending' THEN 1 END) as abandoned
-FROM payment_checkout_sessions
-GROUP BY subscription_plan;
-"""
-REF_REMINDERS = """
-SELECT user_id, email, subscription_plan, created_at
-FROM payment_checkout_sessions
-WHERE status = 'pending'
-  AND created_at < NOW() - INTERVAL '1 hour'
-  AND attempts < 3;
-"""
-REF_REMINDER_CRON = """
-SELECT user_id, email, subscription_plan
-FROM payment_checkout_sessions
-WHERE status = 'pending'
-  AND created_at < NOW() - INTERVAL '6 hours'
-  AND created_at > NOW() - INTERVAL '24 hours'
-  AND attempts < 3;
-"""
-REF_SESSIONS_TODAY = """
-SELECT COUNT(*) FROM payment_checkout_sessions 
-WHERE created_at > CURRENT_DATE;
-"""
-REF_COMPLETION_TODAY = """
-SELECT 
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*) as rate
-FROM payment_checkout_sessions 
-WHERE created_at > CURRENT_DATE;
-"""
-REF_PENDING_OVER_1H = """
-SELECT COUNT(*) FROM payment_checkout_sessions
-WHERE status = 'pending' 
-  AND created_at < NOW() - INTERVAL '1 hour';
-"""
-REF_WEEKLY = """
-SELECT 
-  DATE(created_at) as date,
-  COUNT(*) as total_sessions,
-  COUNT(CASE WHEN status = 'completed' THEN 1 END) as completed,
-  COUNT(CASE WHEN status = 'pending' THEN 1 END) as pending,
-  COUNT(CASE WHEN status = 'expired' THEN 1 END) as expired,
-  ROUND(COUNT(CASE WHEN status = 'completed' THEN 1 END) * 100.0 / COUNT(*), 2) as conversion_rate
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY DATE(created_at)
-ORDER BY date DESC;
-"""
-REF_STUCK = """
-SELECT * FROM payment_checkout_sessions
-WHERE stripe_session_id IS NOT NULL
-  AND status = 'pending';
-"""
-REF_WEBHOOKS = """
-SELECT * FROM webhook_events
-WHERE topic = 'checkout.session.completed'
-ORDER BY created_at DESC
-LIMIT 10;
-"""
-REF_BY_STATUS = """
-SELECT status, COUNT(*) 
-FROM payment_checkout_sessions
-WHERE created_at > NOW() - INTERVAL '7 days'
-GROUP BY status;
-"""
-REF_ABANDONMENT_AGE = """
-SELECT 
-  AVG(EXTRACT(EPOCH FROM (NOW() - created_at)) / 60) as avg_minutes
-FROM payment_checkout_sessions
-WHERE status = 'pending'
-  AND created_at > NOW() - INTERVAL '7 days';
-"""
+# The reference's queries, verbatim: the one copy in docs/reference/queries.sql.
+REF_CONVERSION_RATE = query("-- Conversion rate\n")
+REF_ABANDONMENT_BY_PLAN = query("-- Abandonment by plan")
+REF_REMINDERS = query("-- Find users who need reminders")
+REF_REMINDER_CRON = query("INTERVAL '6 hours'")
+REF_SESSIONS_TODAY = query("-- Sessions created today")
+REF_COMPLETION_TODAY = query("-- Completion rate today")
+REF_PENDING_OVER_1H = query("-- Pending sessions older than 1 hour")
+REF_WEEKLY = query("GROUP BY DATE(created_at)")
+REF_STUCK = query("-- Find pending sessions with Stripe ID")
+REF_WEBHOOKS = query("-- Check webhook logs")
+REF_BY_STATUS = query("-- Sessions by status")
+REF_ABANDONMENT_AGE = query("-- Average time before abandonment")
+# From the reference's prose ("Check database logs"), not one of its SQL blocks.
 REF_DATABASE_ERRORS = "SELECT * FROM error_logs WHERE category = 'database'"
 
 TIME_ZONES = ["UTC", "America/New_York", "Asia/Tokyo"]

@@ -10,17 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runner.migrate import split_statements
+from bench.reference import QUERIES, statements
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "reference_queries.sql"
 # The reference document, kept in the repository (docs/reference/) so this test never skips in a clone.
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "checkout-sessions-summary.md"
 # The reference's one placeholder: a user id to look up.
 PLACEHOLDER = "'user-uuid'"
-
-
-def statements() -> list[str]:
-    return split_statements(DATA.read_text())
 
 
 @pytest.fixture
@@ -64,7 +59,7 @@ def test_reference_file_is_verbatim():
         for b in re.findall(r"```sql\n(.*?)```", REFERENCE.read_text(), re.DOTALL)
         if not b.lstrip().startswith("CREATE TABLE")
     ]
-    data = DATA.read_text()
+    data = QUERIES.read_text()
     for block in blocks:
         assert block.rstrip() in data
 

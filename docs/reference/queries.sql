@@ -1,5 +1,6 @@
--- Every SQL block of shared/reference/checkout-sessions-summary.md except its CREATE TABLE, verbatim.
--- tests/test_reference_queries.py runs each statement against the applied schema.
+-- Every SQL block of checkout-sessions-summary.md (beside this file) except its CREATE TABLE, verbatim: the
+-- one copy the tests (tests/sql/test_reference_queries.py runs each statement; tests/reporting/test_reports.py
+-- compares the reports with them) and the benchmarks (bench/bench_reports.py) read, through bench/reference.py.
 
 -- Conversion rate
 SELECT 
