@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runner import migrate
+from runner.adoption import diff, target
 from runner.adoption import inspect as inspection
 from runner.adoption.plan import FunctionDrop, Plan, Step
 from runner.adoption.rules import RULES, Rule, resolution_sql
@@ -193,7 +194,7 @@ def adopt(
             _resolve(run, result, batch, tables=None, only=lambda rule: rule.table not in tables_before)
             # Defaults the project does not have, found now: a table created meanwhile may have copied one.
             plan.steps = [s for s in plan.steps if s.phase != 9]
-            plan.steps += inspection.stale_defaults(conn, project, plan.target_final or {})
+            plan.steps += diff.stale_defaults(conn, project, plan.target_final or {})
             _steps(run, plan, 9, result)
             result.lock_retries = run.retries
     finally:
@@ -209,7 +210,7 @@ def _in_transaction(run: _Runner, fn: Callable[[psycopg.Connection, Project], No
 
 
 def _live_tables(run: _Runner) -> set[str]:
-    return set(inspection.read_tables(run.conn, run.project, run.project.schema))
+    return set(target.read_tables(run.conn, run.project, run.project.schema))
 
 
 def _ensure_log_table(run: _Runner, files) -> None:
