@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from html import unescape
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from runner import project as project_mod
 from runner.cli import cli
 from runner.quality import docsite
 from runner.reporting import reports
+from tests import browser
 
 # Appended to a copy of a page by the test only: measures what the browser laid out.
 PROBE = """<script>
@@ -47,10 +47,6 @@ window.addEventListener('load', () => {
   document.body.appendChild(pre);
 });
 </script>"""
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 @pytest.fixture
@@ -283,34 +279,9 @@ def test_a_database_never_applied_gets_a_site_saying_so(empty_db_url, project, t
     assert 'data-result="not-run"' in page(tmp_path / "site", "tests")
 
 
-@pytest.mark.skipif(chromium() is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
+@browser.needs_chromium
 def test_headless_chromium_draws_the_dependency_graph(site, project, tmp_path):
-    probe_page = tmp_path / "probe.html"
-    probe_page.write_text(page(site, "functions").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    result = subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1280,1800",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            probe_page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout)
-    assert match, result.stderr[-2000:]
-    probe = json.loads(unescape(match.group(1)))
+    probe = browser.probe(page(site, "functions").replace("</body>", PROBE + "</body>"), tmp_path)
     files = project.repeatables()
     assert len(probe["nodes"]) == len(files) and probe["sections"] >= len(files)
     assert probe["svg"]["w"] > 300 and probe["svg"]["h"] > 100

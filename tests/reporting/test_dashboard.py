@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.reporting import dashboard
+from tests import browser
 from tests.reporting_seed import seed
 
 CHARTS = ("daily", "abandonment", "status", "time_to_complete")
@@ -36,10 +34,6 @@ window.addEventListener('load', () => {
   document.body.appendChild(pre);
 });
 </script>"""
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def test_page_is_self_contained_with_every_chart(conn, project):
@@ -69,36 +63,10 @@ def test_cli_writes_the_file(db_url, tmp_path):
     assert "Examples:" in CliRunner().invoke(cli, ["dashboard", "--help"]).output
 
 
-@pytest.mark.skipif(chromium() is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
+@browser.needs_chromium
 def test_headless_chromium_draws_the_charts(conn, project, tmp_path):
     seed(conn)
-    page = tmp_path / "dashboard.html"
-    page.write_text(dashboard.render(conn, project).replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    profile = tmp_path / "profile"
-    result = subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--window-size=1280,1800",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout)
-    assert match, result.stderr[-2000:]
-    probe = json.loads(match.group(1).replace("&quot;", '"'))
+    probe = browser.probe(dashboard.render(conn, project).replace("</body>", PROBE + "</body>"), tmp_path)
     assert set(probe) == set(CHARTS)
     for chart, measured in probe.items():
         assert measured["width"] > 100 and measured["height"] > 100, (chart, measured)
