@@ -1,3 +1,4 @@
+-- runner: no-transaction
 -- The rollup's write side: keeps checkout_session_rollup (sql/tables/V030) equal to payment_checkout_sessions.
 -- Statement-level triggers with transition tables: a bulk insert or the expire job's batch update costs one
 -- grouped insert per statement, not one per row, and an update that changes nothing the rollup counts (a
@@ -11,8 +12,10 @@
 -- transaction; checkout_session_rollup_current (rollup + deltas) is what readers read, so the numbers are
 -- exact whether or not a fold ran.
 --
--- Applying this file (first time, or after any edit) rebuilds the rollup from the table under a SHARE
--- lock in the same transaction that (re)creates the triggers, so no write can slip between the two.
+-- Applying this file (first time, or after any edit) brings the rollup level with the table without
+-- stopping writers (reconcile_checkout_session_rollup(), below): the triggers are swapped in one short
+-- transaction, then one statement adds what the table has and the rollup lacks. So the file runs
+-- statement by statement (no-transaction); each is idempotent, and an apply stopped half-way runs it again.
 {% import "macros/common.sql" as m %}
 {% import "macros/rollup.sql" as r %}
 {% set bands, measures, fold_lock, band = r.bands, r.measures, r.fold_lock, r.band %}
@@ -190,25 +193,80 @@ $$;
 COMMENT ON FUNCTION {{ m.q("count_checkout_session_rollup_deltas") }}() IS
   'How many rows of checkout_session_rollup_delta are waiting to be folded (runner job rollup --dry-run).';
 
-DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_insert ON {{ m.q("payment_checkout_sessions") }};
-DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_update ON {{ m.q("payment_checkout_sessions") }};
-DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_delete ON {{ m.q("payment_checkout_sessions") }};
-DROP TRIGGER IF EXISTS payment_checkout_sessions_rollup_truncate ON {{ m.q("payment_checkout_sessions") }};
+CREATE OR REPLACE FUNCTION {{ m.q("reconcile_checkout_session_rollup") }}()
+RETURNS BIGINT
+LANGUAGE plpgsql
+{{ m.pinned_search_path() }}
+AS $$
+DECLARE
+  v_rows BIGINT;
+BEGIN
+  -- Folds and rebuilds wait (they take the same lock); writers never do: they only append deltas.
+  PERFORM pg_catalog.pg_advisory_xact_lock({{ fold_lock }});
+  -- One statement, so one snapshot: what the table holds in it, less what the rollup and its deltas hold
+  -- in it, is added to the rollup. Every write the snapshot does not see appends its own deltas (the
+  -- triggers were in place before it started), so rollup + deltas equal the table from its commit on,
+  -- whatever the rollup held before (empty, stale, counted by an older version of this file).
+  INSERT INTO {{ m.q("checkout_session_rollup") }} AS r
+         (bucket, subscription_plan, status, {{ measures | join(", ") }})
+  SELECT bucket, subscription_plan, status,
+         {% for column in measures %}sum({{ column }}){{ ", " if not loop.last }}{% endfor %}
+    FROM (
+      SELECT {{ m.q("checkout_rollup_bucket") }}(created_at) AS bucket, subscription_plan, status,
+             count(*) AS sessions, count(*) FILTER (WHERE attempts > 1) AS retried, sum(attempts) AS attempts,
+             coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0)
+               AS complete_seconds,
+{%- for column in bands %}
+             count(*) FILTER (WHERE status = 'completed' AND {{ band("") }} = {{ loop.index }}) AS {{ column }}{{ "," if not loop.last }}
+{%- endfor %}
+        FROM {{ m.q("payment_checkout_sessions") }}
+       GROUP BY 1, 2, 3
+      UNION ALL
+      SELECT bucket, subscription_plan, status,
+             {% for column in measures %}-{{ column }}{{ ", " if not loop.last }}{% endfor %}
+        FROM {{ m.q("checkout_session_rollup") }}
+      UNION ALL
+      SELECT bucket, subscription_plan, status,
+             {% for column in measures %}-{{ column }}{{ ", " if not loop.last }}{% endfor %}
+        FROM {{ m.q("checkout_session_rollup_delta") }}
+    ) AS d
+   GROUP BY 1, 2, 3
+  HAVING {% for column in measures %}sum({{ column }}) <> 0{{ "\n      OR " if not loop.last }}{% endfor %}
+   ORDER BY 1, 2, 3
+  ON CONFLICT (bucket, subscription_plan, status) DO UPDATE
+     SET {% for column in measures %}{{ column }} = r.{{ column }} + EXCLUDED.{{ column }}{{ ",\n         " if not loop.last }}{% endfor %};
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  RETURN v_rows;
+END;
+$$;
 
-CREATE TRIGGER payment_checkout_sessions_rollup_insert
-  AFTER INSERT ON {{ m.q("payment_checkout_sessions") }}
-  REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
-CREATE TRIGGER payment_checkout_sessions_rollup_update
-  AFTER UPDATE ON {{ m.q("payment_checkout_sessions") }}
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
-CREATE TRIGGER payment_checkout_sessions_rollup_delete
-  AFTER DELETE ON {{ m.q("payment_checkout_sessions") }}
-  REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
-CREATE TRIGGER payment_checkout_sessions_rollup_truncate
-  AFTER TRUNCATE ON {{ m.q("payment_checkout_sessions") }}
-  FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
+COMMENT ON FUNCTION {{ m.q("reconcile_checkout_session_rollup") }}() IS
+  'Makes checkout_session_rollup (with its deltas) equal payment_checkout_sessions without blocking writers '
+  '(one scan of the table; folds wait meanwhile); returns how many rollup rows it corrected.';
 
-SELECT {{ m.q("rebuild_checkout_session_rollup") }}();
+-- The triggers, replaced in one statement (one transaction). Its lock waits for the writers already
+-- running, which may have used the functions above as they were; every later write uses these. Not DROP
+-- and CREATE: DROP TRIGGER's exclusive lock would deadlock with a writer between its SELECT ... FOR UPDATE
+-- and its UPDATE; CREATE OR REPLACE TRIGGER (PostgreSQL 14) takes only this lock.
+DO $$
+BEGIN
+  LOCK TABLE {{ m.q("payment_checkout_sessions") }} IN SHARE ROW EXCLUSIVE MODE;
+  CREATE OR REPLACE TRIGGER payment_checkout_sessions_rollup_insert
+    AFTER INSERT ON {{ m.q("payment_checkout_sessions") }}
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
+  CREATE OR REPLACE TRIGGER payment_checkout_sessions_rollup_update
+    AFTER UPDATE ON {{ m.q("payment_checkout_sessions") }}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
+  CREATE OR REPLACE TRIGGER payment_checkout_sessions_rollup_delete
+    AFTER DELETE ON {{ m.q("payment_checkout_sessions") }}
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
+  CREATE OR REPLACE TRIGGER payment_checkout_sessions_rollup_truncate
+    AFTER TRUNCATE ON {{ m.q("payment_checkout_sessions") }}
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ m.q("checkout_session_rollup_after_write") }}();
+END;
+$$;
+
+SELECT {{ m.q("reconcile_checkout_session_rollup") }}();

@@ -89,6 +89,70 @@ def test_rebuild_gives_the_same_rollup_and_clears_the_deltas(conn):
     assert conn.execute(FOLDED).fetchall() == conn.execute(ROLLUP).fetchall() == expected
 
 
+def test_reconcile_levels_a_stale_rollup_while_writers_carry_on(conn, db_url, make_user):
+    """reconcile_checkout_session_rollup() (what applying the rollup file runs) corrects whatever the rollup
+    holds in one statement that takes no lock a writer waits for: a writer with a 100 ms lock timeout
+    inserts and completes sessions while it is uncommitted, and the result counts them exactly once."""
+    seed(conn)
+    conn.execute("SELECT fold_checkout_session_rollup()")
+    conn.execute("UPDATE checkout_session_rollup SET sessions = sessions + 5 WHERE status = 'expired'")
+    conn.execute("DELETE FROM checkout_session_rollup WHERE status = 'completed'")
+    conn.execute("UPDATE payment_checkout_sessions SET status = 'expired' WHERE status = 'pending'")
+    assert not rollup_equals_raw(conn)
+    with psycopg.connect(db_url) as r, psycopg.connect(db_url, autocommit=True) as w:
+        corrected = r.execute("SELECT reconcile_checkout_session_rollup()").fetchone()[0]
+        assert corrected > 0
+        w.execute("SET lock_timeout = '100ms'")
+        for _ in range(3):  # while the reconcile is still open
+            session = w.execute(
+                "SELECT get_or_create_checkout_session(%s, 'r@example.com', 'pro', 29.99, 'stripe')",
+                (make_user(),),
+            ).fetchone()[0]
+            w.execute("SELECT complete_checkout_session(%s, %s, 'cus_r')", (session, f"cs_r_{session}"))
+        r.commit()
+    assert rollup_equals_raw(conn)
+    assert conn.execute("SELECT reconcile_checkout_session_rollup()").fetchone()[0] == 0
+    conn.execute("SELECT fold_checkout_session_rollup()")
+    assert conn.execute(FOLDED).fetchall() == conn.execute(RAW).fetchall()
+
+
+def test_applying_the_rollup_file_counts_every_write_made_meanwhile(conn, db_url, make_user, project):
+    """The rollup file run again (as an edit of it would be) over an emptied rollup, with writers running
+    all along: the triggers are swapped and the rollup refilled, and no write is lost or counted twice."""
+    from runner import migrate
+
+    seed(conn)
+    conn.execute("TRUNCATE checkout_session_rollup, checkout_session_rollup_delta")
+    rollup_file = next(f for f in project.files() if f.name == "functions/checkout_session_rollup.sql")
+    assert not rollup_file.transactional
+    users = [make_user() for _ in range(30)]
+    failures: list[BaseException] = []
+
+    def writer(mine: list) -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as c:
+                for user in mine:
+                    session = c.execute(
+                        "SELECT get_or_create_checkout_session(%s, 'a@example.com', 'pro', 29.99, 'stripe')",
+                        (user,),
+                    ).fetchone()[0]
+                    c.execute("SELECT complete_checkout_session(%s, %s, 'cus_a')", (session, f"cs_a_{user}"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(users[k::3],)) for k in range(3)]
+    for t in writers:
+        t.start()
+    with psycopg.connect(db_url, autocommit=True) as c:
+        for _ in range(2):  # twice: the second run finds nothing to correct
+            migrate._run_file(c, project, rollup_file)
+    for t in writers:
+        t.join(60)
+    assert failures == []
+    assert rollup_equals_raw(conn)
+    assert conn.execute("SELECT reconcile_checkout_session_rollup()").fetchone()[0] == 0
+
+
 def test_fold_moves_the_deltas_into_the_rollup_and_keeps_it_equal(conn):
     seed(conn)
     waiting = deltas(conn)
