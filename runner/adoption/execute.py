@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runner import migrate
-from runner.adoption import diff, target
+from runner.adoption import diff, online, target
 from runner.adoption import inspect as inspection
 from runner.adoption.plan import FunctionDrop, Plan, Step
 from runner.adoption.rules import RULES, Rule, resolution_sql
@@ -183,6 +183,7 @@ def adopt(
             _resolve(run, result, batch, tables=None)  # rows written before the constraints took effect
             _steps(run, plan, 6, result)
             _steps(run, plan, 7, result, batch=batch, tables=tables)
+            _steps(run, plan, 8, result, batch=batch)
             if plan.adopt_versions:
                 with conn.transaction():
                     for name in plan.adopt_versions:
@@ -385,9 +386,13 @@ def _apply_rest(run: _Runner, plan: Plan, result: AdoptResult) -> None:
     drops: dict[str, list[FunctionDrop]] = {}
     for d in plan.function_drops:
         drops.setdefault(d.file, []).append(d)
+    adopted = set(plan.adopted_tables)
     for f, action in migrate.plan(run.conn, run.project):
         run.on_step(f"{action:<7} {f.label}")
-        if f.name in drops:
+        split = online.split(f, run.project.schema, adopted) if f.kind == "versioned" else None
+        if split is not None:
+            _run_split(run, f, split, result)
+        elif f.name in drops:
             run.retrying(f.label, lambda f=f: _run_with_drops(run, f, drops[f.name]))
         else:
             run.retrying(f.label, lambda f=f: _run_locked(run, f))
@@ -426,3 +431,34 @@ def _run_with_drops(run: _Runner, f: SqlFile, drops: list[FunctionDrop]) -> None
         raise MigrationError(
             f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied"
         ) from None
+
+
+def _run_split(run: _Runner, f: SqlFile, split: online.OnlineFile, result: AdoptResult) -> None:
+    """A versioned file that indexes or constrains an adopted table (runner/adoption/online.py): the file
+    with its history row in one transaction (constraints NOT VALID, those indexes left out), then each
+    constraint validated and each index built CONCURRENTLY, none of which stops the app's reads or writes."""
+    import psycopg
+
+    def first() -> None:
+        start = time.monotonic()
+        try:
+            with run.conn.transaction():
+                run.conn.execute(f"SET LOCAL lock_timeout = '{run.timeout_ms}ms'")
+                run.conn.execute(split.transaction)
+                migrate._record(run.conn, run.project, f, int((time.monotonic() - start) * 1000))
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+            raise
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied"
+            ) from None
+
+    run.retrying(f.label, first)
+    for step in split.after:
+        run.on_step(f"{step.table}: {step.description}")
+        if step.kind == "index":
+            _build_index(run, step, result, BATCH)
+        else:
+            for sql in step.sql:
+                _validate(run, step, sql)
+        result.steps += 1

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from runner import migrate
+from runner.adoption import online
 from runner.adoption.diff import NEW_INDEX_SUFFIX, diff_table, stale_defaults
 from runner.adoption.plan import FunctionDrop, Plan, RuleCount, TableShape
 from runner.adoption.rules import RULES, catalogue_sql
@@ -45,6 +46,9 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
         _function_drops(conn, plan, project, target)
         plan.target_final = target.final
         plan.steps += stale_defaults(conn, project, target.final)
+        # What an adoption stopped after a file's transaction left of its second part (online.py).
+        shapes = read_shapes(conn, project, project.schema, sorted(live_tables & set(target.final)))
+        plan.steps += online.deferred_left(versioned, set(done), project.schema, target.final, shapes)
         if plan.history != "complete":
             _plan_versions(plan, project, target, live_tables, done)
             live = read_shapes(conn, project, project.schema, sorted(live_tables))

@@ -11,6 +11,7 @@ PHASES = {
     4: "constraints added NOT VALID (enforced for new rows at once)",
     6: "constraints validated (no lock that stops reads or writes), NOT NULL set",
     7: "indexes built CONCURRENTLY, swapped in; unique constraints on them",
+    8: "left by a stopped adoption: the project's constraints validated, its indexes built CONCURRENTLY",
     9: "after the project's files: defaults it does not have dropped (its triggers fill those columns now)",
 }
 

@@ -391,6 +391,92 @@ def test_killed_at_random_points_then_run_again(reference_url, project):
     assert_adopted(reference_url, project, before)
 
 
+class Stop(Exception):
+    pass
+
+
+def unfinished(url: str) -> list[str]:
+    """Indexes left invalid and constraints left NOT VALID in the schema."""
+    with connect(url) as conn:
+        return [
+            name
+            for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND NOT i.indisvalid "
+                "UNION ALL SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+                "AND NOT convalidated"
+            )
+        ]
+
+
+@pytest.mark.parametrize(
+    "stop_at, left",
+    [
+        # V030's transaction committed with its history row; its two indexes not built yet
+        (
+            "idx_payment_checkout_sessions_created_at (built CONCURRENTLY)",
+            {"idx_payment_checkout_sessions_created_at", "idx_payment_checkout_sessions_completed"},
+        ),
+        # V010's CHECK added NOT VALID, not validated yet
+        (
+            "validate payment_checkout_sessions_stripe_sessions_nonnegative",
+            {"payment_checkout_sessions_stripe_sessions_nonnegative", "idx_webhook_events_checkout_session"},
+        ),
+    ],
+)
+def test_later_files_index_and_constrain_the_adopted_tables_online(reference_url, project, stop_at, left):
+    """A later file that indexes or constrains an adopted table runs in two parts (runner/adoption/online.py):
+    stopped between them, the file is recorded, and the next adoption finds and finishes the second part."""
+    before = snapshots(reference_url)
+
+    def on_step(message: str) -> None:
+        if stop_at in message:
+            raise Stop(message)
+
+    with pytest.raises(Stop):
+        execute.adopt(lambda: connect(reference_url), project, on_step=on_step)
+    plan = execute.check(lambda: connect(reference_url), project)
+    leftovers = {s.description.split(" ")[1] for s in plan.steps if s.phase == 8}
+    assert leftovers == left
+    assert not plan.nothing_to_do
+    assert run_cli("--database-url", reference_url, "adopt").exit_code == 0
+    assert unfinished(reference_url) == []
+    with connect(reference_url) as conn:
+        for name in left:
+            assert conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL OR EXISTS (SELECT FROM pg_constraint WHERE conname = %s)",
+                (name, name),
+            ).fetchone()[0], name
+    assert_adopted(reference_url, project, before)
+    assert execute.check(lambda: connect(reference_url), project).nothing_to_do
+
+
+def test_the_later_files_split_for_adoption():
+    """What online.split makes of the project's files that touch the reference's tables."""
+    from runner import project as project_mod
+    from runner.adoption import online
+
+    files = {f.name: f for f in project_mod.load(REPO).versioned()}
+    adopted = set(TABLES)
+    v010 = online.split(files["tables/V010__stripe_checkout_flow.sql"], "public", adopted)
+    assert "CHECK (stripe_sessions_created >= 0) NOT VALID;" in v010.transaction
+    assert "CREATE INDEX" not in v010.transaction
+    assert [s.sql[0].split(" ON ")[0] for s in v010.after] == [
+        "ALTER TABLE public.payment_checkout_sessions VALIDATE CONSTRAINT "
+        "payment_checkout_sessions_stripe_sessions_nonnegative",
+        "CREATE INDEX CONCURRENTLY idx_webhook_events_checkout_session",
+    ]
+    v030 = online.split(files["tables/V030__checkout_session_rollup.sql"], "public", adopted)
+    assert "CREATE TABLE public.checkout_session_rollup" in v030.transaction
+    assert "CREATE INDEX" not in v030.transaction
+    assert len(v030.after) == 2 and all("CONCURRENTLY" in s.sql[0] for s in v030.after)
+    v031 = online.split(files["tables/V031__rollup_completion_bands.sql"], "public", adopted)
+    assert "ADD COLUMN completed_more" in v031.transaction and "CREATE INDEX" not in v031.transaction
+    # a file on tables it made itself runs as written
+    assert online.split(files["tables/V006__email_outbox.sql"], "public", adopted) is None
+    assert online.split(files["tables/V010__stripe_checkout_flow.sql"], "public", set()) is None
+
+
 def test_adopt_twice_second_run_has_nothing_to_do(reference_url, project):
     assert run_cli("--database-url", reference_url, "adopt").exit_code == 0
     with connect(reference_url) as conn:
