@@ -250,7 +250,8 @@ def _record_sql(conn: psycopg.Connection, project: Project, f: SqlFile) -> str:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a no-transaction file into statements: on `;` at the end of a line, outside quotes."""
+    """Split a file into statements: on `;` at the end of a line (before any trailing comment), outside
+    dollar quotes."""
     statements, current = [], []
     in_dollar: str | None = None
     for line in sql.splitlines():
@@ -260,7 +261,8 @@ def split_statements(sql: str) -> list[str]:
                 in_dollar = tag
             elif tag == in_dollar:
                 in_dollar = None
-        if in_dollar is None and line.rstrip().endswith(";"):
+        # A line's own trailing comment (`...; -- why`) does not hide the semicolon before it.
+        if in_dollar is None and re.sub(r"--[^']*$", "", line).rstrip().endswith(";"):
             statement = "\n".join(current).strip()
             if _has_code(statement):
                 statements.append(statement)
