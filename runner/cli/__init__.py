@@ -6,13 +6,14 @@ Exit codes: 0 success; 1 error; 2 usage error; 3 `apply --check`: changes pendin
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from runner.command_index import HELP, LAZY_COMMANDS, help_page, option_help
+from runner.command_index import lazy_help as _lazy_help  # noqa: F401 (re-exported for the tests)
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
@@ -95,31 +96,6 @@ class Context:
         return conn
 
 
-# Commands that live in other modules, imported only when used (keeps `runner --help` fast).
-# name -> "module:attribute"
-LAZY_COMMANDS: dict[str, str] = {
-    "apply": "runner.cli.migrate:apply",
-    "status": "runner.cli.migrate:status",
-    "compile": "runner.cli.migrate:compile_",
-    "verify": "runner.cli.migrate:verify",
-    "baseline": "runner.cli.migrate:baseline",
-    "db": "runner.cli.db:db",
-    "checkout": "runner.cli.checkout:checkout",
-    "webhook": "runner.cli.checkout:webhook",
-    "serve": "runner.cli.serve:serve",
-    "job": "runner.cli.jobs:job",
-    "schedule": "runner.cli.jobs:schedule",
-    "report": "runner.cli.reports:report",
-    "doctor": "runner.cli.doctor:doctor",
-    "dashboard": "runner.cli.dashboard:dashboard",
-    "test": "runner.cli.quality:test",
-    "lint": "runner.cli.quality:lint",
-    "demo": "runner.cli.demo:demo",
-    "docs": "runner.cli.docs:docs",
-    "adopt": "runner.cli.adopt:adopt",
-}
-
-
 def _from_environment(exc: click.BadParameter) -> str | None:
     """The environment variable a bad option value came from (PORT=abc for --port), or None."""
     from click.core import ParameterSource
@@ -140,29 +116,15 @@ class RunnerGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of --help, without importing the lazy commands' modules (their short help
-        is read from their source): `runner --help` stays as fast as `runner` itself."""
-        rows: list[tuple[str, str | None]] = []
-        for name in self.list_commands(ctx):
-            if name in LAZY_COMMANDS and name not in self.commands:
-                rows.append((name, _lazy_help(LAZY_COMMANDS[name])))
-                continue
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                rows.append((name, None))
-        if not rows:
-            return
-        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
-        lines = []
-        for name, help_text in rows:
-            if help_text is None:
-                help_text = self.get_command(ctx, name).get_short_help_str(limit)
-            else:
-                help_text = click.utils.make_default_short_help(help_text, limit)
-            lines.append((name, help_text))
-        with formatter.section("Commands"):
-            formatter.write_dl(lines)
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The help page from runner/command_index.py, the one `runner --help` prints without click: the
+        lazy commands' help is read from their source, not by importing their modules."""
+        extra = {
+            name: command.short_help or command.help or ""
+            for name, command in self.commands.items()
+            if name not in LAZY_COMMANDS and not command.hidden
+        }
+        formatter.write(help_page(ctx.command_path, formatter.width, extra))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS and name not in self.commands:
@@ -196,75 +158,6 @@ class RunnerGroup(click.Group):
             ctx.exit(1)
 
 
-def _lazy_help(target: str) -> str:
-    """The help of a lazy command ("module:attribute") from its module's source, without importing it:
-    the decorator's help=/short_help= or the function's docstring. Empty when it cannot be found."""
-    import ast
-
-    module, attr = target.split(":")
-    source = _module_source(module)
-    try:
-        # Only the command's own lines (decorators, def, body): parsing every module whole was most of
-        # `runner --help`'s time. The whole module when those lines do not stand alone.
-        tree = ast.parse(_definition(source, attr))
-    except SyntaxError:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            return ""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == attr:
-            for decorator in node.decorator_list:
-                func = getattr(decorator, "func", None)
-                if getattr(func, "attr", getattr(func, "id", None)) not in ("command", "group"):
-                    continue  # an option's help=, not the command's
-                for keyword in decorator.keywords:
-                    if keyword.arg in ("short_help", "help") and isinstance(keyword.value, ast.Constant):
-                        return str(keyword.value.value)
-            return ast.get_docstring(node) or ""
-    return ""
-
-
-@functools.cache
-def _module_source(module: str) -> str:
-    """A module's source text, without importing it; empty when it cannot be found or read."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(module)
-        with open(spec.origin, encoding="utf-8") as source:
-            return source.read()
-    except (ImportError, ValueError, AttributeError, TypeError, OSError):
-        return ""  # the command itself will say what is wrong when used
-
-
-def _definition(source: str, name: str) -> str:
-    """The top-level `def name` of `source`: its decorators, signature and docstring, as source that parses
-    on its own ("" when there is none)."""
-    lines = source.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(f"def {name}(")), None)
-    if start is None:
-        return ""
-    first = start
-    while first > 0 and lines[first - 1][:1] in ("@", " ", "\t", ")"):  # decorators and their continuations
-        first -= 1
-    end = start
-    while end < len(lines) - 1 and not lines[end].rstrip().endswith(":"):  # a signature over several lines
-        end += 1
-    body = end + 1
-    while body < len(lines) and not lines[body].strip():
-        body += 1
-    quote = lines[body].strip()[:3] if body < len(lines) else ""
-    if quote not in ('"""', "'''"):
-        return "\n".join([*lines[first : end + 1], "    pass"])
-    close = (
-        body
-        if lines[body].strip().count(quote) >= 2
-        else next((i for i in range(body + 1, len(lines)) if quote in lines[i]), len(lines) - 1)
-    )
-    return "\n".join(lines[first : close + 1])
-
-
 def emit(data: Any, fmt: str, text: str) -> None:
     if fmt == "json":
         import json
@@ -284,32 +177,20 @@ FORMAT = click.option(
 )
 
 
-@click.group(cls=RunnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--database-url",
-    envvar="DATABASE_URL",
-    metavar="URL",
-    help="PostgreSQL URL (env DATABASE_URL). Without it, an embedded PostgreSQL is used.",
-)
+# The help texts are runner/command_index.py's, which prints this group's help page with or without click.
+@click.group(cls=RunnerGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help=option_help("--database-url"))
 @click.option(
     "--project-dir",
     envvar="RUNNER_PROJECT_DIR",
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Folder holding sql/ (env RUNNER_PROJECT_DIR). Default: ./sql, else the packaged one.",
+    help=option_help("--project-dir"),
 )
-@click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for debug).")
-@click.version_option(package_name="checkout-sessions", prog_name="runner")
+@click.option("-v", "--verbose", count=True, help=option_help("--verbose"))
+@click.version_option(package_name="checkout-sessions", prog_name="runner", help=option_help("--version"))
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, project_dir: str | None, verbose: int) -> None:
-    """Render, apply and run the checkout-sessions SQL project.
-
-    \b
-    Examples:
-      runner apply                       # embedded PostgreSQL, whole project
-      DATABASE_URL=postgresql://u@db/app runner apply --check
-      runner status --format json
-    """
     if verbose:
         import logging
 

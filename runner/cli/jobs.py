@@ -23,6 +23,7 @@ from runner.jobs.catalogue import (
     FIRST_BATCH,
     JOBS,
     TARGET_BATCH_SECONDS,
+    listing,
 )
 
 if (
@@ -292,15 +293,7 @@ def list_(fmt: str) -> None:
       runner job list
       runner job list --format json | jq -r '.[] | "\\(.schedule) runner job \\(.name)"'   # a crontab
     """
-    rows = [
-        {"name": j.name, "schedule": j.schedule, "every": j.every, "description": j.description}
-        for j in JOBS.values()
-    ]
-    emit(
-        rows,
-        fmt,
-        "\n".join(f"{r['name']:<11} {r['schedule']:<12} {r['every']:<22} {r['description']}" for r in rows),
-    )
+    click.echo(listing(fmt))
 
 
 @job.command()

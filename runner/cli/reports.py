@@ -129,35 +129,6 @@ def list_(obj, fmt: str) -> None:
       runner report list
       runner report list --format json | jq -r '.[].name'
     """
-    found = reports.available(obj.project)
-    if fmt == "json":
-        import json
-
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": r.name,
-                        "description": r.description,
-                        "params": [
-                            {
-                                "name": p.name,
-                                "type": p.type,
-                                "default": p.default_text,
-                                "min": p.minimum,
-                                "max": p.maximum,
-                                "description": p.description,
-                            }
-                            for p in r.params
-                        ],
-                    }
-                    for r in found
-                ],
-                indent=2,
-            )
-        )
-        return
-    width = max((len(r.name) for r in found), default=0)
-    for r in found:
-        params = ", ".join(f"{p.name}={p.default_text}" for p in r.params)
-        click.echo(f"{r.name.ljust(width)}  {r.description}" + (f"  [{params}]" if params else ""))
+    text = reports.listing(reports.available(obj.project), fmt)
+    if text:  # no reports: no output (JSON says [])
+        click.echo(text)

@@ -2,36 +2,52 @@
 
 The one place these facts live: `runner job` and `runner schedule` (defaults and help), `runner doctor`
 (overdue checks), the pg_cron schedule and the docs read them from here. Data only: no database, no I/O.
+
+`runner job list` prints `listing()` without importing click (runner/launch.py), so this module imports
+nothing costly at the top: no dataclasses (it imports inspect), no runner.locks (logging).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
-from runner.locks import JOB_LOCKS
 
 EXIT_SKIPPED = 6
 
 
-@dataclass(frozen=True)
 class Job:
-    """A scheduled job: its name, its advisory lock key, its default schedule (cron syntax)."""
+    """A scheduled job: its name, its default schedule (cron syntax), what it does, when it is overdue."""
 
-    name: str
-    lock_key: int
-    schedule: str
-    every: str
-    description: str
-    # When `runner doctor` calls the job overdue: a few missed runs, not one late one.
-    overdue_after: dt.timedelta = dt.timedelta(hours=2)
+    __slots__ = ("name", "schedule", "every", "description", "overdue_after")
+
+    def __init__(
+        self,
+        name: str,
+        schedule: str,
+        every: str,
+        description: str,
+        # When `runner doctor` calls the job overdue: a few missed runs, not one late one.
+        overdue_after: dt.timedelta = dt.timedelta(hours=2),
+    ) -> None:
+        self.name = name
+        self.schedule = schedule
+        self.every = every
+        self.description = description
+        self.overdue_after = overdue_after
+
+    @property
+    def lock_key(self) -> int:
+        """Its advisory lock key: runner/locks.py's JOB_LOCKS, the one place SQL and Python read them from."""
+        from runner.locks import JOB_LOCKS
+
+        return JOB_LOCKS[self.name]
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r}, {self.schedule!r}, {self.every!r})"
 
 
-# Lock keys: runner/locks.py's JOB_LOCKS, the one place SQL and Python read them from.
 JOBS: dict[str, Job] = {
     "expire": Job(
         "expire",
-        JOB_LOCKS["expire"],
         "0 * * * *",
         "hourly",
         "Expire pending checkout sessions past expires_at, in batches.",
@@ -39,7 +55,6 @@ JOBS: dict[str, Job] = {
     ),
     "remind": Job(
         "remind",
-        JOB_LOCKS["remind"],
         "0 */6 * * *",
         "every 6 hours",
         "Queue one reminder per abandoned checkout (6-24 h old, < 3 attempts), then send the outbox.",
@@ -47,7 +62,6 @@ JOBS: dict[str, Job] = {
     ),
     "cleanup": Job(
         "cleanup",
-        JOB_LOCKS["cleanup"],
         "30 3 * * 0",
         "weekly, Sunday 03:30",
         "Move completed sessions older than the retention to payment_checkout_sessions_archive.",
@@ -55,7 +69,6 @@ JOBS: dict[str, Job] = {
     ),
     "send-email": Job(
         "send-email",
-        JOB_LOCKS["send-email"],
         "*/5 * * * *",
         "every 5 minutes",
         "Deliver the email outbox (verification and reminder emails) over SMTP.",
@@ -63,7 +76,6 @@ JOBS: dict[str, Job] = {
     ),
     "rollup": Job(
         "rollup",
-        JOB_LOCKS["rollup"],
         "*/5 * * * *",
         "every 5 minutes",
         "Fold the rollup's appended deltas into checkout_session_rollup, in batches.",
@@ -80,3 +92,16 @@ FIRST_BATCH = 1_000
 # 0.25 s leaves room under the 1 s lock-hold ceiling for a slow batch on a busy machine (a 0.5 s
 # target peaked at 1.06 s in the 10M benchmark).
 TARGET_BATCH_SECONDS = 0.25
+
+
+def listing(fmt: str = "text") -> str:
+    """`runner job list`: each job, its default schedule and what it does; fmt "text" or "json"."""
+    rows = [
+        {"name": j.name, "schedule": j.schedule, "every": j.every, "description": j.description}
+        for j in JOBS.values()
+    ]
+    if fmt == "json":
+        import json
+
+        return json.dumps(rows, indent=2, default=str)
+    return "\n".join(f"{r['name']:<11} {r['schedule']:<12} {r['every']:<22} {r['description']}" for r in rows)

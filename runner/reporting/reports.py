@@ -9,6 +9,9 @@ A report file begins with a header the runner reads::
 Types: integer (with optional min/max), text, interval (``90 minutes``, ``6 hours``, ``1 day 2 hours``),
 date (``2025-01-31``). ``default none`` makes a parameter optional (SQL NULL). Values are checked here and
 passed to PostgreSQL as bound parameters (``%(days)s`` in the file); Jinja renders only structure.
+
+`runner report list` prints `listing()` without importing click (runner/launch.py): this module imports
+nothing costly at the top (no dataclasses, which imports inspect; no runner.project, which renders).
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runner.errors import ProjectNotApplied, ReportError, ReportParameterError
-from runner.project import Project
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import psycopg
+
+    from runner.project import Project
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 HEADER = re.compile(r"^--\s*(?P<key>report|description|param)\s*:\s*(?P<value>.*?)\s*$")
@@ -43,8 +47,7 @@ MAX_INTERVAL_DAYS = 36_500  # a century: older than any row, well inside Postgre
 FORMATS = ("table", "csv", "json")
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """One declared parameter of a report."""
 
     name: str
@@ -98,8 +101,7 @@ class Param:
         return raw
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     """A report file's header: its name, what it answers, its parameters."""
 
     name: str
@@ -131,14 +133,19 @@ class Report:
         return bound
 
 
-@dataclass
 class Result:
     """The rows a report returned, with the parameters it ran with."""
 
-    report: Report
-    params: dict[str, Any]
-    columns: list[str]
-    rows: list[tuple] = field(default_factory=list)
+    def __init__(
+        self, report: Report, params: dict[str, Any], columns: list[str], rows: list[tuple] | None = None
+    ) -> None:
+        self.report = report
+        self.params = params
+        self.columns = columns
+        self.rows = [] if rows is None else rows
+
+    def __repr__(self) -> str:
+        return f"Result({self.report.name!r}, {len(self.rows)} rows)"
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -201,7 +208,12 @@ def _parse_param(spec: str, where: str) -> Param:
 
 def available(project: Project) -> list[Report]:
     """Every report of the project, by name."""
-    folder = project.sql_dir / "reports"
+    return in_folder(project.sql_dir)
+
+
+def in_folder(sql_dir: Path) -> list[Report]:
+    """Every report of sql_dir/reports/, by name."""
+    folder = sql_dir / "reports"
     reports = []
     for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
         if NAME.match(path.stem):
@@ -242,6 +254,40 @@ def run(
     return Result(report=report, params=bound, columns=columns, rows=rows)
 
 
+def listing(found: list[Report], fmt: str = "table") -> str:
+    """`runner report list`: each report, what it answers and its parameters; fmt "table" or "json"."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(
+            [
+                {
+                    "name": r.name,
+                    "description": r.description,
+                    "params": [
+                        {
+                            "name": p.name,
+                            "type": p.type,
+                            "default": p.default_text,
+                            "min": p.minimum,
+                            "max": p.maximum,
+                            "description": p.description,
+                        }
+                        for p in r.params
+                    ],
+                }
+                for r in found
+            ],
+            indent=2,
+        )
+    width = max((len(r.name) for r in found), default=0)
+    lines = []
+    for r in found:
+        params = ", ".join(f"{p.name}={p.default_text}" for p in r.params)
+        lines.append(f"{r.name.ljust(width)}  {r.description}" + (f"  [{params}]" if params else ""))
+    return "\n".join(lines)
+
+
 # -- output ------------------------------------------------------------------------------------------
 def _text(value: Any) -> str:
     """A value as people and CSV readers expect it; exact (Decimal and timestamps keep every digit)."""
@@ -258,6 +304,7 @@ def _text(value: Any) -> str:
 
 def _json_value(value: Any) -> Any:
     """JSON: integers and floats are numbers; NUMERIC values are strings, so no digit is lost."""
+    import uuid
     from decimal import Decimal  # here and below: output only; `runner report list` starts without them
 
     if value is None or isinstance(value, bool | int | float | str):

@@ -20,8 +20,10 @@ from runner import project as project_mod
 from runner import render_cache
 from tests.conftest import REPO, SQL_DIR
 
-# Runs `runner ARGS...` and writes the top-level names of every module it loaded to STARTUP_PROBE_OUT
-# (without importing anything itself: json would count as loaded).
+# Runs `runner ARGS...` through the console script's entry point (runner/launch.py) and writes the top-level
+# names of every module it loaded to STARTUP_PROBE_OUT (without importing anything itself: json would count
+# as loaded). With --project-dir every command goes through click; tests/cli/test_fast_path.py runs the
+# forms runner/launch.py answers without click.
 PROBE = """
 import atexit, os, sys
 def report():
@@ -29,7 +31,7 @@ def report():
         out.write("\\n".join(sorted({name.split(".")[0] for name in sys.modules})))
 atexit.register(report)
 sys.argv = ["runner", *sys.argv[1:]]
-from runner.cli import main
+from runner.launch import main
 main()
 """
 
@@ -65,7 +67,8 @@ def test_commands_without_a_database_load_neither_driver_nor_templates(tmp_path,
     assert loaded & NO_DATABASE == set()
 
 
-def test_help_lists_every_command_without_importing_their_modules(tmp_path):
+@pytest.mark.parametrize("no_fast_path", ["", "1"], ids=["fast path", "click"])
+def test_help_lists_every_command_without_importing_their_modules(tmp_path, no_fast_path):
     out = tmp_path / "modules.txt"
     probe = PROBE.replace(
         'name.split(".")[0] for name in sys.modules',
@@ -76,7 +79,7 @@ def test_help_lists_every_command_without_importing_their_modules(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={**os.environ, "STARTUP_PROBE_OUT": str(out)},
+        env={**os.environ, "STARTUP_PROBE_OUT": str(out), "RUNNER_NO_FAST_PATH": no_fast_path},
         timeout=60,
         check=False,
     )
