@@ -11,7 +11,7 @@ import pytest
 
 from runner import migrate
 from runner import project as project_mod
-from runner.errors import DriftError, LockTimeout, MigrationError, ProjectError, TemplateError
+from runner.errors import ConfigError, DriftError, LockTimeout, MigrationError, ProjectError, TemplateError
 from runner.locks import APPLY_LOCK, advisory_lock
 from tests.conftest import SQL_DIR
 
@@ -279,7 +279,7 @@ def test_dependency_cycle_and_unknown_dependency_are_errors(sql_copy):
 def test_bad_configuration_is_refused(sql_copy, old, new, message):
     config = sql_copy / "sql" / "project.toml"
     config.write_text(config.read_text().replace(old, new, 1))
-    with pytest.raises(project_mod.ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         project_mod.load(sql_copy)
 
 
