@@ -103,6 +103,19 @@ $$;
 COMMENT ON FUNCTION {{ m.q("checkout_session_rollup_after_write") }}() IS
   'Statement trigger: appends the inserted (+), deleted (-) and moved (- old, + new) sessions to checkout_session_rollup_delta.';
 
+{#- The table counted the rollup's way: one row per (hour, plan, status) with every measure, named. -#}
+{% macro table_counts() -%}
+SELECT {{ m.q("checkout_rollup_bucket") }}(created_at) AS bucket, subscription_plan, status,
+         count(*) AS sessions, count(*) FILTER (WHERE attempts > 1) AS retried, sum(attempts) AS attempts,
+         coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0)
+           AS complete_seconds,
+{%- for column in bands %}
+         count(*) FILTER (WHERE status = 'completed' AND {{ band("") }} = {{ loop.index }}) AS {{ column }}{{ "," if not loop.last }}
+{%- endfor %}
+    FROM {{ m.q("payment_checkout_sessions") }}
+   GROUP BY 1, 2, 3
+{%- endmacro %}
+
 CREATE OR REPLACE FUNCTION {{ m.q("rebuild_checkout_session_rollup") }}()
 RETURNS BIGINT
 LANGUAGE plpgsql
@@ -119,16 +132,8 @@ BEGIN
   -- recomputed: whatever they held is in the table, which the SHARE lock keeps still.
   TRUNCATE {{ m.q("checkout_session_rollup") }}, {{ m.q("checkout_session_rollup_delta") }};
   INSERT INTO {{ m.q("checkout_session_rollup") }}
-         (bucket, subscription_plan, status, sessions, retried, attempts, complete_seconds,
-          {{ bands | join(", ") }})
-  SELECT {{ m.q("checkout_rollup_bucket") }}(created_at), subscription_plan, status,
-         count(*), count(*) FILTER (WHERE attempts > 1), sum(attempts),
-         coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0),
-{%- for column in bands %}
-         count(*) FILTER (WHERE status = 'completed' AND {{ band("") }} = {{ loop.index }}){{ "," if not loop.last }}
-{%- endfor %}
-    FROM {{ m.q("payment_checkout_sessions") }}
-   GROUP BY 1, 2, 3;
+         (bucket, subscription_plan, status, {{ measures | join(", ") }})
+  {{ table_counts() }};
   GET DIAGNOSTICS v_rows = ROW_COUNT;
   RETURN v_rows;
 END;
@@ -212,15 +217,7 @@ BEGIN
   SELECT bucket, subscription_plan, status,
          {% for column in measures %}sum({{ column }}){{ ", " if not loop.last }}{% endfor %}
     FROM (
-      SELECT {{ m.q("checkout_rollup_bucket") }}(created_at) AS bucket, subscription_plan, status,
-             count(*) AS sessions, count(*) FILTER (WHERE attempts > 1) AS retried, sum(attempts) AS attempts,
-             coalesce(sum(extract(epoch FROM completed_at - created_at)) FILTER (WHERE status = 'completed'), 0)
-               AS complete_seconds,
-{%- for column in bands %}
-             count(*) FILTER (WHERE status = 'completed' AND {{ band("") }} = {{ loop.index }}) AS {{ column }}{{ "," if not loop.last }}
-{%- endfor %}
-        FROM {{ m.q("payment_checkout_sessions") }}
-       GROUP BY 1, 2, 3
+      {{ table_counts() | indent(4) }}
       UNION ALL
       SELECT bucket, subscription_plan, status,
              {% for column in measures %}-{{ column }}{{ ", " if not loop.last }}{% endfor %}
