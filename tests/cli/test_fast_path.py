@@ -19,19 +19,9 @@ import pytest
 from runner import command_index
 from runner.cli import cli
 from runner.launch import fast_answer
+from tests.cli.test_startup import PROBE
 from tests.conftest import REPO, SQL_DIR
 
-# Runs runner/launch.py's main() and writes the top-level names of the modules it loaded to PROBE_OUT.
-PROBE = """
-import atexit, os, sys
-def report():
-    with open(os.environ["PROBE_OUT"], "w") as out:
-        out.write("\\n".join(sorted({name.split(".")[0] for name in sys.modules})))
-atexit.register(report)
-sys.argv = ["runner", *sys.argv[1:]]
-from runner.launch import main
-main()
-"""
 HELP_FORMS = [[], ["--help"], ["-h"]]
 LIST_FORMS = [
     [*command, *fmt]
@@ -96,7 +86,7 @@ def test_listings_are_clicks(args):
 )
 def test_fast_forms_load_no_click_driver_or_templates(tmp_path, args):
     out = tmp_path / "modules.txt"
-    env = {**os.environ, "PROBE_OUT": str(out)}
+    env = {**os.environ, "STARTUP_PROBE_OUT": str(out)}
     env.pop("RUNNER_NO_FAST_PATH", None)
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args], cwd=REPO, env=env, capture_output=True, timeout=60, check=False
