@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import DatabaseUnavailable, first_line
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -57,8 +59,6 @@ def database_failure(exc: BaseException) -> tuple[str, str | None] | None:
     import psycopg
     from psycopg_pool import PoolTimeout
 
-    from runner.errors import DatabaseUnavailable
-
     if isinstance(exc, DatabaseUnavailable):
         cause = exc.__cause__
         return CONNECTION, getattr(cause, "sqlstate", None)
@@ -79,7 +79,7 @@ def database_failure(exc: BaseException) -> tuple[str, str | None] | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    return first_line(exc)[:500]
 
 
 def _iso(moment: float) -> str:

@@ -25,15 +25,12 @@ import stripe
 from psycopg.rows import dict_row
 
 from runner import error_log
-from runner.errors import (  # noqa: F401 (re-exported)
+from runner.errors import (
     Conflict,
-    DatabaseUnavailable,
     InvalidRequest,
     NotFound,
     PaymentProviderError,
     RateLimited,
-    connection_lost,
-    first_line,
     sql_errors,
 )
 from runner.payments import stripe_gateway

@@ -19,7 +19,13 @@ import psycopg
 import stripe
 from psycopg import pq
 
-from runner.errors import InvalidRequest, NotFound, WebhookSecretNotInDatabase, WebhookSignatureError
+from runner.errors import (
+    InvalidRequest,
+    NotFound,
+    WebhookSecretNotInDatabase,
+    WebhookSignatureError,
+    sql_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +181,6 @@ def handle(
     The database checks the signature again (record_webhook_event); WebhookSecretNotInDatabase when it does
     not verify there although it did here: the database's webhook_secrets lack the secret.
     """
-    from runner.payments.checkout import sql_errors
-
     try:
         with sql_errors():
             event_id, status, outcome, session_id, duplicate = _record(
@@ -213,8 +217,6 @@ def record_failure(conn: psycopg.Connection, delivery: Delivery, error: str, tol
 
 def replay(conn: psycopg.Connection, event_id: str, expected_livemode: bool) -> Outcome:
     """Process a stored event again (`runner webhook replay`): idempotent, like a redelivery that is not skipped."""
-    from runner.payments.checkout import sql_errors
-
     with sql_errors():
         row = conn.execute(
             "SELECT * FROM process_webhook_event(%s, %s)", (event_id, expected_livemode)

@@ -21,7 +21,16 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from runner import error_log
-from runner.errors import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound, RateLimited, RunnerError
+from runner.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    RunnerError,
+    connection_lost,
+    first_line,
+)
 from runner.payments import checkout, webhook
 from runner.settings import Settings
 from runner.web import auth, pool
@@ -97,13 +106,13 @@ def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, 
     """(HTTP status, error code, message) for an exception a route raised, logged as it deserves; the one
     mapping of the Flask routes and of WebhookRoute."""
     if isinstance(exc, (DatabaseUnavailable, PoolTimeout)) or (
-        isinstance(exc, psycopg.OperationalError) and checkout.connection_lost(exc)
+        isinstance(exc, psycopg.OperationalError) and connection_lost(exc)
     ):
         if not isinstance(exc, DatabaseUnavailable):
-            log.warning("database unavailable: %s", checkout.first_line(exc))
+            log.warning("database unavailable: %s", first_line(exc))
         return 503, "database_unavailable", "the database is unavailable; retry later"
     if isinstance(exc, psycopg.errors.QueryCanceled):  # RUNNER_STATEMENT_TIMEOUT: too slow now, retry later
-        log.warning("statement cancelled on %s %s: %s", method, path, checkout.first_line(exc))
+        log.warning("statement cancelled on %s %s: %s", method, path, first_line(exc))
         return 503, "database_timeout", "the database did not answer in time; retry later"
     if isinstance(exc, RunnerError):
         status = getattr(exc, "http_status", 500)
@@ -114,7 +123,7 @@ def error_answer(exc: BaseException, method: str, path: str) -> tuple[int, str, 
         return exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         # A deployment mistake, not a bug: say which grant is missing (README: roles and least privilege).
-        log.error("database role lacks a privilege on %s %s: %s", method, path, checkout.first_line(exc))
+        log.error("database role lacks a privilege on %s %s: %s", method, path, first_line(exc))
         return (
             503,
             "database_privileges",
@@ -387,9 +396,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
             state.database_errors.note(exc)
-            log.warning(
-                "health check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc
-            )
+            log.warning("health check failed: %s", first_line(exc))
             return jsonify({"status": "unavailable", "database": "unreachable"}), 503
         return jsonify({"status": "ok", "database": "ok"})
 
