@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from runner.cli import FORMAT
 from runner.errors import AdoptionError
 
 EXIT_WOULD_CHANGE = 3
@@ -18,14 +19,7 @@ EXIT_WOULD_CHANGE = 3
     is_flag=True,
     help="Only inspect and print the plan; change nothing. Exit 0: nothing to do, 3: adopt would change something.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people (text) or machines (json).",
-)
+@FORMAT
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0.01),

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from runner.cli import FORMAT
 from runner.errors import HealthCheckFailed
 
 
@@ -17,14 +18,7 @@ from runner.errors import HealthCheckFailed
     show_default=True,
     help="Exit 1 when a check is at this level or worse (warn: alert on thresholds too).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people (text) or machines (json).",
-)
+@FORMAT
 @click.pass_obj
 def doctor(obj, fail_on: str, fmt: str) -> None:
     """Check the database and the payment flow: schema, functions, indexes, rollup, expiry, stuck
