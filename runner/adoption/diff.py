@@ -43,14 +43,7 @@ def diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> N
             if col.not_null and not col.default:
                 _not_null(plan, live, col.name, t)
             if col.comment:
-                plan.steps.append(
-                    Step(
-                        2,
-                        live.name,
-                        f"comment on column {col.name}",
-                        [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"],
-                    )
-                )
+                _comment_column(plan, live.name, col.name, col.comment, t)
             continue
         if have.type != col.type:
             plan.blockers.append(
@@ -94,14 +87,7 @@ def diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> N
                 )
             )
         if col.comment and col.comment != have.comment:
-            plan.steps.append(
-                Step(
-                    2,
-                    live.name,
-                    f"comment on column {col.name}",
-                    [f"COMMENT ON COLUMN {t}.{col.name} IS {_literal(col.comment)}"],
-                )
-            )
+            _comment_column(plan, live.name, col.name, col.comment, t)
     if want.comment and want.comment != live.comment:
         plan.steps.append(
             Step(2, live.name, "comment on table", [f"COMMENT ON TABLE {t} IS {_literal(want.comment)}"])
@@ -112,15 +98,7 @@ def diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> N
         if have_con is not None:
             if have_con.definition == con.definition and have_con.type == con.type:
                 if not have_con.validated:
-                    plan.steps.append(
-                        Step(
-                            6,
-                            live.name,
-                            f"validate {con.name}",
-                            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
-                            kind="concurrent",
-                        )
-                    )
+                    _validate(plan, live.name, con.name, t)
                 continue
             if con.type in ("c", "f"):
                 plan.steps.append(
@@ -134,15 +112,7 @@ def diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> N
                         ],
                     )
                 )
-                plan.steps.append(
-                    Step(
-                        6,
-                        live.name,
-                        f"validate {con.name}",
-                        [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
-                        kind="concurrent",
-                    )
-                )
+                _validate(plan, live.name, con.name, t)
             else:
                 plan.blockers.append(
                     f"constraint {live.name}.{con.name} is `{have_con.definition}`, the project "
@@ -176,15 +146,7 @@ def diff_table(plan: Plan, live: TableShape, want: TableShape, schema: str) -> N
                     [f"ALTER TABLE {t} ADD CONSTRAINT {con.name} {con.definition} NOT VALID"],
                 )
             )
-            plan.steps.append(
-                Step(
-                    6,
-                    live.name,
-                    f"validate {con.name}",
-                    [f"ALTER TABLE {t} VALIDATE CONSTRAINT {con.name}"],
-                    kind="concurrent",
-                )
-            )
+            _validate(plan, live.name, con.name, t)
         elif con.type in ("u", "p") and con.index_definition:
             if con.type == "p" and any(k.type == "p" for k in live.constraints.values()):
                 plan.blockers.append(
@@ -328,15 +290,7 @@ def _not_null(plan: Plan, live: TableShape, column: str, t: str) -> None:
                 [f"ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID"],
             )
         )
-    plan.steps.append(
-        Step(
-            6,
-            live.name,
-            f"validate {check}",
-            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {check}"],
-            kind="concurrent",
-        )
-    )
+    _validate(plan, live.name, check, t)
     plan.steps.append(
         Step(
             6,
@@ -346,6 +300,30 @@ def _not_null(plan: Plan, live: TableShape, column: str, t: str) -> None:
                 f"ALTER TABLE {t} ALTER COLUMN {column} SET NOT NULL",
                 f"ALTER TABLE {t} DROP CONSTRAINT {check}",
             ],
+        )
+    )
+
+
+def _validate(plan: Plan, table: str, constraint: str, t: str) -> None:
+    """VALIDATE CONSTRAINT, outside any transaction: its lock lets reads and writes through."""
+    plan.steps.append(
+        Step(
+            6,
+            table,
+            f"validate {constraint}",
+            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {constraint}"],
+            kind="concurrent",
+        )
+    )
+
+
+def _comment_column(plan: Plan, table: str, column: str, comment: str, t: str) -> None:
+    plan.steps.append(
+        Step(
+            2,
+            table,
+            f"comment on column {column}",
+            [f"COMMENT ON COLUMN {t}.{column} IS {_literal(comment)}"],
         )
     )
 
