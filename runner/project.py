@@ -325,3 +325,17 @@ def load(project_dir: str | Path | None = None) -> Project:
     """Locate and load the project with its configuration, checked."""
     sql_dir = locate(project_dir)
     return Project(sql_dir=sql_dir, config=read_config(sql_dir))
+
+
+_from_environment: Project | None = None
+
+
+def from_environment() -> Project:
+    """The project RUNNER_PROJECT_DIR names (else the default), loaded once per process: for callers given
+    none, such as the web app's /dashboard and /metrics."""
+    global _from_environment
+    if _from_environment is None:
+        import os
+
+        _from_environment = load(os.environ.get("RUNNER_PROJECT_DIR"))
+    return _from_environment

@@ -7,7 +7,7 @@ import datetime as dt
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from runner.project import Project
+from runner.project import Project, from_environment
 from runner.reporting import charts, reports
 
 if TYPE_CHECKING:
@@ -199,23 +199,9 @@ def page(data: dict[str, Any]) -> str:
     )
 
 
-_project: Project | None = None
-
-
-def _default_project() -> Project:
-    global _project
-    if _project is None:
-        import os
-
-        from runner import project as project_mod
-
-        _project = project_mod.load(os.environ.get("RUNNER_PROJECT_DIR"))
-    return _project
-
-
 def render(conn: psycopg.Connection, project: Project | None = None) -> str:
     """The full dashboard HTML for the database behind `conn`."""
-    return page(collect(conn, project or _default_project()))
+    return page(collect(conn, project or from_environment()))
 
 
 TEMPLATE = """<!doctype html>

@@ -22,7 +22,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from runner.project import Project
+from runner.project import Project, from_environment
 from runner.reporting import reports
 
 if TYPE_CHECKING:
@@ -123,24 +123,10 @@ class CheckoutCollector:
         yield running
 
 
-_project: Project | None = None
-
-
-def _default_project() -> Project:
-    global _project
-    if _project is None:
-        import os
-
-        from runner import project as project_mod
-
-        _project = project_mod.load(os.environ.get("RUNNER_PROJECT_DIR"))
-    return _project
-
-
 def render(conn: psycopg.Connection, project: Project | None = None) -> tuple[bytes, str]:
     """The metrics in Prometheus text format: (body, content type)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CheckoutCollector(conn, project or _default_project()))
+    registry.register(CheckoutCollector(conn, project or from_environment()))
     return generate_latest(registry), CONTENT_TYPE
 
 
