@@ -157,6 +157,16 @@ def _row(conn: psycopg.Connection, session_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
+def _get_or_create(
+    conn: psycopg.Connection, user_id: uuid.UUID, plan: str, email: str | None, metadata: str | None
+) -> dict[str, Any]:
+    """The user's pending row for the plan, made if there is none (arguments checked by the parse_ functions)."""
+    with sql_errors():
+        email = email or _user_email(conn, user_id)
+        session_id = conn.execute(GET_OR_CREATE_SQL, (user_id, email, plan, metadata)).fetchone()[0]
+        return _row(conn, session_id)
+
+
 def _user_email(conn: psycopg.Connection, user_id: uuid.UUID) -> str:
     email = conn.execute("SELECT checkout_user_email(%s)", (user_id,)).fetchone()[0]
     if email is None:
@@ -338,10 +348,7 @@ def create_checkout(
     plan = parse_plan(plan)
     metadata = metadata_param(metadata)
     client = stripe_client() if callable(stripe_client) else stripe_client
-    with sql_errors():
-        email = email or _user_email(conn, user_id)
-        session_id = conn.execute(GET_OR_CREATE_SQL, (user_id, email, plan, metadata)).fetchone()[0]
-        row = _row(conn, session_id)
+    row = _get_or_create(conn, user_id, plan, email, metadata)
 
     if row["stripe_session_id"] and row["checkout_url"]:
         try:
@@ -390,10 +397,7 @@ def start_session(
     user_id = parse_uuid(user_id, "userId")
     plan = parse_plan(plan)
     metadata = metadata_param(metadata)
-    with sql_errors():
-        email = email or _user_email(conn, user_id)
-        session_id = conn.execute(GET_OR_CREATE_SQL, (user_id, email, plan, metadata)).fetchone()[0]
-        return session_json(_row(conn, session_id))
+    return session_json(_get_or_create(conn, user_id, plan, email, metadata))
 
 
 def get_session(
