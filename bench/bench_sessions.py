@@ -61,8 +61,9 @@ def scripts(conn, n_users: int) -> dict[str, str]:
     }
 
 
-def pgbench(url: str, script: Path, clients: int, seconds: int) -> tuple[float, float]:
-    """(tps, mean latency ms) of one pgbench run."""
+def pgbench(url: str, script: Path, clients: int, *limit: str) -> tuple[float, float]:
+    """(tps, mean latency ms) of one pgbench run of `script`; `limit` ends it (`-T <seconds>`, or
+    `-t <transactions per client>`) and may add options (bench_webhook.py runs it too)."""
     env, _, db = libpq_env(url)
     cmd = [
         common.pg_bin("pgbench"),
@@ -75,9 +76,7 @@ def pgbench(url: str, script: Path, clients: int, seconds: int) -> tuple[float, 
         str(clients),
         "-j",
         str(min(clients, 2)),
-        "-T",
-        str(seconds),
-        f"--random-seed={SEED}",
+        *limit,
         db,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -144,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                                 before = conn.execute(
                                     "SELECT count(*) FROM payment_checkout_sessions"
                                 ).fetchone()[0]
-                            t, lat = pgbench(run_url, paths[name], c, seconds)
+                            t, lat = pgbench(
+                                run_url, paths[name], c, "-T", str(seconds), f"--random-seed={SEED}"
+                            )
                             with common.connect(run_url) as conn:
                                 after = conn.execute(
                                     "SELECT count(*) FROM payment_checkout_sessions"

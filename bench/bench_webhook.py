@@ -48,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
-from bench.bench_apply import libpq_env
+from bench.bench_sessions import pgbench
 from bench.generate import generate, parse_size
 
 GROUP = "webhook"
@@ -411,28 +411,8 @@ def webhook_run(
 
 def pgbench_run(url: str, script: Path, n: int, clients: int) -> tuple[float, float]:
     """(tps, mean latency ms) of pgbench completing n distinct sessions."""
-    env, _, db = libpq_env(url)
     per_client = n // clients
-    cmd = [
-        common.pg_bin("pgbench"),
-        "-n",
-        "-M",
-        "prepared",
-        "-f",
-        str(script),
-        "-c",
-        str(clients),
-        "-j",
-        str(min(clients, 2)),
-        "-t",
-        str(per_client),
-        db,
-    ]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"pgbench failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
-    tps = float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
-    latency = float(re.search(r"latency average = ([\d.]+) ms", proc.stdout).group(1))
+    tps, latency = pgbench(url, script, clients, "-t", str(per_client))
     with common.connect(url) as conn:
         done = conn.execute(
             "SELECT count(*) FROM payment_checkout_sessions WHERE stripe_session_id LIKE "
