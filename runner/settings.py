@@ -36,6 +36,12 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=int, minimum
     return value
 
 
+def webhook_secrets_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """STRIPE_WEBHOOK_SECRET's signing secrets: several, comma-separated, while rotating; blanks ignored."""
+    raw = (os.environ if env is None else env).get("STRIPE_WEBHOOK_SECRET", "")
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything `runner serve` and the checkout library need besides the SQL project."""
@@ -88,9 +94,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             stripe_secret_key=key,
-            stripe_webhook_secrets=tuple(
-                s.strip() for s in env.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()
-            ),
+            stripe_webhook_secrets=webhook_secrets_from_env(env),
             stripe_api_base=(env.get("STRIPE_API_BASE") or "").rstrip("/") or None,
             stripe_livemode=livemode,
             stripe_timeout=_number(env, "STRIPE_TIMEOUT", 20.0, float, minimum=0.1),

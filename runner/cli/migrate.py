@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -94,7 +93,9 @@ def apply(obj: Context, dry_run: bool, check: bool, lock_timeout: float, lint_fi
 def _seed_webhook_secrets(obj: Context) -> None:
     """A fresh deployment (or one upgraded to the database's own signature check): STRIPE_WEBHOOK_SECRET's
     secrets go into an empty webhook_secrets, so Stripe's deliveries verify there from the first one."""
-    secrets = [s.strip() for s in os.environ.get("STRIPE_WEBHOOK_SECRET", "").split(",") if s.strip()]
+    from runner.settings import webhook_secrets_from_env
+
+    secrets = webhook_secrets_from_env()
     if not secrets:
         return
     from runner.payments import webhook_secrets
