@@ -2,6 +2,26 @@
     {% import "adopt/macros.sql" as a %} -#}
 {% import "macros/common.sql" as m %}
 
+{#- The next batch of a rule's offending rows: those the data test sql/tests/<rule>.sql returns, by id after
+    %(after)s, at most %(batch)s; `columns` of them, as the resolution's `offending` CTE. -#}
+{% macro offending(rule, id_type, columns="failing.id") -%}
+SELECT {{ columns }}
+    FROM (
+{% include "tests/" ~ rule ~ ".sql" %}
+    ) AS failing
+   WHERE %(after)s::{{ id_type }} IS NULL OR failing.id > %(after)s::{{ id_type }}
+   ORDER BY failing.id
+   LIMIT %(batch)s
+{%- endmacro %}
+
+{#- What every batch returns to runner/adoption/execute.py, read from its `offending` and `logged` CTEs: rows
+    logged, rows looked at, and the last id looked at (`id_column` of offending), where the next batch starts. -#}
+{% macro batch_result(id_column="id") -%}
+SELECT (SELECT count(*) FROM logged) AS changed,
+       (SELECT count(*) FROM offending) AS seen,
+       (SELECT o.{{ id_column }}::text FROM offending o ORDER BY o.{{ id_column }} DESC LIMIT 1) AS last_id
+{%- endmacro %}
+
 {#- One batch of a resolution: the next rows (by id, after %(after)s, at most %(batch)s) that the data test
     sql/tests/<rule>.sql returns are locked, changed by the SET clause given as the caller's body, and each
     changed row is written to runner_adoption_log with its whole row before and after, in the same
@@ -9,13 +29,7 @@
     The before-image is read from the locked row, so a concurrent write that committed first is in it. -#}
 {% macro resolve(table, rule, id_type) -%}
 WITH offending AS (
-  SELECT failing.id
-    FROM (
-{% include "tests/" ~ rule ~ ".sql" %}
-    ) AS failing
-   WHERE %(after)s::{{ id_type }} IS NULL OR failing.id > %(after)s::{{ id_type }}
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ offending(rule, id_type) }}
 ), target AS (
   SELECT s.id, to_jsonb(s) AS before
     FROM {{ m.q(table) }} s
@@ -34,9 +48,7 @@ WITH offending AS (
    WHERE c.before IS DISTINCT FROM c.after
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ batch_result() }}
 {%- endmacro %}
 
 {#- A plan code in the catalogue's format (^[a-z0-9][a-z0-9_-]{0,49}$) made from any text: lower case, runs
@@ -51,13 +63,7 @@ left(coalesce(nullif(ltrim(regexp_replace(lower(btrim({{ expr }})), '[^a-z0-9_-]
     where the table has it). `codes` is a query of (id, code) rows: one batch of the offending rows. -#}
 {% macro add_plans(table, rule, id_type, code_column, has_metadata) -%}
 WITH offending AS (
-  SELECT failing.id, failing.{{ code_column }} AS original
-    FROM (
-{% include "tests/" ~ rule ~ ".sql" %}
-    ) AS failing
-   WHERE %(after)s::{{ id_type }} IS NULL OR failing.id > %(after)s::{{ id_type }}
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ offending(rule, id_type, "failing.id, failing." ~ code_column ~ " AS original") }}
 ), codes AS (
   SELECT DISTINCT o.original, {{ plan_code("o.original") }} AS code
     FROM offending o
@@ -95,7 +101,5 @@ WITH offending AS (
   SELECT 'subscription_plans', n.code, {{ rule | sql_literal }}, NULL, n.after FROM new_plans n
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ batch_result() }}
 {%- endmacro %}

@@ -3,16 +3,11 @@
 -- the foreign key. The added users are logged with before = NULL. On Supabase a user is an auth.users
 -- account, which adoption cannot make: there the sessions are deleted as the account's deletion would have
 -- (ON DELETE CASCADE), each with its before-image in runner_adoption_log.
+{% import "adopt/macros.sql" as a %}
 {% import "macros/common.sql" as m %}
 {% if settings.platform == "supabase" %}
 WITH offending AS (
-  SELECT failing.id
-    FROM (
-{% include "tests/checkout_user_missing.sql" %}
-    ) AS failing
-   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ a.offending("checkout_user_missing", "uuid") }}
 ), gone AS (
   DELETE FROM {{ m.q("payment_checkout_sessions") }} s
    WHERE s.id IN (SELECT id FROM offending)
@@ -22,18 +17,10 @@ WITH offending AS (
   SELECT 'payment_checkout_sessions', g.id::text, 'checkout_user_missing', g.before, NULL::jsonb FROM gone g
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ a.batch_result() }}
 {% else %}
 WITH offending AS (
-  SELECT failing.id, failing.user_id
-    FROM (
-{% include "tests/checkout_user_missing.sql" %}
-    ) AS failing
-   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ a.offending("checkout_user_missing", "uuid", "failing.id, failing.user_id") }}
 ), added AS (
   INSERT INTO {{ m.q("users") }} (id, email, subscription_status, created_at)
   SELECT u.user_id,
@@ -50,7 +37,5 @@ WITH offending AS (
   SELECT 'users', a.id::text, 'checkout_user_missing', NULL, a.after FROM added a
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ a.batch_result() }}
 {% endif %}

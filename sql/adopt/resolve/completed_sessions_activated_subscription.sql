@@ -3,6 +3,7 @@
 -- user's newest completed session gives subscribed_at (its completed_at) and the plan when there is none;
 -- an 'inactive' user becomes 'canceled' (a subscription existed and is not active now: no access is granted
 -- that the old system did not give). Logged per user.
+{% import "adopt/macros.sql" as a %}
 {% import "macros/common.sql" as m %}
 WITH offending AS (
   -- The users of sql/tests/completed_sessions_activated_subscription.sql's rows (the same condition, per user
@@ -40,6 +41,4 @@ WITH offending AS (
    WHERE c.before IS DISTINCT FROM c.after
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.user_id::text FROM offending o ORDER BY o.user_id DESC LIMIT 1) AS last_id
+{{ a.batch_result("user_id") }}

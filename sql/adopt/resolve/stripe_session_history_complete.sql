@@ -3,15 +3,10 @@
 -- by sql/functions/stripe_session_history.sql a few files later in the same adoption). The missing history
 -- row is added as the backfill adds them, logged with before = NULL. A history row of another checkout
 -- session is left for a person to judge.
+{% import "adopt/macros.sql" as a %}
 {% import "macros/common.sql" as m %}
 WITH offending AS (
-  SELECT failing.id
-    FROM (
-{% include "tests/stripe_session_history_complete.sql" %}
-    ) AS failing
-   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ a.offending("stripe_session_history_complete", "uuid") }}
 ), added AS (
   INSERT INTO {{ m.q("payment_checkout_stripe_sessions") }} (stripe_session_id, checkout_session_id, user_id, linked_at)
   SELECT s.stripe_session_id, s.id, s.user_id, least(s.updated_at, now())
@@ -25,6 +20,4 @@ WITH offending AS (
     FROM added a
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ a.batch_result() }}

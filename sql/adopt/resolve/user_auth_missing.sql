@@ -2,15 +2,10 @@
 -- kept (users.id references auth.users there, ON DELETE CASCADE, as when the account was deleted), so the
 -- user and its checkout sessions are deleted; each deleted row's whole before-image is in
 -- runner_adoption_log (after = NULL), from where it can be read or put back.
+{% import "adopt/macros.sql" as a %}
 {% import "macros/common.sql" as m %}
 WITH offending AS (
-  SELECT failing.id
-    FROM (
-{% include "tests/user_auth_missing.sql" %}
-    ) AS failing
-   WHERE %(after)s::uuid IS NULL OR failing.id > %(after)s::uuid
-   ORDER BY failing.id
-   LIMIT %(batch)s
+  {{ a.offending("user_auth_missing", "uuid") }}
 ), sessions AS (
   DELETE FROM {{ m.q("payment_checkout_sessions") }} s
    WHERE s.user_id IN (SELECT id FROM offending)
@@ -26,6 +21,4 @@ WITH offending AS (
   SELECT 'users', g.id::text, 'user_auth_missing', g.before, NULL::jsonb FROM gone g
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changed,
-       (SELECT count(*) FROM offending) AS seen,
-       (SELECT o.id::text FROM offending o ORDER BY o.id DESC LIMIT 1) AS last_id
+{{ a.batch_result() }}
