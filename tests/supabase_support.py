@@ -27,6 +27,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -36,6 +37,8 @@ from runner import migrate
 from runner import project as project_mod
 
 API_ROLES = ("anon", "authenticated", "service_role")
+# The reference's plans, as its create-checkout route prices them.
+PRICES = {"basic": Decimal("9.99"), "pro": Decimal("29.99"), "enterprise": Decimal("99.99")}
 
 
 def owner_role(admin: psycopg.Connection) -> str:
@@ -175,6 +178,21 @@ def rpc(conn: psycopg.Connection, function: str, **arguments: Any) -> Any:
     )
     row = conn.execute(call, list(arguments.values())).fetchone()
     return None if row is None else row[0]
+
+
+def reference_checkout(
+    conn: psycopg.Connection, user_id: uuid.UUID, plan: str = "pro", email: str = "buyer@example.com"
+) -> Any:
+    """The reference's create-checkout RPC: get_or_create_checkout_session for `plan` at its price, via Stripe."""
+    return rpc(
+        conn,
+        "get_or_create_checkout_session",
+        p_user_id=user_id,
+        p_email=email,
+        p_plan=plan,
+        p_price=PRICES[plan],
+        p_provider="stripe",
+    )
 
 
 def make_supabase_database(make_database: Callable[..., str], admin_url: str) -> tuple[str, str]:

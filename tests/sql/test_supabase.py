@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal
 
 import psycopg
 import pytest
@@ -15,8 +14,6 @@ from runner import migrate
 from runner import project as project_mod
 from runner.errors import ConfigError, MigrationError
 from tests import supabase_support as sb
-
-PRICES = {"basic": Decimal("9.99"), "pro": Decimal("29.99"), "enterprise": Decimal("99.99")}
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +34,7 @@ def start_checkout(supa, user_id: uuid.UUID, plan: str = "basic") -> uuid.UUID:
     """The reference's create-checkout route: the RPC with the service-role key, committed."""
     url, dbname, _, _ = supa
     with sb.as_role(url, dbname, "service_role") as conn:
-        session_id = sb.rpc(
-            conn,
-            "get_or_create_checkout_session",
-            p_user_id=user_id,
-            p_email="buyer@example.com",
-            p_plan=plan,
-            p_price=PRICES[plan],
-            p_provider="stripe",
-        )
+        session_id = sb.reference_checkout(conn, user_id, plan=plan)
         conn.commit()
     return session_id
 
@@ -337,28 +326,9 @@ def test_service_role_makes_the_reference_calls(supa):
     url, dbname, _, _ = supa
     user_id = sb.sign_up(url, dbname)
     with sb.as_role(url, dbname, "service_role") as conn:
-        session_id = sb.rpc(
-            conn,
-            "get_or_create_checkout_session",
-            p_user_id=user_id,
-            p_email="buyer@example.com",
-            p_plan="pro",
-            p_price=Decimal("29.99"),
-            p_provider="stripe",
-        )
+        session_id = sb.reference_checkout(conn, user_id)
         # The same call again resumes the one pending session.
-        assert (
-            sb.rpc(
-                conn,
-                "get_or_create_checkout_session",
-                p_user_id=user_id,
-                p_email="buyer@example.com",
-                p_plan="pro",
-                p_price=Decimal("29.99"),
-                p_provider="stripe",
-            )
-            == session_id
-        )
+        assert sb.reference_checkout(conn, user_id) == session_id
         updated = conn.execute(
             "UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s RETURNING id",
             ("cs_test_ref", session_id),
@@ -383,15 +353,7 @@ def test_service_role_makes_the_reference_calls(supa):
         ).fetchone() == ("active", "pro")
         assert sb.rpc(conn, "expire_old_checkout_sessions") == 0
         # The PATCH route closes a pending session through the checked function, never by a direct UPDATE.
-        other = sb.rpc(
-            conn,
-            "get_or_create_checkout_session",
-            p_user_id=user_id,
-            p_email="buyer@example.com",
-            p_plan="basic",
-            p_price=Decimal("9.99"),
-            p_provider="stripe",
-        )
+        other = sb.reference_checkout(conn, user_id, "basic")
         assert conn.execute(
             "SELECT status FROM set_checkout_session_status(p_session_id => %s, p_status => 'canceled')",
             (other,),
@@ -537,17 +499,7 @@ def test_adopt_a_supabase_project_running_the_reference(make_database, pg_admin_
     before = []
     for user_id in users:
         with sb.as_role(pg_admin_url, dbname, "service_role") as conn:  # the reference's app, before
-            before.append(
-                sb.rpc(
-                    conn,
-                    "get_or_create_checkout_session",
-                    p_user_id=user_id,
-                    p_email="team@example.com",
-                    p_plan="pro",
-                    p_price=Decimal("29.99"),
-                    p_provider="stripe",
-                )
-            )
+            before.append(sb.reference_checkout(conn, user_id, email="team@example.com"))
             conn.commit()
 
     supabase = sb.supabase_project(project)
@@ -578,15 +530,7 @@ def test_adopt_a_supabase_project_running_the_reference(make_database, pg_admin_
     newcomer = sb.sign_up(pg_admin_url, dbname)
     with sb.as_role(pg_admin_url, dbname, "service_role") as conn:
         for user_id in (users[1], newcomer):
-            session_id = sb.rpc(
-                conn,
-                "get_or_create_checkout_session",
-                p_user_id=user_id,
-                p_email="team@example.com",
-                p_plan="pro",
-                p_price=Decimal("29.99"),
-                p_provider="stripe",
-            )
+            session_id = sb.reference_checkout(conn, user_id, email="team@example.com")
             conn.execute(
                 "UPDATE payment_checkout_sessions SET stripe_session_id = %s WHERE id = %s",
                 (f"cs_{user_id.hex}", session_id),
