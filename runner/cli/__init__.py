@@ -30,6 +30,7 @@ class Context:
         self._project_dir = project_dir
         self._project = None
         self._url: str | None = None
+        self._component_urls: dict[str, str] = {}
 
     @property
     def project(self):
@@ -76,12 +77,11 @@ class Context:
             return url
         from runner import embedded
 
-        cache = self.__dict__.setdefault("_component_urls", {})
-        if role not in cache:
+        if role not in self._component_urls:
             group = self.project.settings.get(role) or {"jobs_role": "checkout_jobs"}.get(role, role)
             login = embedded.SERVE_LOGIN if role == "app_role" else embedded.JOBS_LOGIN
-            cache[role] = embedded.login_role_url(url, login, group)
-        return cache[role]
+            self._component_urls[role] = embedded.login_role_url(url, login, group)
+        return self._component_urls[role]
 
     def connect(self, command: str = "runner", autocommit: bool = True, role: str | None = None):
         """A connection as the command's user, or with `role` as component_url(role) gives it."""
