@@ -440,20 +440,25 @@ def test_the_reporting_role_runs_every_report_and_metrics_but_cannot_write(repor
 
 
 # -- apply maintains the roles ------------------------------------------------------------------------------
-@pytest.fixture
-def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
-    """(URL of a new database owned by a LOGIN role without CREATEROLE, a copy of the project using new role
-    names, the suffix of those names). Everything is dropped afterwards."""
-    suffix = uuid.uuid4().hex[:10]
-    owner, dbname = f"t_owner_{suffix}", f"t_priv_{suffix}"
-    shutil.copytree(SQL_DIR, tmp_path / "sql")
-    config_file = tmp_path / "sql" / "project.toml"
+def copy_with_roles(folder: Path, suffix: str) -> None:
+    """Copy the project to `folder`, its three roles renamed t_app_<suffix>, t_job_<suffix>, t_rep_<suffix>."""
+    shutil.copytree(SQL_DIR, folder / "sql")
+    config_file = folder / "sql" / "project.toml"
     config_file.write_text(
         config_file.read_text()
         .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
         .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
         .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"')
     )
+
+
+@pytest.fixture
+def owner_without_createrole(pg_admin_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """(URL of a new database owned by a LOGIN role without CREATEROLE, a copy of the project using new role
+    names, the suffix of those names). Everything is dropped afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    owner, dbname = f"t_owner_{suffix}", f"t_priv_{suffix}"
+    copy_with_roles(tmp_path, suffix)
     with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {owner} LOGIN PASSWORD 'owner-{suffix}'")
         admin.execute(f"CREATE DATABASE {dbname} OWNER {owner} TEMPLATE template0")
@@ -563,14 +568,7 @@ def test_concurrent_applies_in_databases_of_one_server_create_the_roles_once(
     import threading
 
     suffix = uuid.uuid4().hex[:10]
-    shutil.copytree(SQL_DIR, tmp_path / "sql")
-    config_file = tmp_path / "sql" / "project.toml"
-    config_file.write_text(
-        config_file.read_text()
-        .replace('app_role = "checkout_app"', f'app_role = "t_app_{suffix}"')
-        .replace('jobs_role = "checkout_jobs"', f'jobs_role = "t_job_{suffix}"')
-        .replace('reporting_role = "checkout_reporting"', f'reporting_role = "t_rep_{suffix}"')
-    )
+    copy_with_roles(tmp_path, suffix)
     copy = project_mod.load(tmp_path)
     urls = [make_database() for _ in range(4)]
     failures: list[BaseException] = []
