@@ -103,7 +103,7 @@ class DocsError(RunnerError):
     """`runner docs` cannot write the site there (a file, or a folder holding something else)."""
 
 
-# -- scheduled jobs and email (runner/jobs.py, runner/mail.py, runner/schedule.py) ----------------------
+# -- scheduled jobs and email (runner/jobs/: tasks.py, mail.py, schedule.py, pg_cron.py) ---------------
 
 
 class JobOptionError(RunnerError):

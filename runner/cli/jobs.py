@@ -1,4 +1,4 @@
-"""`runner job ...` and `runner schedule`: thin commands over runner/jobs.py, runner/mail.py, runner/schedule.py.
+"""`runner job ...` and `runner schedule`: thin commands over runner/jobs/ (tasks, mail, schedule, pg_cron).
 
 Exit codes: 0 done; 1 the job failed (one `Error: ...` line; recorded in job_runs); 2 usage;
 6 skipped: another run of this job holds its lock (one line on stderr; recorded as 'skipped').

@@ -1,5 +1,5 @@
 """`runner report`: list the reports of sql/reports/ and run one by name. Parsing and printing only;
-the work is in runner/reports.py."""
+the work is in runner/reporting/reports.py."""
 
 from __future__ import annotations
 

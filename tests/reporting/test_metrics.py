@@ -1,4 +1,4 @@
-"""`runner/metrics.py: render(conn)`: Prometheus text with the documented metrics, equal to the reports."""
+"""`runner/reporting/metrics.py: render(conn)`: Prometheus text with the documented metrics, equal to the reports."""
 
 from __future__ import annotations
 
