@@ -309,6 +309,31 @@ def test_database_down_is_503_and_the_redelivery_succeeds(client, conn, make_use
     assert client.get("/healthz").status_code == 200
 
 
+def test_an_unexpected_failure_is_500_stored_failed_and_the_redelivery_processes_it(client, conn, make_user):
+    """Failed SQL while processing (here: a function gone): 500, so Stripe retries; the event is stored as
+    failed and in error_logs; the retry, once the cause is fixed, processes it."""
+    row = new_session(conn, make_user())
+    body = checkout_event("completed", row)
+    conn.execute(
+        "ALTER FUNCTION complete_checkout_session(uuid, text, text) RENAME TO complete_checkout_gone"
+    )
+    try:
+        failed = deliver(client, body)
+    finally:
+        conn.execute(
+            "ALTER FUNCTION complete_checkout_gone(uuid, text, text) RENAME TO complete_checkout_session"
+        )
+    assert failed.status_code == 500 and failed.json["error"]["code"] == "processing_failed"
+    (status, error), *others = conn.execute("SELECT status, error FROM webhook_events").fetchall()
+    assert others == [] and status == "failed" and "complete_checkout_session" in error
+    assert conn.execute("SELECT count(*) FROM error_logs WHERE category = 'webhook'").fetchone()[0] == 1
+    retry = deliver(client, body)
+    assert (
+        retry.status_code == 200 and retry.json["outcome"] == "completed" and retry.json["duplicate"] is False
+    )
+    assert counts(conn) == (1, 1, 1, 1)
+
+
 def test_replay_reprocesses_a_stored_event_idempotently(client, conn, make_user, db_url):
     from click.testing import CliRunner
 
