@@ -142,32 +142,34 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
     # The files of the prefix a live database already holds tables of: their tables' shape is read right
     # after the last of them, before later versions add to those tables what they apply themselves.
     overlap_end = max((i for i, f in enumerate(project.versioned()) if _creates(f, live_tables)), default=-1)
+    tables: set[str] = set()  # the scratch schema is new: empty
     for i, f in enumerate(scratch.versioned()):
-        before = set(read_tables(conn, project, schema))
         _execute_scratch(conn, f)
-        created = sorted(set(read_tables(conn, project, schema)) - before)
-        target.versions.append((f, created))
+        before, tables = tables, set(read_tables(conn, project, schema))
+        target.versions.append((f, sorted(tables - before)))
         if i == overlap_end:
             adopted = [t for _, made in target.versions for t in made if t in live_tables]
             target.shapes = read_shapes(conn, project, schema, adopted)
+    functions = read_functions(conn, project, schema)
     for f in scratch.repeatables():
         if f.finally_:  # privileges: grants to roles, nothing of the shape
             continue
-        before = {(r["name"], r["arguments"]) for r in read_functions(conn, project, schema)}
         try:
             with conn.transaction():
                 _execute_scratch(conn, f)
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # rolled back to the savepoint: `functions` still holds
             log.warning(
                 "%s could not be rendered into the scratch schema (%s); its functions are not compared",
                 f.label,
                 str(exc).strip().splitlines()[0],
             )
             continue
-        for r in read_functions(conn, project, schema):
+        before = {(r["name"], r["arguments"]) for r in functions}
+        functions = read_functions(conn, project, schema)
+        for r in functions:
             if (r["name"], r["arguments"]) not in before:
                 target.function_files.setdefault(r["name"], f.name)
-    for r in read_functions(conn, project, schema):
+    for r in functions:
         target.functions.setdefault(r["name"], set()).add((r["arguments"], r["result"]))
     all_tables = list(read_tables(conn, project, schema))
     target.final = read_shapes(conn, project, schema, all_tables)
