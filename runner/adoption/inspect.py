@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner import migrate
 from runner.adoption import online
@@ -43,18 +43,18 @@ def inspect(conn: psycopg.Connection, project: Project) -> Plan:
         # Built even when every table file is recorded: an adoption killed while it applied the function
         # files still has functions of the reference's signatures to replace.
         target = build_target(conn, project, live_tables)
-        _function_drops(conn, plan, project, target)
+        functions = read_functions(conn, project, project.schema)
+        _function_drops(conn, plan, project, target, functions)
         plan.target_final = target.final
         plan.steps += stale_defaults(conn, project, target.final)
+        live = read_shapes(conn, project, project.schema, sorted(live_tables))
         # What an adoption stopped after a file's transaction left of its second part (online.py).
-        shapes = read_shapes(conn, project, project.schema, sorted(live_tables & set(target.final)))
-        plan.steps += online.deferred_left(versioned, set(done), project.schema, target.final, shapes)
+        plan.steps += online.deferred_left(versioned, set(done), project.schema, target.final, live)
         if plan.history != "complete":
             _plan_versions(plan, project, target, live_tables, done)
-            live = read_shapes(conn, project, project.schema, sorted(live_tables))
             for table in plan.adopted_tables:
                 diff_table(plan, live[table], target.shapes[table], project.schema)
-            _team_objects(conn, plan, project, target, live)
+            _team_objects(conn, plan, project, target, live, functions)
             # The rules judge data against tables a fresh database has (the plan catalogue): create the
             # absent ones here, in this rolled-back transaction, as adoption will.
             for name in plan.create_versions:
@@ -102,7 +102,12 @@ def _plan_versions(plan: Plan, project: Project, target: Target, live_tables: se
 
 
 def _team_objects(
-    conn: psycopg.Connection, plan: Plan, project: Project, target: Target, live: dict[str, TableShape]
+    conn: psycopg.Connection,
+    plan: Plan,
+    project: Project,
+    target: Target,
+    live: dict[str, TableShape],
+    functions: list[dict[str, Any]],
 ) -> None:
     """The team's own columns, views, triggers, indexes and functions on or around our tables: kept as they are."""
     for name in plan.adopted_tables:
@@ -129,7 +134,6 @@ def _team_objects(
                 )
                 if mine is None:
                     plan.team_objects.append({"kind": "index", "name": ix, "detail": "kept"})
-    functions = read_functions(conn, project, project.schema)
     ours_names = set(target.functions)
     for r in fetch_rows(
         conn,
@@ -150,11 +154,12 @@ def _team_objects(
         )
 
 
-def _function_drops(conn: psycopg.Connection, plan: Plan, project: Project, target: Target) -> None:
+def _function_drops(
+    conn: psycopg.Connection, plan: Plan, project: Project, target: Target, live: list[dict[str, Any]]
+) -> None:
     """Live functions named like ours whose arguments or result differ: CREATE OR REPLACE cannot replace
     them (another result) or would add an overload beside them (other arguments, making a call by name
     ambiguous). Each is dropped in the same transaction that creates ours."""
-    live = read_functions(conn, project, project.schema)
     conflicting = [
         r
         for r in live
