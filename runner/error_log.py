@@ -324,12 +324,8 @@ class BackgroundWriter:
             log.debug("database still unreachable for error_logs: %s", _first_line(exc))
         with self._lock:
             self._timer = None
-        if self.errors.pending:
-            self._arm(
-                max(
-                    self.retry if self.errors.seconds_until_due() == 0 else 0, self.errors.seconds_until_due()
-                )
-            )
+        if self.errors.pending:  # not written: the database is still away (retry), or it is not due yet
+            self._arm(self.errors.seconds_until_due() or self.retry)
 
     def close(self) -> None:
         """Stop the timer and write what is counted now, if the database answers (once, no waiting)."""
