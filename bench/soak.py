@@ -232,9 +232,7 @@ class Load:
                     "plan": target["plan"],
                 },
             }
-            if (
-                paid == "paid" and self.fake is not None
-            ):  # Stripe knows it is paid: create-checkout answers 409
+            if paid == "paid" and self.fake is not None:  # Stripe knows it is paid: create-checkout is 409
                 with self.fake.lock:
                     if target["stripeSessionId"] in self.fake.sessions:
                         self.fake.sessions[target["stripeSessionId"]]["status"] = "complete"
