@@ -39,7 +39,7 @@ class Constraint:
 @dataclass
 class Index:
     name: str
-    definition: str  # normalised: no name, no schema (inspect.normalise_index)
+    definition: str  # normalised: no name, no schema (target.normalise_index)
     valid: bool = True
 
 
@@ -101,7 +101,7 @@ class Plan:
     rules: list[RuleCount] = field(default_factory=list)
     pending_files: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
-    # the shape a fresh apply gives every table (inspect.Target.final), for the last step; not printed
+    # the shape a fresh apply gives every table (target.Target.final), for the last step; not printed
     target_final: dict[str, TableShape] | None = field(default=None, repr=False, compare=False)
 
     @property
