@@ -35,6 +35,10 @@ class EmbeddedServerError(RunnerError):
 class MigrationError(RunnerError):
     """A SQL file failed while being applied; nothing of it was kept."""
 
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate  # the database's error code, when the database raised it
+
 
 class DriftError(RunnerError):
     """An applied versioned file has been edited since it was applied."""

@@ -310,7 +310,7 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile, *, flush: 
         try:
             conn.execute(f"{f.rendered}\n;\n{_record_sql(conn, project, f)}{relaxed}")
         except psycopg.Error as exc:
-            raise MigrationError(_describe(exc, f, f.rendered)) from None
+            raise MigrationError(_describe(exc, f, f.rendered), exc.sqlstate) from None
         return int((time.monotonic() - start) * 1000)
     if f.transactional:
         try:
@@ -319,7 +319,7 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile, *, flush: 
                 duration_ms = int((time.monotonic() - start) * 1000)
                 _record(conn, project, f, duration_ms)
         except psycopg.Error as exc:
-            raise MigrationError(_describe(exc, f, f.rendered)) from None
+            raise MigrationError(_describe(exc, f, f.rendered), exc.sqlstate) from None
         return duration_ms
     # Statements that cannot run inside a transaction (CREATE INDEX CONCURRENTLY...) run one by one;
     # the history row is written only when all have succeeded, so a failed file is retried whole.
@@ -333,7 +333,8 @@ def _run_file(conn: psycopg.Connection, project: Project, f: SqlFile, *, flush: 
                     "nothing of this file was applied",
                     "statements before it stay applied; "
                     "the file will run again on the next apply, so keep it idempotent",
-                )
+                ),
+                exc.sqlstate,
             ) from None
     duration_ms = int((time.monotonic() - start) * 1000)
     _record(conn, project, f, duration_ms)

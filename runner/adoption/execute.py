@@ -23,7 +23,7 @@ from runner.adoption import diff, online, target
 from runner.adoption import inspect as inspection
 from runner.adoption.plan import FunctionDrop, Plan, Step
 from runner.adoption.rules import RULES, Rule, resolution_sql
-from runner.errors import AdoptionError, MigrationError
+from runner.errors import AdoptionError, MigrationError, first_line
 from runner.locks import APPLY_LOCK, advisory_lock
 from runner.project import Project, SqlFile
 
@@ -232,7 +232,7 @@ def _run_locked(run: _Runner, f: SqlFile) -> int:
     try:
         return migrate._run_file(run.conn, run.project, f)
     except MigrationError as exc:
-        if "SQLSTATE 55P03" in str(exc):
+        if exc.sqlstate == "55P03":  # lock_timeout: retried by the caller
             import psycopg
 
             raise psycopg.errors.LockNotAvailable(str(exc)) from None
@@ -250,17 +250,21 @@ def _steps(
     tables: set[str] | None = None,
 ) -> None:
     for step in (s for s in plan.steps if s.phase == phase):
-        run.on_step(f"{step.table}: {step.description}")
-        if step.kind == "ddl":
-            run.transaction(f"{step.table}: {step.description}", step.sql)
-        elif step.kind == "concurrent":
-            for sql in step.sql:
-                _validate(run, step, sql)
-        elif step.kind == "index":
-            _build_index(run, step, result, batch)
-        elif step.kind == "identity":
-            _identity(run, step)
-        result.steps += 1
+        _run_step(run, step, result, batch)
+
+
+def _run_step(run: _Runner, step: Step, result: AdoptResult, batch: int) -> None:
+    run.on_step(f"{step.table}: {step.description}")
+    if step.kind == "ddl":
+        run.transaction(f"{step.table}: {step.description}", step.sql)
+    elif step.kind == "concurrent":
+        for sql in step.sql:
+            _validate(run, step, sql)
+    elif step.kind == "index":
+        _build_index(run, step, result, batch)
+    elif step.kind == "identity":
+        _identity(run, step)
+    result.steps += 1
 
 
 def _validate(run: _Runner, step: Step, sql: str) -> None:
@@ -270,13 +274,13 @@ def _validate(run: _Runner, step: Step, sql: str) -> None:
         run.outside(sql)
     except psycopg.errors.CheckViolation as exc:
         raise AdoptionError(
-            f"{step.table}: {step.description}: rows still break it ({str(exc).splitlines()[0]}); "
+            f"{step.table}: {step.description}: rows still break it ({first_line(exc)}); "
             "no rule of sql/tests/ resolves them: fix them by hand (`runner adopt --check` lists "
             "the rules), then run `runner adopt` again"
         ) from None
     except psycopg.errors.ForeignKeyViolation as exc:
         raise AdoptionError(
-            f"{step.table}: {step.description}: {str(exc).splitlines()[0]}; fix the rows by hand, "
+            f"{step.table}: {step.description}: {first_line(exc)}; fix the rows by hand, "
             "then run `runner adopt` again"
         ) from None
 
@@ -428,9 +432,7 @@ def _run_with_drops(run: _Runner, f: SqlFile, drops: list[FunctionDrop]) -> None
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        raise MigrationError(
-            f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied"
-        ) from None
+        raise MigrationError(f"{f.label}: {first_line(exc)}; nothing of this file was applied") from None
 
 
 def _run_split(run: _Runner, f: SqlFile, split: online.OnlineFile, result: AdoptResult) -> None:
@@ -449,16 +451,8 @@ def _run_split(run: _Runner, f: SqlFile, split: online.OnlineFile, result: Adopt
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
             raise
         except psycopg.Error as exc:
-            raise MigrationError(
-                f"{f.label}: {str(exc).strip().splitlines()[0]}; nothing of this file was applied"
-            ) from None
+            raise MigrationError(f"{f.label}: {first_line(exc)}; nothing of this file was applied") from None
 
     run.retrying(f.label, first)
     for step in split.after:
-        run.on_step(f"{step.table}: {step.description}")
-        if step.kind == "index":
-            _build_index(run, step, result, BATCH)
-        else:
-            for sql in step.sql:
-                _validate(run, step, sql)
-        result.steps += 1
+        _run_step(run, step, result, BATCH)

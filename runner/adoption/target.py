@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runner import migrate
 from runner.adoption.plan import Column, Constraint, Index, TableShape
 from runner.adoption.rules import catalogue_sql
+from runner.errors import first_line
 from runner.project import Project, SqlFile
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def build_target(conn: psycopg.Connection, project: Project, live_tables: set[st
             log.warning(
                 "%s could not be rendered into the scratch schema (%s); its functions are not compared",
                 f.label,
-                str(exc).strip().splitlines()[0],
+                first_line(exc),
             )
             continue
         before = {(r["name"], r["arguments"]) for r in functions}
