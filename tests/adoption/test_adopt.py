@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 import uuid
-from decimal import Decimal
 
 import psycopg
 import pytest
@@ -565,15 +564,7 @@ def test_adopt_on_supabase(make_database, pg_admin_url, project):
         assert set(rows) <= set(after[table])
     user_id = uuid.UUID(reference_db_md5("u60"))
     with supabase.as_role(pg_admin_url, dbname, "service_role") as api:
-        session = supabase.rpc(
-            api,
-            "get_or_create_checkout_session",
-            p_user_id=user_id,
-            p_email="user60@example.com",
-            p_plan="pro",
-            p_price=Decimal("29.99"),
-            p_provider="stripe",
-        )
+        session = supabase.reference_checkout(api, user_id, email="user60@example.com")
         assert session is not None
     with (
         supabase.as_role(pg_admin_url, dbname, "anon") as api,
