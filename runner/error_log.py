@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import DatabaseUnavailable, first_line
+from runner.errors import CONNECTION_STATES, DatabaseUnavailable, first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,8 +32,6 @@ DATABASE = "database"
 DATABASE_INTERVAL_SECONDS = 60.0
 # Kinds of database failure (the `kind` of a database row's context).
 CONNECTION, TIMEOUT, SERIALIZATION, SQL = "connection", "timeout", "serialization", "sql"
-# SQLSTATEs that mean the server cannot be reached or is going away (class 08 too).
-_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "3D000"})
 # Cancelled by a timeout (statement_timeout, lock_timeout, idle_in_transaction_session_timeout).
 _TIMEOUT_STATES = frozenset({"57014", "55P03", "25P03"})
 _SERIALIZATION_STATES = frozenset({"40001", "40P01"})
@@ -67,7 +65,7 @@ def database_failure(exc: BaseException) -> tuple[str, str | None] | None:
     if not isinstance(exc, psycopg.Error):
         return None
     state = exc.sqlstate
-    if state is None or state.startswith("08") or state in _CONNECTION_STATES:  # None: the socket broke
+    if state is None or state.startswith("08") or state in CONNECTION_STATES:  # None: the socket broke
         return CONNECTION, state
     if state in _TIMEOUT_STATES:
         return TIMEOUT, state

@@ -206,6 +206,10 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+# Beyond class 08: shutting down, cannot connect now, too many connections, the database is gone.
+CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "3D000"})
+
+
 def connection_lost(exc: BaseException) -> bool:
     """True when an error means the database is unreachable (retry later), not that a statement failed.
 
@@ -216,7 +220,7 @@ def connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError):
         return False
     state = getattr(exc, "sqlstate", None)
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300", "3D000")
+    return state is None or state.startswith("08") or state in CONNECTION_STATES
 
 
 @contextmanager
